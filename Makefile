@@ -1,0 +1,31 @@
+# One-command set-up: `make demo` (install + partition + train on 2 local processes), `make test`.
+# TORCH_SPEC is overridable: CI pins the CPU wheel (torch==2.13.0); a user gets the normal build.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch>=2.2,<3
+EXTRAS ?= dev,kaminpar
+BIN := $(VENV)/bin
+
+.PHONY: install demo test lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
+
+demo: install
+	$(BIN)/distgnn partition --dataset synthetic --parts 2 --out runs/demo-parts
+	$(BIN)/distgnn train --partitions runs/demo-parts --model gcn --epochs 50 --nproc 2 --metrics-out runs/demo-metrics.jsonl
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,39 @@
+"""The `distgnn` command line: thin wiring over the subcommand modules in distgnn/commands/."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from distgnn.errors import DistGNNError
+
+# Each module defines `add_parser(subparsers)`, which registers its parser with `func=run`.
+SUBCOMMANDS = ("partition", "info", "train")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="distgnn",
+        description="Distributed full-graph GNN training: partition a graph offline, then train on it.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in SUBCOMMANDS:
+        importlib.import_module(f"distgnn.commands.{name}").add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except DistGNNError as err:
+        print(f"distgnn {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"distgnn {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
