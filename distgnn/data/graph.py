@@ -56,8 +56,14 @@ class Graph:
         n = self.num_nodes
         if n <= 0:
             raise DistGNNError("graph is empty: it has no nodes")
-        if self.indptr[0] != 0 or self.indptr[-1] != self.indices.shape[0] or np.any(np.diff(self.indptr) < 0):
-            raise DistGNNError("graph CSR is malformed: indptr must start at 0, rise, and end at the edge count")
+        if (
+            self.indptr[0] != 0
+            or self.indptr[-1] != self.indices.shape[0]
+            or np.any(np.diff(self.indptr) < 0)
+        ):
+            raise DistGNNError(
+                "graph CSR is malformed: indptr must start at 0, rise, and end at the edge count"
+            )
         if self.indices.size and (self.indices.min() < 0 or self.indices.max() >= n):
             raise DistGNNError(f"graph has edge endpoints outside [0, {n})")
         for name in ("x", "y", "train_mask", "val_mask", "test_mask"):

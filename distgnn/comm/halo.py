@@ -1,0 +1,245 @@
+"""Halo exchange: fetch the neighbour rows other ranks own, and send their gradients back.
+
+Forward: each rank sends peer q the owned rows q needs (``send_idx[send_offsets[q]:send_offsets[q+1]]``)
+and receives its halo rows, which arrive already in halo order (halo rows are grouped by owner).
+Backward: the gradient of each halo row goes back to its owner, which accumulates it (``index_add_``)
+into the gradient of the owned row it sent. Both directions are one ``all_to_all_single`` with uneven
+splits on the explicitly passed group (gloo on CPU and NCCL on CUDA both implement it).
+
+``start(h)`` launches the exchange asynchronously and returns a :class:`HaloHandle`; ``handle.wait()``
+returns the halo rows, attached to autograd, so the caller can compute on its own rows meanwhile.
+An optional wire dtype (bf16/fp16) casts the payload for the wire and back on receipt, both directions.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Hashable, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from distgnn.comm.counters import CommCounters
+from distgnn.errors import DistGNNError
+
+if TYPE_CHECKING:
+    from distgnn.parallel.layout import ProcessLayout
+    from distgnn.partitioning.part import Part
+
+WIRE_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
+GradSink = Callable[[Hashable, Tensor], None]
+
+
+class HaloPlan:
+    """The static routing of one partition: which owned rows go to which peer, how many rows come back."""
+
+    def __init__(
+        self,
+        send_idx: Tensor,
+        send_counts: Sequence[int],
+        recv_counts: Sequence[int],
+        n_owned: int,
+    ) -> None:
+        self.send_idx = send_idx
+        self.send_counts = [int(c) for c in send_counts]
+        self.recv_counts = [int(c) for c in recv_counts]
+        self.n_owned = int(n_owned)
+        if sum(self.send_counts) != send_idx.shape[0]:
+            raise DistGNNError("halo plan is inconsistent: send counts do not add up to send_idx")
+        if send_idx.numel() and (int(send_idx.min()) < 0 or int(send_idx.max()) >= n_owned):
+            raise DistGNNError(f"halo plan sends rows outside the {n_owned} owned rows")
+
+    @property
+    def n_halo(self) -> int:
+        return sum(self.recv_counts)
+
+    @property
+    def n_send(self) -> int:
+        return sum(self.send_counts)
+
+    @classmethod
+    def from_part(cls, part: Part, device: torch.device | str = "cpu") -> HaloPlan:
+        send_counts = np.diff(part.send_offsets).tolist()
+        recv_counts = np.diff(part.halo_offsets).tolist()
+        if len(send_counts) != part.num_parts or len(recv_counts) != part.num_parts:
+            raise DistGNNError(f"part {part.part_id}: send/halo offsets must have num_parts + 1 entries")
+        send_idx = torch.as_tensor(np.asarray(part.send_idx, dtype=np.int64), device=device)
+        return cls(send_idx, send_counts, recv_counts, part.n_owned)
+
+
+class PendingExchange:
+    """One launched all-to-all; ``wait()`` blocks until the rows are in and returns them (cached)."""
+
+    def __init__(
+        self,
+        work: dist.Work | None,
+        out: Tensor,
+        result_dtype: torch.dtype,
+        counters: CommCounters | None,
+        started: float,
+    ) -> None:
+        self._work = work
+        self._out = out
+        self._dtype = result_dtype
+        self._counters = counters
+        self._started = started
+        self._result: Tensor | None = None
+
+    def wait(self) -> Tensor:
+        if self._result is None:
+            if self._work is not None:
+                t0 = time.perf_counter()
+                self._work.wait()
+                t1 = time.perf_counter()
+                if self._counters is not None:
+                    self._counters.add_time("exposed_comm", t1 - t0)
+                    self._counters.add_time("comm", t1 - self._started)
+            self._result = self._out if self._out.dtype == self._dtype else self._out.to(self._dtype)
+            self._work = None
+            self._out = None  # type: ignore[assignment]
+        return self._result
+
+
+class HaloExchange:
+    """Halo exchange for one partition over one process group, with byte/time accounting."""
+
+    def __init__(
+        self,
+        plan: HaloPlan,
+        layout: ProcessLayout,
+        *,
+        counters: CommCounters | None = None,
+        wire_dtype: torch.dtype | None = None,
+    ) -> None:
+        if wire_dtype is not None and wire_dtype not in WIRE_DTYPES:
+            raise DistGNNError(f"unsupported wire dtype {wire_dtype}; use one of {WIRE_DTYPES}")
+        if len(plan.send_counts) != layout.world_size:
+            raise DistGNNError(
+                f"halo plan has {len(plan.send_counts)} peers but the job has {layout.world_size} processes"
+            )
+        self.plan = plan
+        self.layout = layout
+        self.counters = counters if counters is not None else CommCounters(layout.world_size)
+        self.wire_dtype = wire_dtype
+
+    # -- low level -------------------------------------------------------------------------------
+    def launch(
+        self,
+        rows: Tensor,
+        out_counts: Sequence[int],
+        in_counts: Sequence[int],
+        *,
+        key: Hashable,
+        direction: str,
+    ) -> PendingExchange:
+        """Send ``rows`` [sum(in_counts), W] split per peer; receive [sum(out_counts), W] (async).
+
+        ``rows`` is cast to the wire dtype for the transfer; the result comes back in ``rows.dtype``.
+        Every rank of the group must call this in the same order (it is a collective).
+        """
+        rows = flat_rows(rows.detach())
+        width = rows.shape[1]
+        result_dtype = rows.dtype
+        wire = self.wire_dtype or rows.dtype
+        payload = rows.to(wire).contiguous()
+        out = torch.empty((sum(out_counts), width), dtype=wire, device=rows.device)
+        if self.layout.world_size == 1:
+            return PendingExchange(None, out, result_dtype, self.counters, time.perf_counter())
+        esize = payload.element_size()
+        self.counters.add_bytes(
+            key, direction, [c * width * esize for c in in_counts], [c * width * esize for c in out_counts]
+        )
+        started = time.perf_counter()
+        work = dist.all_to_all_single(
+            out, payload, list(out_counts), list(in_counts), group=self.layout.group, async_op=True
+        )
+        return PendingExchange(work, out, result_dtype, self.counters, started)
+
+    def launch_forward(self, h: Tensor, *, key: Hashable, direction: str = "fwd") -> PendingExchange:
+        """Launch the owned-rows -> halo-rows transfer of ``h`` [owned, ...] (no autograd)."""
+        self._check_rows(h)
+        rows = flat_rows(h.detach())[self.plan.send_idx]
+        return self.launch(rows, self.plan.recv_counts, self.plan.send_counts, key=key, direction=direction)
+
+    def launch_backward(self, grad_halo: Tensor, *, key: Hashable) -> PendingExchange:
+        """Launch the halo-gradient -> owner transfer; the result is [n_send, W] in send_idx order."""
+        rows = flat_rows(grad_halo)
+        return self.launch(rows, self.plan.send_counts, self.plan.recv_counts, key=key, direction="bwd")
+
+    def accumulate(self, received: Tensor, shape: Sequence[int], dtype: torch.dtype) -> Tensor:
+        """Scatter-add gradients received for the sent rows into a zero owned-row gradient of ``shape``."""
+        grad = torch.zeros((self.plan.n_owned, received.shape[1]), dtype=dtype, device=received.device)
+        grad.index_add_(0, self.plan.send_idx, received.to(dtype))
+        return grad.reshape(tuple(shape))
+
+    # -- autograd-aware API ------------------------------------------------------------------------
+    def start(self, h: Tensor, *, key: Hashable, on_grad: GradSink | None = None) -> HaloHandle:
+        """Launch the exchange of ``h`` [owned, ...]; ``wait()`` on the handle returns [halo, ...].
+
+        When ``h`` requires grad, the returned rows carry a backward that sends their gradient to the
+        owners (synchronously) and accumulates what this rank receives into ``h``'s gradient.
+        ``on_grad(key, received)`` (optional) sees the received gradient rows, e.g. to keep them.
+        """
+        direction = "fwd" if torch.is_grad_enabled() else "eval"
+        pending = self.launch_forward(h, key=key, direction=direction)
+        return HaloHandle(self, h, pending, key, on_grad)
+
+    def exchange(self, h: Tensor, *, key: Hashable) -> Tensor:
+        """Synchronous halo exchange: ``start(h).wait()``."""
+        return self.start(h, key=key).wait()
+
+    def _check_rows(self, h: Tensor) -> None:
+        if h.shape[0] != self.plan.n_owned:
+            raise DistGNNError(f"halo exchange expects {self.plan.n_owned} owned rows, got {h.shape[0]}")
+
+
+class HaloHandle:
+    """An exchange in flight. ``wait()`` returns the halo rows (attached to autograd when needed)."""
+
+    def __init__(
+        self, ex: HaloExchange, h: Tensor, pending: PendingExchange, key: Hashable, on_grad: GradSink | None
+    ) -> None:
+        self._ex, self._h, self._pending, self._key, self._on_grad = ex, h, pending, key, on_grad
+        self._rows: Tensor | None = None
+
+    def wait(self) -> Tensor:
+        if self._rows is None:
+            shape = (self._ex.plan.n_halo, *self._h.shape[1:])
+            if self._h.requires_grad and torch.is_grad_enabled():
+                self._rows = _HaloRows.apply(self._h, self)
+            else:
+                self._rows = self._pending.wait().reshape(shape)
+        return self._rows
+
+    def received(self) -> Tensor:
+        """The raw received rows [halo, ...] without autograd (waits if needed)."""
+        return self._pending.wait().reshape((self._ex.plan.n_halo, *self._h.shape[1:]))
+
+
+class _HaloRows(torch.autograd.Function):
+    """Identity on the received rows in forward; reverse exchange + index_add_ in backward."""
+
+    @staticmethod
+    def forward(ctx, h: Tensor, handle: HaloHandle) -> Tensor:
+        ctx.handle = handle
+        ctx.h_shape, ctx.h_dtype = h.shape, h.dtype
+        # A fresh tensor, so autograd never attaches to a buffer someone else keeps.
+        return handle.received().clone()
+
+    @staticmethod
+    def backward(ctx, grad_rows: Tensor):
+        handle: HaloHandle = ctx.handle
+        ex = handle._ex
+        received = ex.launch_backward(grad_rows.contiguous(), key=handle._key).wait()
+        if handle._on_grad is not None:
+            handle._on_grad(handle._key, received)
+        return ex.accumulate(received, ctx.h_shape, ctx.h_dtype), None
+
+
+def flat_rows(t: Tensor) -> Tensor:
+    """[n, ...] -> [n, prod(...)], also for n == 0."""
+    return t.reshape(t.shape[0], math.prod(t.shape[1:]))

@@ -1,0 +1,83 @@
+"""Training configuration: one validated dataclass shared by the CLI and the trainer."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+from distgnn.errors import DistGNNError
+from distgnn.models.registry import MODELS
+
+COMM_DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+FEATURE_NORMS = ("none", "row")
+KERNELS = ("auto", "reference", "cpu", "triton")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides what a training run computes (and what a checkpoint must agree with).
+
+    Defaults are the GCN paper's Cora setup: 2 layers, 16 hidden, 200 epochs, Adam lr 0.01, weight
+    decay 5e-4, dropout 0.5.
+    """
+
+    model: str = "gcn"
+    layers: int = 2
+    hidden: int = 16
+    heads: int = 8
+    epochs: int = 200
+    lr: float = 0.01
+    weight_decay: float = 5e-4
+    dropout: float = 0.5
+    feature_norm: str = "none"
+    seed: int = 0
+    deterministic: bool = False
+    halo_staleness: int = 0
+    comm_dtype: str = "fp32"
+    overlap: bool = True
+    kernel: str = "auto"
+    eval_every: int = 1
+    checkpoint_dir: str | None = None
+    checkpoint_every: int = 0
+    resume: bool = False
+    metrics_out: str | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise DistGNNError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
+        for name in ("layers", "hidden", "heads", "epochs", "eval_every"):
+            if getattr(self, name) < 1:
+                raise DistGNNError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise DistGNNError(f"lr must be > 0, got {self.lr}")
+        if self.weight_decay < 0:
+            raise DistGNNError(f"weight-decay must be >= 0, got {self.weight_decay}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise DistGNNError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.feature_norm not in FEATURE_NORMS:
+            choices = ", ".join(FEATURE_NORMS)
+            raise DistGNNError(f"feature-norm must be one of {choices}, got {self.feature_norm!r}")
+        if self.halo_staleness not in (0, 1):
+            raise DistGNNError(f"halo-staleness must be 0 or 1, got {self.halo_staleness}")
+        if self.comm_dtype not in COMM_DTYPES:
+            raise DistGNNError(f"comm-dtype must be one of {', '.join(COMM_DTYPES)}, got {self.comm_dtype!r}")
+        if self.kernel not in KERNELS:
+            raise DistGNNError(f"kernel must be one of {', '.join(KERNELS)}, got {self.kernel!r}")
+        if self.checkpoint_every < 0:
+            raise DistGNNError(f"checkpoint-every must be >= 0, got {self.checkpoint_every}")
+        if self.checkpoint_every and not self.checkpoint_dir:
+            raise DistGNNError("--checkpoint-every needs --checkpoint-dir")
+        if self.resume and not self.checkpoint_dir:
+            raise DistGNNError("--resume needs --checkpoint-dir")
+
+    @property
+    def torch_comm_dtype(self) -> torch.dtype:
+        return COMM_DTYPES[self.comm_dtype]
+
+    def model_signature(self) -> dict:
+        """The fields a checkpoint must match to be resumed (the shape of the model and optimiser)."""
+        keys = ("model", "layers", "hidden", "heads", "lr", "weight_decay", "halo_staleness", "seed")
+        d = asdict(self)
+        return {k: d[k] for k in keys}

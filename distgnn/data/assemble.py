@@ -1,0 +1,79 @@
+"""The last step of every loader: check the node arrays, normalise the edges, build and validate a Graph."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from distgnn.data.graph import Graph
+from distgnn.data.normalize import build_csr, normalize_edges
+from distgnn.errors import DistGNNError
+
+
+def check_rows(what: str, arr: np.ndarray, num_nodes: int) -> None:
+    """One-line error when a per-node array does not have one row per node."""
+    if arr.ndim == 0 or arr.shape[0] != num_nodes:
+        rows = arr.shape[0] if arr.ndim else 0
+        raise DistGNNError(f"{what} has {rows} rows but the graph has {num_nodes} nodes")
+
+
+def as_features(what: str, x: np.ndarray) -> np.ndarray:
+    """float32 [N, F] features, rejecting non-numeric arrays and NaN/Inf."""
+    x = np.asarray(x)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2:
+        raise DistGNNError(f"{what} must be 2-D [nodes, features], got shape {x.shape}")
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+        raise DistGNNError(f"{what} must be numeric, got dtype {x.dtype}")
+    x = x.astype(np.float32, copy=False)
+    if not np.isfinite(x).all():
+        raise DistGNNError(f"{what} contain NaN or Inf")
+    return x
+
+
+def as_labels(what: str, y: np.ndarray) -> np.ndarray:
+    """int64 [N] labels; -1 means unlabelled. Float labels may use NaN for unlabelled (as OGB does)."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise DistGNNError(f"{what} must be 1-D (one class per node), got shape {y.shape}")
+    if np.issubdtype(y.dtype, np.floating):
+        nan = np.isnan(y)
+        known = y[~nan]
+        if known.size and not np.all(known == np.round(known)):
+            raise DistGNNError(f"{what} must be integer class IDs, got fractional values")
+        y = np.where(nan, -1, y).astype(np.int64)
+    elif not np.issubdtype(y.dtype, np.integer):
+        raise DistGNNError(f"{what} must be integer class IDs, got dtype {y.dtype}")
+    y = y.astype(np.int64, copy=False)
+    if y.size and y.min() < -1:
+        raise DistGNNError(f"{what} contain {int(y.min())}; class IDs must be >= 0 (or -1 for unlabelled)")
+    return y
+
+
+def assemble_graph(
+    src: np.ndarray,
+    dst: np.ndarray,
+    num_nodes: int,
+    *,
+    x: np.ndarray,
+    y: np.ndarray,
+    masks: tuple[np.ndarray, np.ndarray, np.ndarray],
+    name: str,
+    num_classes: int | None = None,
+    symmetrize: bool = True,
+) -> Graph:
+    """Normalise the edges (self-loops and duplicates dropped, optionally symmetrised), build the CSR and
+    validate. ``num_classes`` defaults to ``max(y) + 1`` (0 when nothing is labelled)."""
+    if num_nodes <= 0:
+        raise DistGNNError("graph is empty: it has no nodes")
+    src, dst = normalize_edges(src, dst, num_nodes, symmetrize=symmetrize)
+    indptr, indices = build_csr(src, dst, num_nodes)
+    del src, dst
+    if num_classes is None:
+        num_classes = int(y.max()) + 1 if y.size else 0
+    train, val, test = (np.asarray(m, dtype=bool) for m in masks)
+    graph = Graph(indptr, indices, x, y, train, val, test, num_classes=max(num_classes, 0), name=name)
+    graph.validate()
+    return graph

@@ -1,0 +1,123 @@
+"""Per-epoch metrics: distributed accuracy counts, the JSON-lines writer and the final summary table.
+
+Accuracies are computed without gathering the graph: each rank counts correct predictions and labelled
+nodes of each split over the rows it owns, and one all-reduce sums the counts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+SPLITS = ("train", "val", "test")
+EPOCH_KEYS = (
+    "epoch",
+    "loss",
+    "train_acc",
+    "val_acc",
+    "test_acc",
+    "epoch_s",
+    "compute_s",
+    "comm_s",
+    "exposed_comm_s",
+    "comm_bytes",
+)
+
+
+def correct_counts(logits: Tensor, y: Tensor, masks: Sequence[Tensor]) -> Tensor:
+    """float64 [2 * len(masks)]: (correct, total) for each mask, over this rank's rows."""
+    pred = logits.argmax(dim=1)
+    hit = pred == y
+    out = []
+    for m in masks:
+        out += [hit[m].sum(), m.sum()]
+    return torch.stack(out).to(torch.float64)
+
+
+def accuracies(counts: Tensor) -> list[float]:
+    """Turn summed (correct, total) pairs into accuracies (NaN for an empty split)."""
+    c = counts.tolist()
+    return [c[i] / c[i + 1] if c[i + 1] else math.nan for i in range(0, len(c), 2)]
+
+
+class MetricsWriter:
+    """One JSON object per line, flushed after each epoch, so a crashed run keeps what it measured.
+
+    On resume the file is cut back (atomically) to the epochs before ``keep_through`` + 1, so the
+    finished file matches an uninterrupted run line for line.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, keep_through: int = 0) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        kept = []
+        if keep_through > 0 and self.path.exists():
+            for line in self.path.read_text().splitlines():
+                if line.strip() and json.loads(line)["epoch"] <= keep_through:
+                    kept.append(line + "\n")
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
+        with os.fdopen(fd, "w") as f:
+            f.writelines(kept)
+        os.replace(tmp, self.path)
+        self._file = open(self.path, "a")  # noqa: SIM115 - held open for the run, closed in close()
+
+    def write(self, record: dict) -> None:
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def summarize(history: Sequence[dict]) -> dict:
+    """Best validation accuracy, the test accuracy at it, final test accuracy, timing and traffic."""
+    evaluated = [r for r in history if not math.isnan(r["val_acc"])]
+    best = max(evaluated, key=lambda r: r["val_acc"]) if evaluated else None
+    # The first epoch pays one-off costs (allocator, kernel selection); leave it out of the mean when
+    # there is more than one.
+    timed = history[1:] if len(history) > 1 else history
+    mean_epoch = sum(r["epoch_s"] for r in timed) / max(len(timed), 1)
+    comm = sum(r["exposed_comm_s"] + r.get("grad_sync_s", 0.0) for r in timed) / max(len(timed), 1)
+    return {
+        "epochs": len(history),
+        "best_val_acc": best["val_acc"] if best else math.nan,
+        "best_val_epoch": best["epoch"] if best else None,
+        "test_acc_at_best_val": best["test_acc"] if best else math.nan,
+        "final_test_acc": history[-1]["test_acc"] if history else math.nan,
+        "final_loss": history[-1]["loss"] if history else math.nan,
+        "mean_epoch_s": mean_epoch,
+        "comm_share": comm / mean_epoch if mean_epoch > 0 else 0.0,
+        "comm_bytes_per_epoch": sum(r["comm_bytes"] for r in history) / max(len(history), 1),
+    }
+
+
+def format_summary(summary: dict) -> str:
+    """A small two-column table for the terminal."""
+    rows = [
+        ("epochs", f"{summary['epochs']}"),
+        ("best val acc", f"{100 * summary['best_val_acc']:.2f}% (epoch {summary['best_val_epoch']})"),
+        ("test acc at best val", f"{100 * summary['test_acc_at_best_val']:.2f}%"),
+        ("final test acc", f"{100 * summary['final_test_acc']:.2f}%"),
+        ("final loss", f"{summary['final_loss']:.4f}"),
+        ("mean epoch time", f"{1000 * summary['mean_epoch_s']:.2f} ms"),
+        ("comm share (exposed)", f"{100 * summary['comm_share']:.1f}%"),
+        ("halo bytes / epoch", _human_bytes(summary["comm_bytes_per_epoch"])),
+    ]
+    width = max(len(k) for k, _ in rows)
+    line = "-" * (width + 2 + max(len(v) for _, v in rows))
+    return "\n".join([line, *(f"{k:<{width}}  {v}" for k, v in rows), line])
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1024
+    return f"{n:.2f} GiB"

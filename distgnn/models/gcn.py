@@ -1,0 +1,61 @@
+"""GCN (Kipf & Welling, 2017): each layer is a linear map plus symmetric-normalised aggregation."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from distgnn.models.propagation import Propagation
+
+
+class GCNConv(nn.Module):
+    """``D^-1/2 (A + I) D^-1/2 h W + b``.
+
+    Aggregation and the linear map commute, so the layer multiplies by ``W`` first when that shrinks the
+    rows (``out_dim < in_dim``): the aggregation then reads, and a halo exchange sends, narrower rows.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, *, bias: bool = True) -> None:
+        super().__init__()
+        self.in_dim, self.out_dim = in_dim, out_dim
+        self.weight = nn.Parameter(torch.empty(in_dim, out_dim))
+        self.bias = nn.Parameter(torch.zeros(out_dim)) if bias else None
+        nn.init.xavier_uniform_(self.weight)  # Glorot, as in the GCN paper
+
+    @property
+    def transform_first(self) -> bool:
+        return self.out_dim < self.in_dim
+
+    @property
+    def exchange_width(self) -> int:
+        """Width of the rows this layer aggregates (what a halo exchange sends per node)."""
+        return self.out_dim if self.transform_first else self.in_dim
+
+    def forward(self, h: Tensor, prop: Propagation, *, key: int) -> Tensor:
+        if self.transform_first:
+            out = prop.aggregate(h @ self.weight, key=key, norm="gcn")
+        else:
+            out = prop.aggregate(h, key=key, norm="gcn") @ self.weight
+        return out if self.bias is None else out + self.bias
+
+
+class GCN(nn.Module):
+    """A stack of GCN layers with ReLU and dropout between them (dropout also on the input)."""
+
+    def __init__(self, in_dim: int, hidden: int, out_dim: int, layers: int = 2, dropout: float = 0.5) -> None:
+        super().__init__()
+        dims = [in_dim] + [hidden] * (layers - 1) + [out_dim]
+        self.convs = nn.ModuleList(GCNConv(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True))
+        self.dropout = nn.Dropout(dropout)
+
+    def exchange_widths(self) -> list[int]:
+        """Per layer, the width of the rows aggregated over the graph."""
+        return [conv.exchange_width for conv in self.convs]
+
+    def forward(self, x: Tensor, prop: Propagation) -> Tensor:
+        h = x
+        for i, conv in enumerate(self.convs):
+            h = conv(self.dropout(h), prop, key=i)
+            if i < len(self.convs) - 1:
+                h = torch.relu(h)
+        return h

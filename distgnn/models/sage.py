@@ -1,0 +1,58 @@
+"""GraphSAGE with the mean aggregator (Hamilton et al., 2017): ``W_self h_v + W_neigh mean_{u->v} h_u``."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from distgnn.models.propagation import Propagation
+
+
+class SAGEConv(nn.Module):
+    """One mean-aggregator layer (no normalisation of the output, as PyG/DGL ``SAGEConv`` by default).
+
+    ``mean`` is linear, so ``W_neigh mean(h) = mean(h W_neigh)``: the neighbour branch is transformed first
+    when that shrinks the rows, which shrinks the halo exchange too.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.in_dim, self.out_dim = in_dim, out_dim
+        self.lin_self = nn.Linear(in_dim, out_dim, bias=True)
+        self.lin_neigh = nn.Linear(in_dim, out_dim, bias=False)
+
+    @property
+    def transform_first(self) -> bool:
+        return self.out_dim < self.in_dim
+
+    @property
+    def exchange_width(self) -> int:
+        return self.out_dim if self.transform_first else self.in_dim
+
+    def forward(self, h: Tensor, prop: Propagation, *, key: int) -> Tensor:
+        if self.transform_first:
+            neigh = prop.aggregate(self.lin_neigh(h), key=key, norm="mean")
+        else:
+            neigh = self.lin_neigh(prop.aggregate(h, key=key, norm="mean"))
+        return self.lin_self(h) + neigh
+
+
+class GraphSAGE(nn.Module):
+    """A stack of mean-aggregator SAGE layers with ReLU and dropout."""
+
+    def __init__(self, in_dim: int, hidden: int, out_dim: int, layers: int = 2, dropout: float = 0.5) -> None:
+        super().__init__()
+        dims = [in_dim] + [hidden] * (layers - 1) + [out_dim]
+        self.convs = nn.ModuleList(SAGEConv(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True))
+        self.dropout = nn.Dropout(dropout)
+
+    def exchange_widths(self) -> list[int]:
+        return [conv.exchange_width for conv in self.convs]
+
+    def forward(self, x: Tensor, prop: Propagation) -> Tensor:
+        h = x
+        for i, conv in enumerate(self.convs):
+            h = conv(self.dropout(h), prop, key=i)
+            if i < len(self.convs) - 1:
+                h = torch.relu(h)
+        return h

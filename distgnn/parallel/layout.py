@@ -1,0 +1,168 @@
+"""The process layout: who am I, how many of us, which device and which process group.
+
+Built once per training process (from the torchrun environment, from an explicit store, or as a
+single process) and passed explicitly to every strategy and to the communication layer, in the spirit
+of torchtitan's ``ParallelDims``. Nothing here is a module-level global: a test can hold several layouts.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+from distgnn.errors import DistGNNError
+
+DEFAULT_TIMEOUT_S = 300.0
+
+
+def default_backend() -> str:
+    """NCCL when CUDA is available, gloo otherwise (the same code path runs on both)."""
+    return "nccl" if torch.cuda.is_available() else "gloo"
+
+
+def _env_int(name: str, default: int | None = None) -> int:
+    raw = os.environ.get(name)
+    if raw is None:
+        if default is None:
+            raise DistGNNError(f"environment variable {name} is not set; launch with torchrun")
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise DistGNNError(f"environment variable {name}={raw!r} is not an integer") from None
+
+
+@dataclass
+class ProcessLayout:
+    """Rank, world size, device and process group of this training process.
+
+    ``group`` is ``None`` for a single process (no communication at all). ``owns_group`` records
+    whether :meth:`destroy` should tear down the default process group this layout created.
+    """
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    backend: str | None = None
+    group: dist.ProcessGroup | None = None
+    owns_group: bool = False
+
+    def __post_init__(self) -> None:
+        if self.world_size < 1:
+            raise DistGNNError(f"world size must be >= 1, got {self.world_size}")
+        if not 0 <= self.rank < self.world_size:
+            raise DistGNNError(f"rank {self.rank} is outside [0, {self.world_size})")
+        if self.world_size > 1 and self.group is None:
+            raise DistGNNError("a layout with more than one process needs a process group")
+
+    @property
+    def is_distributed(self) -> bool:
+        return self.world_size > 1
+
+    @classmethod
+    def single(cls, device: str | torch.device | None = None) -> ProcessLayout:
+        """A one-process layout with no process group (the single-process engine)."""
+        dev = torch.device(device) if device is not None else _pick_device(0)
+        return cls(rank=0, world_size=1, local_rank=0, device=dev)
+
+    @classmethod
+    def init(
+        cls,
+        *,
+        rank: int,
+        world_size: int,
+        local_rank: int | None = None,
+        backend: str | None = None,
+        store: dist.Store | None = None,
+        init_method: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        device: str | torch.device | None = None,
+    ) -> ProcessLayout:
+        """Initialise the default process group and return its layout.
+
+        ``timeout`` (seconds) bounds every collective, so a dead peer takes the job down instead of
+        hanging it. With ``world_size == 1`` and no store/init_method, no group is created.
+        """
+        local_rank = rank if local_rank is None else local_rank
+        if world_size == 1 and store is None and init_method is None:
+            return cls.single(device)
+        if dist.is_initialized():
+            raise DistGNNError("a default process group is already initialised; use ProcessLayout.from_group")
+        backend = backend or default_backend()
+        dev = torch.device(device) if device is not None else _pick_device(local_rank, backend)
+        if dev.type == "cuda":
+            torch.cuda.set_device(dev)
+        kwargs: dict = {"backend": backend, "rank": rank, "world_size": world_size}
+        kwargs["timeout"] = timedelta(seconds=float(timeout))
+        if store is not None:
+            kwargs["store"] = store
+        else:
+            kwargs["init_method"] = init_method or "env://"
+        dist.init_process_group(**kwargs)
+        return cls(
+            rank=rank,
+            world_size=world_size,
+            local_rank=local_rank,
+            device=dev,
+            backend=backend,
+            group=dist.group.WORLD,
+            owns_group=True,
+        )
+
+    @classmethod
+    def init_from_env(
+        cls, *, timeout: float = DEFAULT_TIMEOUT_S, backend: str | None = None
+    ) -> ProcessLayout:
+        """Build the layout from torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT).
+
+        Without WORLD_SIZE (a plain ``python`` run) or with WORLD_SIZE=1 this is the single-process layout.
+        """
+        world_size = _env_int("WORLD_SIZE", 1)
+        if world_size == 1:
+            return cls.single()
+        for name in ("MASTER_ADDR", "MASTER_PORT"):
+            if name not in os.environ:
+                raise DistGNNError(f"environment variable {name} is not set; launch with torchrun")
+        rank = _env_int("RANK")
+        local_rank = _env_int("LOCAL_RANK", rank)
+        return cls.init(
+            rank=rank, world_size=world_size, local_rank=local_rank, backend=backend, timeout=timeout
+        )
+
+    @classmethod
+    def from_group(
+        cls, group: dist.ProcessGroup | None = None, *, device: str | torch.device | None = None
+    ) -> ProcessLayout:
+        """Wrap an already-initialised process group (default: WORLD); :meth:`destroy` leaves it alone."""
+        if not dist.is_initialized():
+            raise DistGNNError("torch.distributed is not initialised")
+        group = group or dist.group.WORLD
+        rank, world = dist.get_rank(group), dist.get_world_size(group)
+        backend = dist.get_backend(group)
+        local_rank = int(os.environ.get("LOCAL_RANK", rank))
+        dev = torch.device(device) if device is not None else _pick_device(local_rank, backend)
+        return cls(
+            rank=rank, world_size=world, local_rank=local_rank, device=dev, backend=backend, group=group
+        )
+
+    def barrier(self) -> None:
+        if self.group is not None:
+            dist.barrier(group=self.group)
+
+    def destroy(self) -> None:
+        """Tear down the process group this layout created (no-op otherwise); idempotent."""
+        if self.owns_group and dist.is_initialized():
+            dist.destroy_process_group()
+        self.owns_group = False
+
+
+def _pick_device(local_rank: int, backend: str | None = None) -> torch.device:
+    """cuda:local_rank when CUDA is usable with the backend (not gloo), else cpu."""
+    if torch.cuda.is_available() and backend != "gloo":
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
+    return torch.device("cpu")

@@ -1,0 +1,243 @@
+"""The ``distgnn::*`` custom ops: plain-tensor signatures, registered autograd and fake (meta) kernels.
+
+Registering through ``torch.library.custom_op`` makes the kernels opaque to ``torch.compile`` (no graph
+break, shapes from the fake kernel) and gives them hand-written backward formulas:
+
+* gspmm sum/mean: grad_x = src_scale * A^T (w * dst_scale' * g') on the cached transposed CSR, one fused
+  kernel call (dst_scale' folds the 1/deg of mean, g' is the ReLU-masked grad); grad_w = per-edge dot
+  product of g' * dst_scale' and x * src_scale; grad_bias = column sums; grad_dst_scale recomputes the
+  unscaled aggregation only when asked.
+* gspmm max: the forward kernel returns the winning edge per output element; the backward routes the
+  gradient to it with scatter-adds.
+* sddmm: segment sums; edge_softmax: out * (g - sum_row(g * out)).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from distgnn.errors import DistGNNError
+from distgnn.kernels import reference
+from distgnn.kernels.select import backend
+
+
+def _no_transpose() -> DistGNNError:
+    return DistGNNError("gspmm backward needs the transposed CSR but none was passed (the forward saw no grad)")
+
+
+# --------------------------------------------------------------------------------------------- gspmm
+@torch.library.custom_op("distgnn::gspmm", mutates_args=())
+def gspmm_op(
+    indptr: Tensor,
+    indices: Tensor,
+    x: Tensor,
+    edge_weight: Tensor | None,
+    src_scale: Tensor | None,
+    dst_scale: Tensor | None,
+    bias: Tensor | None,
+    t_indptr: Tensor,
+    t_indices: Tensor,
+    t_perm: Tensor,
+    mean: bool,
+    relu: bool,
+    impl: str,
+) -> Tensor:
+    """Fused sum/mean aggregation; x [S, H, D] -> [R, H, D]. t_* is the transposed CSR (backward only)."""
+    return backend(impl).spmm(indptr, indices, x, edge_weight, src_scale, dst_scale, bias, mean, relu)
+
+
+@gspmm_op.register_fake
+def _(indptr, indices, x, edge_weight, src_scale, dst_scale, bias, t_indptr, t_indices, t_perm, mean, relu, impl):
+    return x.new_empty(indptr.shape[0] - 1, x.shape[1], x.shape[2])
+
+
+def _gspmm_setup(ctx, inputs, output) -> None:
+    indptr, indices, x, w, ss, ds, bias, t_indptr, t_indices, t_perm, mean, relu, impl = inputs
+    ctx.mean, ctx.relu, ctx.impl = mean, relu, impl
+    ctx.has_bias = bias is not None
+    ctx.save_for_backward(indptr, indices, x, w, ss, ds, t_indptr, t_indices, t_perm, output if relu else None)
+
+
+def _effective_dst_scale(indptr: Tensor, ds: Tensor | None, mean: bool) -> Tensor | None:
+    """dst_scale with the 1/deg of a mean folded in (float32), or None if there is no scaling."""
+    scale = None if ds is None else ds.float()
+    if mean:
+        inv = 1.0 / (indptr[1:] - indptr[:-1]).clamp(min=1).float()
+        scale = inv if scale is None else scale * inv
+    return scale
+
+
+def _gspmm_backward(ctx, grad: Tensor):
+    indptr, indices, x, w, ss, ds, t_indptr, t_indices, t_perm, out = ctx.saved_tensors
+    need = ctx.needs_input_grad
+    k = backend(ctx.impl)
+    g = grad.contiguous()
+    if ctx.relu:
+        g = g * (out > 0)
+    num_rows, (s, h, d) = indptr.numel() - 1, x.shape
+    g_bias = g.reshape(num_rows, h * d).float().sum(0) if ctx.has_bias and need[6] else None
+    eff = _effective_dst_scale(indptr, ds, ctx.mean)
+    g_ds = None
+    if need[5]:
+        agg = k.spmm(indptr, indices, x, w, ss, None, None, ctx.mean, False)
+        g_ds = (g.float() * agg.float()).sum((1, 2)).to(ds.dtype)
+    g_x = g_ss = None
+    if need[2] or need[4]:
+        if t_indptr.numel() == 0:
+            raise _no_transpose()
+        wt = None if w is None else w[t_perm]
+        if need[4]:  # src_scale needs grad: gather unscaled, scale afterwards
+            t = k.spmm(t_indptr, t_indices, g, wt, eff, None, None, False, False)
+            g_ss = (t.float() * x.float()).sum((1, 2)).to(ss.dtype)
+            g_x = (t.float() * ss.float()[:, None, None]).to(x.dtype) if need[2] else None
+        else:
+            g_x = k.spmm(t_indptr, t_indices, g, wt, eff, ss, None, False, False)
+    g_w = None
+    if need[3]:
+        a = g if eff is None else (g.float() * eff[:, None, None]).to(x.dtype)
+        b = x if ss is None else (x.float() * ss.float()[:, None, None]).to(x.dtype)
+        if w.shape[1] == 1:  # one weight for all heads: dot over the whole row
+            a, b = a.reshape(num_rows, 1, h * d), b.reshape(s, 1, h * d)
+        g_w = k.edge_dot(indptr, indices, a.contiguous(), b.contiguous()).to(w.dtype)
+    if g_bias is not None:
+        g_bias = g_bias.to(x.dtype)
+    return None, None, g_x, g_w, g_ss, g_ds, g_bias, None, None, None, None, None, None
+
+
+gspmm_op.register_autograd(_gspmm_backward, setup_context=_gspmm_setup)
+
+
+# ----------------------------------------------------------------------------------------- gspmm max
+@torch.library.custom_op("distgnn::gspmm_max", mutates_args=())
+def gspmm_max_op(
+    indptr: Tensor,
+    indices: Tensor,
+    x: Tensor,
+    edge_weight: Tensor | None,
+    src_scale: Tensor | None,
+    dst_scale: Tensor | None,
+    bias: Tensor | None,
+    relu: bool,
+    impl: str,
+) -> tuple[Tensor, Tensor]:
+    """Fused max aggregation; returns (out [R, H, D], winning edge id [R, H, D] or -1 for empty rows)."""
+    return backend(impl).spmm_max(indptr, indices, x, edge_weight, src_scale, dst_scale, bias, relu)
+
+
+@gspmm_max_op.register_fake
+def _(indptr, indices, x, edge_weight, src_scale, dst_scale, bias, relu, impl):
+    shape = (indptr.shape[0] - 1, x.shape[1], x.shape[2])
+    return x.new_empty(shape), x.new_empty(shape, dtype=torch.int64)
+
+
+def _gspmm_max_setup(ctx, inputs, output) -> None:
+    indptr, indices, x, w, ss, ds, bias, relu, impl = inputs
+    out, arg = output
+    ctx.relu, ctx.has_bias = relu, bias is not None
+    ctx.mark_non_differentiable(arg)
+    ctx.save_for_backward(indices, x, w, ss, ds, out, arg)
+
+
+def _gspmm_max_backward(ctx, grad: Tensor, _grad_arg: Tensor | None):
+    indices, x, w, ss, ds, out, arg = ctx.saved_tensors
+    need = ctx.needs_input_grad
+    s, h, d = x.shape
+    num_rows = arg.shape[0]
+    g = grad.float()
+    if ctx.relu:
+        g = g * (out > 0)
+    g_bias = g.reshape(num_rows, h * d).sum(0).to(x.dtype) if ctx.has_bias and need[6] else None
+    if indices.numel() == 0:  # no edges: every row is empty and only the epilogue has gradients
+        zero = lambda t: None if t is None else torch.zeros_like(t)
+        return None, None, zero(x), zero(w), zero(ss), zero(ds), g_bias, None, None
+    valid = arg >= 0
+    e = arg.clamp(min=0)
+    j = indices[e]  # [R, H, D] source row of each winner
+    head = torch.arange(h, device=x.device)[None, :, None].expand_as(arg)
+    col = torch.arange(d, device=x.device)[None, None, :].expand_as(arg)
+    xv = x.float()[j, head, col]  # x at the winner
+    c_ss = ss.float()[j] if ss is not None else torch.ones_like(xv)
+    if w is not None:
+        c_w = w.float()[e, head if w.shape[1] > 1 else torch.zeros_like(head)]
+    else:
+        c_w = torch.ones_like(xv)
+    g_ds = None
+    if need[5]:
+        g_ds = (g * (c_w * c_ss * xv) * valid).sum((1, 2)).to(ds.dtype)
+    if ds is not None:
+        g = g * ds.float()[:, None, None]
+    g = g * valid
+    flat = (j * h + head) * d + col
+    g_x = g_ss = g_w = None
+    if need[2]:
+        g_x = torch.zeros(s * h * d, device=x.device).index_add_(0, flat.reshape(-1), (g * c_w * c_ss).reshape(-1))
+        g_x = g_x.reshape(s, h, d).to(x.dtype)
+    if need[4]:
+        g_ss = torch.zeros(s, device=x.device).index_add_(0, j.reshape(-1), (g * c_w * xv).reshape(-1))
+        g_ss = g_ss.to(ss.dtype)
+    if need[3]:
+        wh = w.shape[1]
+        slot = e * wh + (head if wh > 1 else 0)
+        g_w = torch.zeros(w.numel(), device=x.device).index_add_(0, slot.reshape(-1), (g * c_ss * xv).reshape(-1))
+        g_w = g_w.reshape(w.shape).to(w.dtype)
+    return None, None, g_x, g_w, g_ss, g_ds, g_bias, None, None
+
+
+gspmm_max_op.register_autograd(_gspmm_max_backward, setup_context=_gspmm_max_setup)
+
+
+# --------------------------------------------------------------------------------------------- sddmm
+@torch.library.custom_op("distgnn::sddmm", mutates_args=())
+def sddmm_op(indptr: Tensor, indices: Tensor, a_dst: Tensor, b_src: Tensor, impl: str) -> Tensor:
+    """Per-edge a_dst[i] + b_src[j]: [E, H]."""
+    return backend(impl).sddmm(indptr, indices, a_dst, b_src)
+
+
+@sddmm_op.register_fake
+def _(indptr, indices, a_dst, b_src, impl):
+    return a_dst.new_empty(indices.shape[0], a_dst.shape[1])
+
+
+def _sddmm_setup(ctx, inputs, output) -> None:
+    indptr, indices, a_dst, b_src, impl = inputs
+    ctx.num_src, ctx.a_dtype, ctx.b_dtype = b_src.shape[0], a_dst.dtype, b_src.dtype
+    ctx.save_for_backward(indptr, indices)
+
+
+def _sddmm_backward(ctx, grad: Tensor):
+    indptr, indices = ctx.saved_tensors
+    g = grad.float()
+    num_rows = indptr.numel() - 1
+    g_a = torch.zeros(num_rows, g.shape[1], device=g.device).index_add_(0, reference.row_ids(indptr, g.shape[0]), g)
+    g_b = torch.zeros(ctx.num_src, g.shape[1], device=g.device).index_add_(0, indices, g)
+    return None, None, g_a.to(ctx.a_dtype), g_b.to(ctx.b_dtype), None
+
+
+sddmm_op.register_autograd(_sddmm_backward, setup_context=_sddmm_setup)
+
+
+# -------------------------------------------------------------------------------------- edge softmax
+@torch.library.custom_op("distgnn::edge_softmax", mutates_args=())
+def edge_softmax_op(indptr: Tensor, scores: Tensor, impl: str) -> Tensor:
+    """Softmax of scores [E, H] over the in-edges of each row."""
+    return backend(impl).edge_softmax(indptr, scores)
+
+
+@edge_softmax_op.register_fake
+def _(indptr, scores, impl):
+    return torch.empty_like(scores)
+
+
+def _softmax_setup(ctx, inputs, output) -> None:
+    indptr, scores, impl = inputs
+    ctx.impl = impl
+    ctx.save_for_backward(indptr, output)
+
+
+def _softmax_backward(ctx, grad: Tensor):
+    indptr, out = ctx.saved_tensors
+    return None, backend(ctx.impl).edge_softmax_backward(indptr, out, grad.contiguous()), None
+
+
+edge_softmax_op.register_autograd(_softmax_backward, setup_context=_softmax_setup)

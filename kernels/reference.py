@@ -1,0 +1,111 @@
+"""The oracle: every op in plain torch (gather, index_add_, scatter_reduce), differentiable by autograd.
+
+No custom kernels here, so gradients come from torch's own autograd and independently check the
+hand-written backward formulas of the fast implementations. Shapes are the canonical ones the api
+passes down: x [S, H, D], edge_weight [E, H] or None, scales [S] / [R], bias [H * D] or None.
+Low-precision inputs are computed in float32 and cast back, as the kernels do; float64 stays float64
+(so torch.autograd.gradcheck can check the oracle itself).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def acc_dtype(t: Tensor) -> torch.dtype:
+    """The accumulation dtype: float64 for float64 inputs, float32 otherwise."""
+    return torch.float64 if t.dtype == torch.float64 else torch.float32
+
+
+def row_ids(indptr: Tensor, num_edges: int) -> Tensor:
+    """Destination row of each edge, in CSR order."""
+    rows = torch.arange(indptr.numel() - 1, device=indptr.device)
+    return torch.repeat_interleave(rows, indptr[1:] - indptr[:-1], output_size=num_edges)
+
+
+def messages(indices: Tensor, x: Tensor, edge_weight: Tensor | None, src_scale: Tensor | None) -> Tensor:
+    """edge_weight[e] * src_scale[j] * x[j] for every edge e = (j -> i), accumulation dtype: [E, H, D]."""
+    dt = acc_dtype(x)
+    xf = x.to(dt)
+    if src_scale is not None:
+        xf = xf * src_scale.to(dt)[:, None, None]
+    msg = xf[indices]
+    if edge_weight is not None:
+        msg = msg * edge_weight.to(dt)[:, :, None]
+    return msg
+
+
+def gspmm(
+    indptr: Tensor,
+    indices: Tensor,
+    x: Tensor,
+    edge_weight: Tensor | None,
+    src_scale: Tensor | None,
+    dst_scale: Tensor | None,
+    bias: Tensor | None,
+    reduce: str,
+    relu: bool,
+) -> Tensor:
+    """out[i] = epilogue(dst_scale[i] * REDUCE_e msg[e]); empty rows reduce to 0."""
+    num_rows = indptr.numel() - 1
+    _, h, d = x.shape
+    msg = messages(indices, x, edge_weight, src_scale)
+    dst = row_ids(indptr, indices.numel())
+    dt = msg.dtype
+    out = torch.zeros(num_rows, h, d, dtype=dt, device=x.device)
+    if reduce == "max":
+        idx = dst[:, None, None].expand_as(msg)
+        out = out.scatter_reduce(0, idx, msg, reduce="amax", include_self=False)
+    else:
+        out = out.index_add(0, dst, msg)
+        if reduce == "mean":
+            deg = (indptr[1:] - indptr[:-1]).clamp(min=1).to(dt)
+            out = out / deg[:, None, None]
+    if dst_scale is not None:
+        out = out * dst_scale.to(dt)[:, None, None]
+    out = out.reshape(num_rows, h * d)
+    if bias is not None:
+        out = out + bias.to(dt)
+    if relu:
+        out = torch.relu(out)
+    return out.reshape(num_rows, h, d).to(x.dtype)
+
+
+def sddmm(indptr: Tensor, indices: Tensor, a_dst: Tensor, b_src: Tensor) -> Tensor:
+    """Per-edge a_dst[i] + b_src[j]: [E, H]."""
+    dst = row_ids(indptr, indices.numel())
+    dt = acc_dtype(a_dst)
+    return (a_dst.to(dt)[dst] + b_src.to(dt)[indices]).to(a_dst.dtype)
+
+
+def edge_softmax(indptr: Tensor, scores: Tensor) -> Tensor:
+    """Softmax of the scores [E, H] over the in-edges of each row (max-subtracted for stability)."""
+    num_rows = indptr.numel() - 1
+    e, h = scores.shape
+    dst = row_ids(indptr, e)
+    s = scores.to(acc_dtype(scores))
+    idx = dst[:, None].expand(e, h)
+    row_max = torch.full((num_rows, h), float("-inf"), dtype=s.dtype, device=s.device)
+    row_max = row_max.scatter_reduce(0, idx, s.detach(), reduce="amax", include_self=True)
+    ex = torch.exp(s - row_max[dst])
+    denom = torch.zeros(num_rows, h, dtype=s.dtype, device=s.device).index_add(0, dst, ex)
+    return (ex / denom[dst]).to(scores.dtype)
+
+
+def edge_dot(indptr: Tensor, indices: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    """Per-edge, per-head dot product sum_d a[i, h, d] * b[j, h, d]: [E, H] (edge-weight gradients)."""
+    dst = row_ids(indptr, indices.numel())
+    dt = acc_dtype(a)
+    return (a.to(dt)[dst] * b.to(dt)[indices]).sum(-1).to(a.dtype)
+
+
+def edge_softmax_backward(indptr: Tensor, out: Tensor, grad: Tensor) -> Tensor:
+    """d softmax: out * (grad - sum_row(grad * out))."""
+    num_rows = indptr.numel() - 1
+    e, h = out.shape
+    dst = row_ids(indptr, e)
+    dt = acc_dtype(out)
+    o, g = out.to(dt), grad.to(dt)
+    row_dot = torch.zeros(num_rows, h, dtype=dt, device=o.device).index_add(0, dst, o * g)
+    return (o * (g - row_dot[dst])).to(out.dtype)

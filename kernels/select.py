@@ -1,0 +1,109 @@
+"""Choosing an implementation: ``auto`` picks the fastest available one; an explicit request never falls back.
+
+Order for ``auto``: CPU tensors -> ``cpu`` (C++ extension), then ``torch``; CUDA tensors -> ``triton``,
+then ``torch`` (CSR ``sparse.mm``). ``reference`` is the last resort. ``DISTGNN_KERNEL_IMPL`` overrides
+``auto`` and is then as strict as an explicit argument.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from types import ModuleType
+
+import torch
+
+from distgnn.errors import DistGNNError
+
+log = logging.getLogger("distgnn.kernels")
+
+IMPLS = ("reference", "cpu", "triton", "torch")
+ENV_VAR = "DISTGNN_KERNEL_IMPL"
+_auto_logged: set[str] = set()
+
+
+def triton_interpret() -> bool:
+    """True when Triton kernels run in the CPU interpreter (TRITON_INTERPRET=1)."""
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def _triton_importable() -> bool:
+    return importlib.util.find_spec("triton") is not None
+
+
+def unavailable_reason(impl: str, device: torch.device) -> str | None:
+    """Why ``impl`` cannot run on ``device`` (None if it can). Builds the CPU extension if asked about it."""
+    if impl in ("reference", "torch"):
+        return None
+    if impl == "cpu":
+        if device.type != "cpu":
+            return f"impl='cpu' needs CPU tensors, got tensors on {device}"
+        from distgnn.kernels import cpu
+
+        cpu.load_extension()  # raises DistGNNError carrying the build error
+        return None
+    if impl == "triton":
+        if not _triton_importable():
+            return "impl='triton' needs the triton package (pip install 'distgnn[triton]')"
+        if device.type == "cuda":
+            return None
+        if device.type == "cpu" and triton_interpret():
+            return None
+        return (
+            f"impl='triton' needs CUDA tensors (got {device}); set TRITON_INTERPRET=1 before importing "
+            "triton to run it in the CPU interpreter"
+        )
+    raise DistGNNError(f"unknown kernel impl {impl!r}; choose one of auto, {', '.join(IMPLS)}")
+
+
+def resolve(impl: str, device: torch.device) -> str:
+    """The implementation to run for ``impl`` on ``device``; raises DistGNNError if it cannot run."""
+    if impl == "auto":
+        env = os.environ.get(ENV_VAR, "").strip()
+        if env and env != "auto":
+            return _explicit(env, device, source=f"{ENV_VAR}={env}")
+        return _auto(device)
+    return _explicit(impl, device, source=f"impl={impl!r}")
+
+
+def _explicit(impl: str, device: torch.device, source: str) -> str:
+    if impl not in IMPLS:
+        raise DistGNNError(f"unknown kernel impl {impl!r} (from {source}); choose one of auto, {', '.join(IMPLS)}")
+    reason = unavailable_reason(impl, device)
+    if reason is not None:
+        raise DistGNNError(reason)
+    return impl
+
+
+def _auto(device: torch.device) -> str:
+    order = ["cpu", "torch"] if device.type == "cpu" else ["triton", "torch"]
+    choice = "reference"
+    for impl in order:
+        try:
+            if unavailable_reason(impl, device) is None:
+                choice = impl
+                break
+        except DistGNNError as exc:
+            log.warning("distgnn.kernels: %s; trying the next implementation", exc)
+    if device.type not in _auto_logged:
+        _auto_logged.add(device.type)
+        log.info("distgnn.kernels: impl='auto' uses %r for %s tensors", choice, device.type)
+    return choice
+
+
+def backend(impl: str) -> ModuleType:
+    """The module with the raw (non-autograd) kernels of ``impl`` (``reference`` runs outside the ops)."""
+    if impl == "cpu":
+        from distgnn.kernels import cpu
+
+        return cpu
+    if impl == "triton":
+        from distgnn.kernels import triton_impl
+
+        return triton_impl
+    if impl == "torch":
+        from distgnn.kernels import torch_impl
+
+        return torch_impl
+    raise DistGNNError(f"unknown kernel impl {impl!r}; choose one of auto, {', '.join(IMPLS)}")

@@ -1,0 +1,49 @@
+"""A dense-matrix `Propagation` for tests: the textbook formulas, written independently of any kernel."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+class DensePropagation:
+    """Answers the Propagation protocol for one process owning the whole graph.
+
+    ``adj[i, j] = 1`` when there is an edge j -> i (rows are destinations), with no self-loops.
+    """
+
+    def __init__(self, adj: Tensor) -> None:
+        self.adj = adj.to(torch.float64)
+        self.num_nodes = int(adj.shape[0])
+        self.calls: list[tuple[str, int, int]] = []  # (op, key, row width)
+
+    def aggregate(self, h: Tensor, *, key: int, norm: str) -> Tensor:
+        self.calls.append(("aggregate", key, h.shape[1]))
+        a = self.adj.to(h.dtype)
+        if norm == "sum":
+            return a @ h
+        if norm == "mean":
+            deg = a.sum(1, keepdim=True)
+            return (a @ h) / deg.clamp(min=1)
+        if norm == "gcn":
+            a_hat = a + torch.eye(self.num_nodes, dtype=h.dtype)
+            d = a_hat.sum(1).rsqrt()
+            return (d[:, None] * a_hat * d[None, :]) @ h
+        raise ValueError(norm)
+
+    def attend(self, h: Tensor, a_src: Tensor, a_dst: Tensor, *, key: int, negative_slope: float) -> Tensor:
+        self.calls.append(("attend", key, h.shape[1] * h.shape[2] + h.shape[1]))
+        mask = (self.adj + torch.eye(self.num_nodes, dtype=self.adj.dtype)) > 0  # [dst, src]
+        out = []
+        for head in range(h.shape[1]):
+            e = torch.nn.functional.leaky_relu(a_dst[:, head, None] + a_src[None, :, head], negative_slope)
+            e = e.masked_fill(~mask, float("-inf"))
+            out.append(torch.softmax(e, dim=1) @ h[:, head, :])
+        return torch.stack(out, dim=1)
+
+
+def random_adjacency(n: int, p: float, seed: int) -> Tensor:
+    """A symmetric random graph without self-loops (some nodes may be isolated)."""
+    g = torch.Generator().manual_seed(seed)
+    upper = torch.triu((torch.rand(n, n, generator=g) < p).to(torch.float64), diagonal=1)
+    return upper + upper.T
