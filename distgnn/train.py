@@ -27,6 +27,7 @@ from distgnn import checkpoint as ckpt
 from distgnn.config import TrainConfig
 from distgnn.errors import DistGNNError
 from distgnn.metrics import MetricsWriter, accuracies, correct_counts, format_summary, summarize
+from distgnn.models.inputs import Input, SparseRows
 from distgnn.models.propagation import Propagation
 from distgnn.models.registry import build_model
 
@@ -101,6 +102,19 @@ class NodeData:
         )
 
 
+SPARSE_INPUT_DENSITY = 0.1  # below this fraction of non-zeros, features are fed as sparse CSR
+
+
+def model_input(x: Tensor) -> Input:
+    """The features as the first layer reads them: sparse when mostly zero (bag-of-words), else dense.
+
+    Same values either way; sparse makes input dropout and the first linear map ~1/density cheaper.
+    """
+    if x.numel() and int(torch.count_nonzero(x)) <= SPARSE_INPUT_DENSITY * x.numel():
+        return SparseRows.from_dense(x)
+    return x
+
+
 def row_normalize(x: Tensor) -> Tensor:
     """Scale each row to sum 1 (the GCN paper's preprocessing); all-zero rows stay zero.
 
@@ -147,6 +161,7 @@ class Trainer:
         self.global_counts = [int(c) for c in counts.tolist()]  # train, val, test
         if self.global_counts[0] == 0:
             raise DistGNNError("the graph has no training nodes (train_mask is empty on every rank)")
+        self.x = model_input(data.x)
         self.history: list[dict] = []
         self.start_epoch = 0
 
@@ -196,7 +211,7 @@ class Trainer:
         t0 = time.perf_counter()
         self.model.train()
         self.optimizer.zero_grad(set_to_none=False)
-        logits = self.model(self.data.x, self.prop)
+        logits = self.model(self.x, self.prop)
         m = self.data.train_mask
         loss = F.cross_entropy(logits[m], self.data.y[m], reduction="sum") / self.global_counts[0]
         # Every rank must run backward, even without training nodes: the halo exchange in backward is
@@ -216,7 +231,7 @@ class Trainer:
         """(train, val, test) accuracy over the whole graph, and the local evaluation time."""
         t0 = time.perf_counter()
         self.model.eval()
-        logits = self.model(self.data.x, self.prop)
+        logits = self.model(self.x, self.prop)
         counts = self._all_reduce(correct_counts(logits, self.data.y, self._masks()))
         return accuracies(counts), time.perf_counter() - t0
 

@@ -10,12 +10,12 @@ import math
 from typing import Literal
 
 import torch
-from torch import Tensor
-
-from distgnn.errors import DistGNNError
 from distgnn.kernels import ops, reference
 from distgnn.kernels.csr import CSR
 from distgnn.kernels.select import resolve
+from torch import Tensor
+
+from distgnn.errors import DistGNNError
 
 Reduce = Literal["sum", "mean", "max"]
 Impl = Literal["auto", "reference", "cpu", "triton", "torch"]
@@ -86,14 +86,18 @@ def gspmm(
     if edge_weight is not None:
         _check_tensor("edge_weight", edge_weight, dev)
         per_head = edge_weight.dim() == 2
-        ok = tuple(edge_weight.shape) == (e,) or (x.dim() == 3 and tuple(edge_weight.shape) == (e, x.shape[1]))
+        ok = tuple(edge_weight.shape) == (e,) or (
+            x.dim() == 3 and tuple(edge_weight.shape) == (e, x.shape[1])
+        )
         if not ok:
             want = f"[{e}]" + (f" or [{e}, {x.shape[1]}]" if x.dim() == 3 else "")
             raise DistGNNError(f"edge_weight must have shape {want}, got {tuple(edge_weight.shape)}")
     if bias is not None:
         _check_tensor("bias", bias, dev)
         if tuple(bias.shape) not in (row_shape, (f,)):
-            raise DistGNNError(f"bias must have shape {list(row_shape)} (one output row), got {tuple(bias.shape)}")
+            raise DistGNNError(
+                f"bias must have shape {list(row_shape)} (one output row), got {tuple(bias.shape)}"
+            )
 
     impl = resolve(impl, dev)
     _check_dtype(impl, "x", x)
@@ -139,7 +143,9 @@ def sddmm(csr: CSR, a_dst: Tensor, b_src: Tensor, *, impl: Impl = "auto") -> Ten
     if a_dst.dim() != 2 or a_dst.shape[0] != csr.num_dst:
         raise DistGNNError(f"a_dst must have shape [{csr.num_dst}, H], got {tuple(a_dst.shape)}")
     if b_src.dim() != 2 or b_src.shape[0] != csr.num_src or b_src.shape[1] != a_dst.shape[1]:
-        raise DistGNNError(f"b_src must have shape [{csr.num_src}, {a_dst.shape[1]}], got {tuple(b_src.shape)}")
+        raise DistGNNError(
+            f"b_src must have shape [{csr.num_src}, {a_dst.shape[1]}], got {tuple(b_src.shape)}"
+        )
     impl = resolve(impl, dev)
     _check_dtype(impl, "a_dst", a_dst)
     if impl == "reference":

@@ -40,11 +40,15 @@ def _ext_name() -> str:
 def load_extension() -> ModuleType:
     """Build (first time on this machine) and load the extension; raise DistGNNError if the build fails."""
     global _ext, _error
+    if _ext is not None:  # lock-free fast path (also what torch.compile traces through)
+        return _ext
     with _lock:
         if _ext is not None:
             return _ext
         if _error is not None:
-            raise DistGNNError(f"impl='cpu': the C++ extension failed to build: {_last_line(_error)}") from _error
+            raise DistGNNError(
+                f"impl='cpu': the C++ extension failed to build: {_last_line(_error)}"
+            ) from _error
         from torch.utils.cpp_extension import _get_build_directory, load
 
         name = _ext_name()

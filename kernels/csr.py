@@ -23,7 +23,8 @@ class CSR:
             raise DistGNNError("CSR indptr and indices must be torch tensors (use CSR.from_numpy for arrays)")
         if indptr.dim() != 1 or indices.dim() != 1:
             raise DistGNNError(
-                f"CSR indptr and indices must be 1-D, got shapes {tuple(indptr.shape)} and {tuple(indices.shape)}"
+                "CSR indptr and indices must be 1-D, got shapes "
+                f"{tuple(indptr.shape)} and {tuple(indices.shape)}"
             )
         if indptr.device != indices.device:
             raise DistGNNError(f"CSR indptr is on {indptr.device} but indices is on {indices.device}")
@@ -116,4 +117,7 @@ class CSR:
         return CSR(self.indptr.to(device), self.indices.to(device), self.num_src, validate=False)
 
     def __repr__(self) -> str:
-        return f"CSR(num_dst={self.num_dst}, num_src={self.num_src}, num_edges={self.num_edges}, device={self.device})"
+        return (
+            f"CSR(num_dst={self.num_dst}, num_src={self.num_src}, num_edges={self.num_edges}, "
+            f"device={self.device})"
+        )

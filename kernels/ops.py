@@ -15,15 +15,17 @@ break, shapes from the fake kernel) and gives them hand-written backward formula
 from __future__ import annotations
 
 import torch
+from distgnn.kernels import reference
+from distgnn.kernels.select import backend
 from torch import Tensor
 
 from distgnn.errors import DistGNNError
-from distgnn.kernels import reference
-from distgnn.kernels.select import backend
 
 
 def _no_transpose() -> DistGNNError:
-    return DistGNNError("gspmm backward needs the transposed CSR but none was passed (the forward saw no grad)")
+    return DistGNNError(
+        "gspmm backward needs the transposed CSR but none was passed (the forward saw no grad)"
+    )
 
 
 # --------------------------------------------------------------------------------------------- gspmm
@@ -48,7 +50,9 @@ def gspmm_op(
 
 
 @gspmm_op.register_fake
-def _(indptr, indices, x, edge_weight, src_scale, dst_scale, bias, t_indptr, t_indices, t_perm, mean, relu, impl):
+def _(
+    indptr, indices, x, edge_weight, src_scale, dst_scale, bias, t_indptr, t_indices, t_perm, mean, relu, impl
+):
     return x.new_empty(indptr.shape[0] - 1, x.shape[1], x.shape[2])
 
 
@@ -56,7 +60,9 @@ def _gspmm_setup(ctx, inputs, output) -> None:
     indptr, indices, x, w, ss, ds, bias, t_indptr, t_indices, t_perm, mean, relu, impl = inputs
     ctx.mean, ctx.relu, ctx.impl = mean, relu, impl
     ctx.has_bias = bias is not None
-    ctx.save_for_backward(indptr, indices, x, w, ss, ds, t_indptr, t_indices, t_perm, output if relu else None)
+    ctx.save_for_backward(
+        indptr, indices, x, w, ss, ds, t_indptr, t_indices, t_perm, output if relu else None
+    )
 
 
 def _effective_dst_scale(indptr: Tensor, ds: Tensor | None, mean: bool) -> Tensor | None:
@@ -71,7 +77,12 @@ def _effective_dst_scale(indptr: Tensor, ds: Tensor | None, mean: bool) -> Tenso
 def _gspmm_backward(ctx, grad: Tensor):
     indptr, indices, x, w, ss, ds, t_indptr, t_indices, t_perm, out = ctx.saved_tensors
     need = ctx.needs_input_grad
-    k = backend(ctx.impl)
+    impl = ctx.impl
+    none = indptr.new_empty(0)
+    # The backward calls the custom ops (not the raw kernels) so that torch.compile can trace it.
+    spmm = lambda ip, ix, x_, w_, s_, d_, mean: gspmm_op(
+        ip, ix, x_, w_, s_, d_, None, none, none, none, mean, False, impl
+    )
     g = grad.contiguous()
     if ctx.relu:
         g = g * (out > 0)
@@ -80,7 +91,7 @@ def _gspmm_backward(ctx, grad: Tensor):
     eff = _effective_dst_scale(indptr, ds, ctx.mean)
     g_ds = None
     if need[5]:
-        agg = k.spmm(indptr, indices, x, w, ss, None, None, ctx.mean, False)
+        agg = spmm(indptr, indices, x, w, ss, None, ctx.mean)
         g_ds = (g.float() * agg.float()).sum((1, 2)).to(ds.dtype)
     g_x = g_ss = None
     if need[2] or need[4]:
@@ -88,24 +99,35 @@ def _gspmm_backward(ctx, grad: Tensor):
             raise _no_transpose()
         wt = None if w is None else w[t_perm]
         if need[4]:  # src_scale needs grad: gather unscaled, scale afterwards
-            t = k.spmm(t_indptr, t_indices, g, wt, eff, None, None, False, False)
+            t = spmm(t_indptr, t_indices, g, wt, eff, None, False)
             g_ss = (t.float() * x.float()).sum((1, 2)).to(ss.dtype)
             g_x = (t.float() * ss.float()[:, None, None]).to(x.dtype) if need[2] else None
         else:
-            g_x = k.spmm(t_indptr, t_indices, g, wt, eff, ss, None, False, False)
+            g_x = spmm(t_indptr, t_indices, g, wt, eff, ss, False)
     g_w = None
     if need[3]:
         a = g if eff is None else (g.float() * eff[:, None, None]).to(x.dtype)
         b = x if ss is None else (x.float() * ss.float()[:, None, None]).to(x.dtype)
         if w.shape[1] == 1:  # one weight for all heads: dot over the whole row
             a, b = a.reshape(num_rows, 1, h * d), b.reshape(s, 1, h * d)
-        g_w = k.edge_dot(indptr, indices, a.contiguous(), b.contiguous()).to(w.dtype)
+        g_w = edge_dot_op(indptr, indices, a.contiguous(), b.contiguous(), impl).to(w.dtype)
     if g_bias is not None:
         g_bias = g_bias.to(x.dtype)
     return None, None, g_x, g_w, g_ss, g_ds, g_bias, None, None, None, None, None, None
 
 
 gspmm_op.register_autograd(_gspmm_backward, setup_context=_gspmm_setup)
+
+
+@torch.library.custom_op("distgnn::edge_dot", mutates_args=())
+def edge_dot_op(indptr: Tensor, indices: Tensor, a: Tensor, b: Tensor, impl: str) -> Tensor:
+    """Per-edge, per-head dot product of a[dst] [R, H, D] and b[src] [S, H, D]: float32 [E, H]."""
+    return backend(impl).edge_dot(indptr, indices, a, b).to(torch.float32)
+
+
+@edge_dot_op.register_fake
+def _(indptr, indices, a, b, impl):
+    return a.new_empty(indices.shape[0], a.shape[1], dtype=torch.float32)
 
 
 # ----------------------------------------------------------------------------------------- gspmm max
@@ -171,7 +193,9 @@ def _gspmm_max_backward(ctx, grad: Tensor, _grad_arg: Tensor | None):
     flat = (j * h + head) * d + col
     g_x = g_ss = g_w = None
     if need[2]:
-        g_x = torch.zeros(s * h * d, device=x.device).index_add_(0, flat.reshape(-1), (g * c_w * c_ss).reshape(-1))
+        g_x = torch.zeros(s * h * d, device=x.device).index_add_(
+            0, flat.reshape(-1), (g * c_w * c_ss).reshape(-1)
+        )
         g_x = g_x.reshape(s, h, d).to(x.dtype)
     if need[4]:
         g_ss = torch.zeros(s, device=x.device).index_add_(0, j.reshape(-1), (g * c_w * xv).reshape(-1))
@@ -179,7 +203,9 @@ def _gspmm_max_backward(ctx, grad: Tensor, _grad_arg: Tensor | None):
     if need[3]:
         wh = w.shape[1]
         slot = e * wh + (head if wh > 1 else 0)
-        g_w = torch.zeros(w.numel(), device=x.device).index_add_(0, slot.reshape(-1), (g * c_ss * xv).reshape(-1))
+        g_w = torch.zeros(w.numel(), device=x.device).index_add_(
+            0, slot.reshape(-1), (g * c_ss * xv).reshape(-1)
+        )
         g_w = g_w.reshape(w.shape).to(w.dtype)
     return None, None, g_x, g_w, g_ss, g_ds, g_bias, None, None
 
@@ -209,7 +235,9 @@ def _sddmm_backward(ctx, grad: Tensor):
     indptr, indices = ctx.saved_tensors
     g = grad.float()
     num_rows = indptr.numel() - 1
-    g_a = torch.zeros(num_rows, g.shape[1], device=g.device).index_add_(0, reference.row_ids(indptr, g.shape[0]), g)
+    g_a = torch.zeros(num_rows, g.shape[1], device=g.device).index_add_(
+        0, reference.row_ids(indptr, g.shape[0]), g
+    )
     g_b = torch.zeros(ctx.num_src, g.shape[1], device=g.device).index_add_(0, indices, g)
     return None, None, g_a.to(ctx.a_dtype), g_b.to(ctx.b_dtype), None
 
@@ -235,9 +263,20 @@ def _softmax_setup(ctx, inputs, output) -> None:
     ctx.save_for_backward(indptr, output)
 
 
+@torch.library.custom_op("distgnn::edge_softmax_backward", mutates_args=())
+def edge_softmax_backward_op(indptr: Tensor, out: Tensor, grad: Tensor, impl: str) -> Tensor:
+    """Gradient of edge_softmax: out * (grad - sum_row(grad * out))."""
+    return backend(impl).edge_softmax_backward(indptr, out, grad)
+
+
+@edge_softmax_backward_op.register_fake
+def _(indptr, out, grad, impl):
+    return torch.empty_like(out)
+
+
 def _softmax_backward(ctx, grad: Tensor):
     indptr, out = ctx.saved_tensors
-    return None, backend(ctx.impl).edge_softmax_backward(indptr, out, grad.contiguous()), None
+    return None, edge_softmax_backward_op(indptr, out, grad.contiguous(), ctx.impl), None
 
 
 edge_softmax_op.register_autograd(_softmax_backward, setup_context=_softmax_setup)

@@ -62,14 +62,14 @@ def resolve(impl: str, device: torch.device) -> str:
     if impl == "auto":
         env = os.environ.get(ENV_VAR, "").strip()
         if env and env != "auto":
-            return _explicit(env, device, source=f"{ENV_VAR}={env}")
+            return _explicit(env, device, source=f" (from {ENV_VAR}={env})")
         return _auto(device)
-    return _explicit(impl, device, source=f"impl={impl!r}")
+    return _explicit(impl, device, source="")
 
 
 def _explicit(impl: str, device: torch.device, source: str) -> str:
     if impl not in IMPLS:
-        raise DistGNNError(f"unknown kernel impl {impl!r} (from {source}); choose one of auto, {', '.join(IMPLS)}")
+        raise DistGNNError(f"unknown kernel impl {impl!r}{source}; choose one of auto, {', '.join(IMPLS)}")
     reason = unavailable_reason(impl, device)
     if reason is not None:
         raise DistGNNError(reason)

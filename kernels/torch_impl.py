@@ -8,9 +8,8 @@ built-in, so this implementation computes them with the same gather/scatter code
 from __future__ import annotations
 
 import torch
-from torch import Tensor
-
 from distgnn.kernels import reference
+from torch import Tensor
 
 
 def _compute_dtype(x: Tensor) -> torch.dtype:
@@ -32,7 +31,9 @@ def spmm(indptr, indices, x, w, ss, ds, bias, mean: bool, relu: bool) -> Tensor:
     ones = torch.ones(indices.numel(), dtype=dt, device=x.device)
     if w is None or w.shape[1] == 1:
         vals = ones if w is None else w.reshape(-1).to(dt)
-        out = torch.sparse.mm(_adjacency(indptr, indices, vals, s), xs.reshape(s, h * d)).reshape(num_rows, h, d)
+        out = torch.sparse.mm(_adjacency(indptr, indices, vals, s), xs.reshape(s, h * d)).reshape(
+            num_rows, h, d
+        )
     else:  # per-head weights: one sparse matmul per head
         heads = [
             torch.sparse.mm(_adjacency(indptr, indices, w[:, k].to(dt).contiguous(), s), xs[:, k])

@@ -68,12 +68,19 @@ def build_local(
     src = relab.new_of_old[graph.indices[pos]]  # new global IDs of sources
     del pos
 
+    # Halo = distinct remote sources, ascending. A dense N-sized marker and lookup table (N bytes + 8N
+    # bytes, reused memory per part) are much faster than sort/unique/searchsorted over the edges.
     remote = (src < start) | (src >= end)
     remote_src = src[remote]
-    halo_gids = np.unique(remote_src)
+    marker = np.zeros(relab.order.shape[0], dtype=bool)
+    marker[remote_src] = True
+    halo_gids = np.flatnonzero(marker).astype(np.int64)
+    del marker
+    lookup = np.empty(relab.order.shape[0], dtype=np.int64)
+    lookup[halo_gids] = np.arange(n_owned, n_owned + halo_gids.shape[0], dtype=np.int64)
     np.subtract(src, start, out=src)
-    src[remote] = n_owned + np.searchsorted(halo_gids, remote_src)
-    del remote, remote_src
+    src[remote] = lookup[remote_src]
+    del remote, remote_src, lookup
     halo_offsets = np.searchsorted(halo_gids, relab.ranges).astype(np.int64)
 
     rows = np.concatenate([np.arange(start, end, dtype=np.int64), halo_gids])

@@ -119,7 +119,9 @@ def metis_parts(
     return np.asarray(result.vertex_part, dtype=np.int64)
 
 
-def kaminpar_parts(graph: Graph, num_parts: int, *, seed: int, threads: int | None = None) -> np.ndarray | None:
+def kaminpar_parts(
+    graph: Graph, num_parts: int, *, seed: int, threads: int | None = None
+) -> np.ndarray | None:
     """KaMinPar (default context) on the symmetrised graph, through a temporary ParHIP binary file.
 
     The symmetric CSR is freed once written, so it never coexists with KaMinPar's own copy. Returns

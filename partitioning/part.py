@@ -20,11 +20,13 @@ class Part:
     indptr: np.ndarray  # int64 [n_owned + 1], in-edge CSR of owned destinations
     indices: np.ndarray  # int64 [E_local], local source index in [0, n_owned + n_halo)
     halo_gids: np.ndarray  # int64 [n_halo], sorted ascending (so grouped by owner)
-    halo_offsets: np.ndarray  # int64 [P + 1]: halo rows owned by part q are [halo_offsets[q], halo_offsets[q+1])
-    send_idx: np.ndarray  # int64: owned local rows to send; to peer q: send_idx[send_offsets[q]:send_offsets[q+1]]
+    # int64 [P + 1]: halo rows owned by part q are [halo_offsets[q], halo_offsets[q+1])
+    halo_offsets: np.ndarray
+    # int64: owned local rows to send; to peer q: send_idx[send_offsets[q]:send_offsets[q+1]]
+    send_idx: np.ndarray
     send_offsets: np.ndarray  # int64 [P + 1]; rows to q are in the order of q's halo rows owned by this part
     in_degree: np.ndarray  # int64 [n_owned + n_halo], global in-degree (self-loops removed)
-    out_degree: np.ndarray  # int64 [n_owned + n_halo], global out-degree
+    out_degree: np.ndarray  # int64 [n_owned + n_halo], global out-degree (self-loops removed)
     x: np.ndarray  # float32 [n_owned, F]
     y: np.ndarray  # int64 [n_owned], -1 = unlabelled
     train_mask: np.ndarray  # bool [n_owned]

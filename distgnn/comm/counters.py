@@ -5,8 +5,8 @@ per direction (``fwd`` halo rows, ``bwd`` halo gradients) and per peer. Times ar
 
 - ``comm``: from the start of an exchange until its result is available to the caller
   (an upper bound on transfer time when the caller waits late);
-- ``exposed_comm``: the part of that spent blocked in ``wait()``, i.e. communication not hidden
-  behind computation;
+- ``exposed_comm``: the part of that the caller spent blocked (launching the transfer and in
+  ``wait()``), i.e. communication not hidden behind computation;
 - ``compute``: aggregation work the strategy times around its kernels.
 
 On CUDA the times measure host-side blocking only (NCCL work is asynchronous on its stream).

@@ -157,6 +157,7 @@ class HaloExchange:
         work = dist.all_to_all_single(
             out, payload, list(out_counts), list(in_counts), group=self.layout.group, async_op=True
         )
+        self.counters.add_time("exposed_comm", time.perf_counter() - started)  # the launch blocks too
         return PendingExchange(work, out, result_dtype, self.counters, started)
 
     def launch_forward(self, h: Tensor, *, key: Hashable, direction: str = "fwd") -> PendingExchange:

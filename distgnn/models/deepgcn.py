@@ -12,6 +12,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from distgnn.models.inputs import Input, linear
+from distgnn.models.inputs import dropout as drop
 from distgnn.models.propagation import Propagation
 
 
@@ -47,15 +49,15 @@ class DeepGCN(nn.Module):
         self.lin_in = nn.Linear(in_dim, hidden)
         self.convs = nn.ModuleList(GCNIIConv(hidden, i + 1, alpha=alpha, lam=lam) for i in range(layers))
         self.lin_out = nn.Linear(hidden, out_dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = dropout
         self.hidden = hidden
 
     def exchange_widths(self) -> list[int]:
         return [self.hidden] * len(self.convs)
 
-    def forward(self, x: Tensor, prop: Propagation) -> Tensor:
-        h0 = torch.relu(self.lin_in(self.dropout(x)))
+    def forward(self, x: Input, prop: Propagation) -> Tensor:
+        h0 = torch.relu(linear(drop(x, self.dropout, self.training), self.lin_in))
         h = h0
         for i, conv in enumerate(self.convs):
-            h = torch.relu(conv(self.dropout(h), h0, prop, key=i))
-        return self.lin_out(self.dropout(h))
+            h = torch.relu(conv(drop(h, self.dropout, self.training), h0, prop, key=i))
+        return self.lin_out(drop(h, self.dropout, self.training))

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from distgnn.models.inputs import Input, linear
+from distgnn.models.inputs import dropout as drop
 from distgnn.models.propagation import Propagation
 
 
@@ -35,8 +37,8 @@ class GATConv(nn.Module):
         """Per node: the projected rows of every head plus one source attention term per head."""
         return self.heads * self.out_dim + self.heads
 
-    def forward(self, h: Tensor, prop: Propagation, *, key: int) -> Tensor:
-        z = self.lin(h).view(-1, self.heads, self.out_dim)
+    def forward(self, h: Input, prop: Propagation, *, key: int) -> Tensor:
+        z = linear(h, self.lin).view(-1, self.heads, self.out_dim)
         a_src = (z * self.att_src).sum(-1)
         a_dst = (z * self.att_dst).sum(-1)
         out = prop.attend(z, a_src, a_dst, key=key, negative_slope=self.negative_slope)
@@ -69,15 +71,15 @@ class GAT(nn.Module):
             width = hidden * heads
         convs.append(GATConv(width, out_dim, out_heads, concat=False))
         self.convs = nn.ModuleList(convs)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = dropout
 
     def exchange_widths(self) -> list[int]:
         return [conv.exchange_width for conv in self.convs]
 
-    def forward(self, x: Tensor, prop: Propagation) -> Tensor:
+    def forward(self, x: Input, prop: Propagation) -> Tensor:
         h = x
         for i, conv in enumerate(self.convs):
-            h = conv(self.dropout(h), prop, key=i)
+            h = conv(drop(h, self.dropout, self.training), prop, key=i)
             if i < len(self.convs) - 1:
                 h = F.elu(h)
         return h

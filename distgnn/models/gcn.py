@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from distgnn.models.inputs import Input, dense, dropout, matmul
 from distgnn.models.propagation import Propagation
 
 
@@ -31,31 +32,34 @@ class GCNConv(nn.Module):
         """Width of the rows this layer aggregates (what a halo exchange sends per node)."""
         return self.out_dim if self.transform_first else self.in_dim
 
-    def forward(self, h: Tensor, prop: Propagation, *, key: int) -> Tensor:
+    def forward(self, h: Input, prop: Propagation, *, key: int) -> Tensor:
         if self.transform_first:
-            out = prop.aggregate(h @ self.weight, key=key, norm="gcn")
+            out = prop.aggregate(matmul(h, self.weight), key=key, norm="gcn")
         else:
-            out = prop.aggregate(h, key=key, norm="gcn") @ self.weight
+            out = prop.aggregate(dense(h), key=key, norm="gcn") @ self.weight
         return out if self.bias is None else out + self.bias
 
 
 class GCN(nn.Module):
-    """A stack of GCN layers with ReLU and dropout between them (dropout also on the input)."""
+    """A stack of GCN layers with ReLU and dropout between them (dropout also on the input).
+
+    ``x`` may be dense or :class:`~distgnn.models.inputs.SparseRows`.
+    """
 
     def __init__(self, in_dim: int, hidden: int, out_dim: int, layers: int = 2, dropout: float = 0.5) -> None:
         super().__init__()
         dims = [in_dim] + [hidden] * (layers - 1) + [out_dim]
         self.convs = nn.ModuleList(GCNConv(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True))
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = dropout
 
     def exchange_widths(self) -> list[int]:
         """Per layer, the width of the rows aggregated over the graph."""
         return [conv.exchange_width for conv in self.convs]
 
-    def forward(self, x: Tensor, prop: Propagation) -> Tensor:
+    def forward(self, x: Input, prop: Propagation) -> Tensor:
         h = x
         for i, conv in enumerate(self.convs):
-            h = conv(self.dropout(h), prop, key=i)
+            h = conv(dropout(h, self.dropout, self.training), prop, key=i)
             if i < len(self.convs) - 1:
                 h = torch.relu(h)
         return h

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from distgnn.models.inputs import Input, dense, dropout, linear
 from distgnn.models.propagation import Propagation
 
 
@@ -29,12 +30,12 @@ class SAGEConv(nn.Module):
     def exchange_width(self) -> int:
         return self.out_dim if self.transform_first else self.in_dim
 
-    def forward(self, h: Tensor, prop: Propagation, *, key: int) -> Tensor:
+    def forward(self, h: Input, prop: Propagation, *, key: int) -> Tensor:
         if self.transform_first:
-            neigh = prop.aggregate(self.lin_neigh(h), key=key, norm="mean")
+            neigh = prop.aggregate(linear(h, self.lin_neigh), key=key, norm="mean")
         else:
-            neigh = self.lin_neigh(prop.aggregate(h, key=key, norm="mean"))
-        return self.lin_self(h) + neigh
+            neigh = self.lin_neigh(prop.aggregate(dense(h), key=key, norm="mean"))
+        return linear(h, self.lin_self) + neigh
 
 
 class GraphSAGE(nn.Module):
@@ -44,15 +45,15 @@ class GraphSAGE(nn.Module):
         super().__init__()
         dims = [in_dim] + [hidden] * (layers - 1) + [out_dim]
         self.convs = nn.ModuleList(SAGEConv(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True))
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = dropout
 
     def exchange_widths(self) -> list[int]:
         return [conv.exchange_width for conv in self.convs]
 
-    def forward(self, x: Tensor, prop: Propagation) -> Tensor:
+    def forward(self, x: Input, prop: Propagation) -> Tensor:
         h = x
         for i, conv in enumerate(self.convs):
-            h = conv(self.dropout(h), prop, key=i)
+            h = conv(dropout(h, self.dropout, self.training), prop, key=i)
             if i < len(self.convs) - 1:
                 h = torch.relu(h)
         return h

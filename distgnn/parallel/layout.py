@@ -99,11 +99,19 @@ class ProcessLayout:
             torch.cuda.set_device(dev)
         kwargs: dict = {"backend": backend, "rank": rank, "world_size": world_size}
         kwargs["timeout"] = timedelta(seconds=float(timeout))
+        if dev.type == "cuda":
+            kwargs["device_id"] = dev  # binds NCCL to this device (no guessing in barrier)
         if store is not None:
             kwargs["store"] = store
         else:
             kwargs["init_method"] = init_method or "env://"
-        dist.init_process_group(**kwargs)
+        try:
+            dist.init_process_group(**kwargs)
+        except (RuntimeError, ValueError) as err:  # DistStoreError/DistNetworkError are RuntimeErrors
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise DistGNNError(
+                f"rank {rank} could not join the {backend} process group of {world_size}: {first}"
+            ) from err
         return cls(
             rank=rank,
             world_size=world_size,

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from helpers import RankFailed, random_graph, run_ranks, split_graph
+from helpers import RankFailed, free_port, random_graph, run_ranks, split_graph
 
 from distgnn.comm.halo import HaloExchange, HaloPlan
 from distgnn.errors import DistGNNError
@@ -60,7 +60,7 @@ def _expected_grad(parts: list, p: int) -> np.ndarray:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("world_size", [2, 3])
+@pytest.mark.parametrize("world_size", [3])
 def test_halo_rows_gradients_and_bytes(world_size: int) -> None:
     parts = split_graph(random_graph(40, 160, 4, seed=world_size), world_size)
     results = run_ranks(_exchange_rank, world_size, parts, timeout=45)
@@ -142,3 +142,20 @@ def test_single_process_layout_and_plan_checks(monkeypatch: pytest.MonkeyPatch) 
     two = split_graph(random_graph(10, 30, 2), 2)
     with pytest.raises(DistGNNError, match="halo plan has 2 peers but the job has 1 processes"):
         HaloExchange(HaloPlan.from_part(two[0]), layout)
+
+
+def test_layout_env_errors_are_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    with pytest.raises(
+        DistGNNError, match="environment variable MASTER_ADDR is not set; launch with torchrun"
+    ):
+        ProcessLayout.init_from_env()
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(free_port()))
+    t0 = time.monotonic()
+    with pytest.raises(DistGNNError, match="rank 0 could not join the gloo process group of 2: .+") as info:
+        ProcessLayout.init_from_env(timeout=1, backend="gloo")  # rank 1 never arrives
+    assert "\n" not in str(info.value)
+    assert time.monotonic() - t0 < 15

@@ -7,7 +7,6 @@ import os
 
 import pytest
 import torch
-
 from distgnn.kernels import CSR
 
 
@@ -57,7 +56,9 @@ def tol(dtype: torch.dtype) -> dict:
     return {"atol": 2e-4, "rtol": 2e-4} if dtype == torch.float32 else {"atol": 3e-2, "rtol": 3e-2}
 
 
-def assert_close(actual: torch.Tensor | None, expected: torch.Tensor | None, dtype: torch.dtype, what: str) -> None:
+def assert_close(
+    actual: torch.Tensor | None, expected: torch.Tensor | None, dtype: torch.dtype, what: str
+) -> None:
     """Compare with a tolerance relative to the tensor's magnitude (sums of many terms grow)."""
     assert (actual is None) == (expected is None), what
     if actual is None:
@@ -74,4 +75,6 @@ def triton_cpu_ok() -> bool:
     return importlib.util.find_spec("triton") is not None and os.environ.get("TRITON_INTERPRET") == "1"
 
 
-needs_triton_interp = pytest.mark.skipif(not triton_cpu_ok(), reason="triton not installed or TRITON_INTERPRET!=1")
+needs_triton_interp = pytest.mark.skipif(
+    not triton_cpu_ok(), reason="triton not installed or TRITON_INTERPRET!=1"
+)

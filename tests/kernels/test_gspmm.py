@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from kernel_cases import GRAPHS, assert_close, graph, needs_triton_interp
-
 from distgnn.kernels import CSR, gspmm
+from kernel_cases import GRAPHS, assert_close, graph, needs_triton_interp
 
 REDUCES = ["sum", "mean", "max"]
 WIDTHS = [1, 3, 17, 128, 129]
@@ -19,7 +18,9 @@ OPTIONS = {
 }
 
 
-def make_inputs(csr: CSR, shape: tuple[int, ...], opts, dtype: torch.dtype, seed: int, per_head: bool = False):
+def make_inputs(
+    csr: CSR, shape: tuple[int, ...], opts, dtype: torch.dtype, seed: int, per_head: bool = False
+):
     g = torch.Generator().manual_seed(seed)
     rnd = lambda *s: torch.randn(*s, generator=g).to(dtype).requires_grad_()
     pos = lambda *s: (torch.rand(*s, generator=g) + 0.5).to(dtype).requires_grad_()
@@ -48,9 +49,13 @@ def run(csr: CSR, kw: dict, reduce: str, impl: str, grad_out: torch.Tensor | Non
     return out, dict(zip(leaves, grads, strict=True))
 
 
-def check(impl: str, gname: str, shape, reduce: str, opts, dtype: torch.dtype, per_head: bool = False) -> None:
+def check(
+    impl: str, gname: str, shape, reduce: str, opts, dtype: torch.dtype, per_head: bool = False
+) -> None:
     csr = graph(gname)
-    kw = make_inputs(csr, shape, opts, dtype, seed=hash((gname, shape, reduce, opts)) % 1000, per_head=per_head)
+    kw = make_inputs(
+        csr, shape, opts, dtype, seed=hash((gname, shape, reduce, opts)) % 1000, per_head=per_head
+    )
     # Ties in a max are broken differently (reference splits the gradient); bf16 rounding makes ties
     # likely, so bf16 max is checked on forward values only.
     backward = not (reduce == "max" and dtype == torch.bfloat16)
@@ -96,7 +101,7 @@ TRITON = [
     pytest.param(g, w, r, o, id=f"{g}-w{w}-{r}-{o}")
     for g, w in [("random", 3), ("empty_rows", 17), ("single", 1), ("single_empty", 3), ("duplicates", 5)]
     for r in REDUCES
-    for o in ("plain", "all")
+    for o in (("plain", "all") if g == "random" else ("all",))
 ] + [pytest.param("bipartite", w, "sum", "all", id=f"bipartite-w{w}-sum-all") for w in (1, 129)]
 
 
@@ -120,7 +125,9 @@ def test_gspmm_triton_interpreter_bf16_and_heads(reduce):
 def test_gspmm_cuda_matches_reference(impl, reduce):
     csr = graph("powerlaw").to("cuda")
     kw = make_inputs(csr, (129,), OPTIONS["all"], torch.float32, seed=3)
-    kw = {k: (v.detach().cuda().requires_grad_() if isinstance(v, torch.Tensor) else v) for k, v in kw.items()}
+    kw = {
+        k: (v.detach().cuda().requires_grad_() if isinstance(v, torch.Tensor) else v) for k, v in kw.items()
+    }
     ref_out, _ = run(csr, kw, reduce, "reference", None, backward=False)
     grad_out = torch.randn_like(ref_out)
     ref_out, ref_grads = run(csr, kw, reduce, "reference", grad_out)
@@ -137,10 +144,10 @@ def test_reference_passes_gradcheck():
         kw = make_inputs(csr, (3,), OPTIONS["all"], torch.float64, seed=11)
         kw["relu"] = False  # ReLU kinks break finite differences
         names = [k for k, v in kw.items() if isinstance(v, torch.Tensor)]
-        fn = lambda *ts, r=reduce, kw=kw: gspmm(  # noqa: B023
-            csr, reduce=r, impl="reference", relu=False, **dict(zip(names, ts, strict=True))
+        fn = lambda *ts, r=reduce, ns=tuple(names): gspmm(
+            csr, reduce=r, impl="reference", relu=False, **dict(zip(ns, ts, strict=True))
         )
-        assert torch.autograd.gradcheck(fn, [kw[k] for k in names])
+        assert torch.autograd.gradcheck(fn, [kw[k] for k in names], fast_mode=True)
 
 
 def test_no_grad_forward_skips_the_transpose():

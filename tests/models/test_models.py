@@ -11,6 +11,7 @@ from dense_propagation import DensePropagation, random_adjacency
 from distgnn.errors import DistGNNError
 from distgnn.models import GAT, GCN, DeepGCN, GraphSAGE, build_model
 from distgnn.models.gcn import GCNConv
+from distgnn.models.inputs import SparseRows
 from distgnn.models.sage import SAGEConv
 
 N = 12
@@ -179,3 +180,34 @@ def test_build_model_rejects_bad_config(kwargs, message):
 def test_registry_builds_every_family():
     for name, cls in [("gcn", GCN), ("sage", GraphSAGE), ("gat", GAT), ("deepgcn", DeepGCN)]:
         assert isinstance(build_model(name, 4, 8, 2, layers=2), cls)
+
+
+@pytest.mark.parametrize("name", ["gcn", "sage", "gat", "deepgcn"])
+@pytest.mark.parametrize("hidden", [3, 16])  # 3: transform first, 16: aggregate (dense) first
+def test_sparse_csr_input_equals_dense(graph, name, hidden):
+    _, prop, _ = graph
+    torch.manual_seed(5)
+    x = torch.rand(N, 7, dtype=torch.float64) * (torch.rand(N, 7) < 0.3)
+    model = build_model(name, 7, hidden, 3, layers=2, dropout=0.0, heads=2).double()
+    sparse = SparseRows.from_dense(x)
+    torch.testing.assert_close(model(sparse, prop), model(x, prop))
+    # gradients too (the weight gradient goes through the stored transpose)
+    model(sparse, prop).square().sum().backward()
+    g_sparse = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    model(x, prop).square().sum().backward()
+    for a, b in zip(g_sparse, [p.grad for p in model.parameters()], strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_sparse_input_dropout_keeps_zeros_and_scales_kept_values():
+    from distgnn.models.inputs import dropout
+
+    torch.manual_seed(0)
+    x = torch.rand(50, 40) * (torch.rand(50, 40) < 0.2)
+    out = dropout(SparseRows.from_dense(x), 0.5, True).to_dense()
+    assert torch.all(out[x == 0] == 0)
+    kept = out[x != 0] != 0
+    torch.testing.assert_close(out[x != 0][kept], 2 * x[x != 0][kept])
+    assert 0.35 < kept.float().mean() < 0.65
+    assert dropout(SparseRows.from_dense(x), 0.5, False).to_dense().equal(x)

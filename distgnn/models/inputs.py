@@ -1,0 +1,106 @@
+"""Sparse input features: bag-of-words features are ~1% non-zero, so the first layer reads them sparse.
+
+:class:`SparseRows` holds the features as CSR plus the CSR of their transpose (built once), so both the
+product ``x @ W`` and its weight gradient ``x^T @ grad`` are sparse-dense products; torch's own autograd
+for a CSR operand transposes the matrix on every backward, which costs more than the dense product.
+Dropout acts on the stored values (zeros stay zero either way, so it is the same operation as dense
+dropout, as in the GCN paper's sparse dropout).
+
+Models call :func:`dropout`, :func:`matmul`, :func:`linear` and :func:`dense` on their first-layer
+input; each also accepts a plain dense tensor, so a model never needs to know which it got.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class SparseRows:
+    """A [rows, features] matrix stored as CSR, with the transpose's CSR structure and value order."""
+
+    crow: Tensor
+    col: Tensor
+    values: Tensor
+    shape: tuple[int, int]
+    t_crow: Tensor
+    t_col: Tensor
+    t_perm: Tensor  # values of the transpose, in its CSR order, are values[t_perm]
+
+    @classmethod
+    def from_dense(cls, x: Tensor) -> SparseRows:
+        n, f = x.shape
+        csr = x.to_sparse_csr()
+        crow, col, values = csr.crow_indices(), csr.col_indices(), csr.values()
+        row = torch.repeat_interleave(torch.arange(n, device=x.device), crow.diff())
+        t_perm = torch.argsort(col * n + row, stable=True)
+        t_crow = torch.zeros(f + 1, dtype=crow.dtype, device=x.device)
+        t_crow[1:] = torch.cumsum(torch.bincount(col, minlength=f), 0)
+        return cls(crow, col, values, (n, f), t_crow, row[t_perm].to(col.dtype), t_perm)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.values.dtype
+
+    def with_values(self, values: Tensor) -> SparseRows:
+        return SparseRows(self.crow, self.col, values, self.shape, self.t_crow, self.t_col, self.t_perm)
+
+    def csr(self) -> Tensor:
+        return torch.sparse_csr_tensor(self.crow, self.col, self.values, self.shape)
+
+    def csr_t(self) -> Tensor:
+        shape_t = (self.shape[1], self.shape[0])
+        return torch.sparse_csr_tensor(self.t_crow, self.t_col, self.values[self.t_perm], shape_t)
+
+    def to_dense(self) -> Tensor:
+        return self.csr().to_dense()
+
+
+class _SparseMatmul(torch.autograd.Function):
+    """``x @ w`` for constant sparse ``x``; backward ``x^T @ grad`` through the stored transpose."""
+
+    @staticmethod
+    def forward(ctx, w: Tensor, x: SparseRows) -> Tensor:
+        ctx.x = x
+        return x.csr() @ w
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return ctx.x.csr_t() @ grad.contiguous(), None
+
+
+Input = Tensor | SparseRows
+
+
+def dropout(x: Input, p: float, training: bool) -> Input:
+    """``F.dropout`` for dense or sparse rows (sparse: on the stored values)."""
+    if not isinstance(x, SparseRows):
+        return F.dropout(x, p, training)
+    if not training or p == 0.0:
+        return x
+    return x.with_values(F.dropout(x.values, p, True))
+
+
+def matmul(x: Input, w: Tensor) -> Tensor:
+    """``x @ w``."""
+    return _SparseMatmul.apply(w, x) if isinstance(x, SparseRows) else x @ w
+
+
+def linear(x: Input, lin: nn.Linear) -> Tensor:
+    """``lin(x)``."""
+    if not isinstance(x, SparseRows):
+        return lin(x)
+    out = matmul(x, lin.weight.t())
+    return out if lin.bias is None else out + lin.bias
+
+
+def dense(x: Input) -> Tensor:
+    return x.to_dense() if isinstance(x, SparseRows) else x
+
+
+def width(x: Input) -> int:
+    return int(x.shape[1])

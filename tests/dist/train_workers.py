@@ -1,0 +1,71 @@
+"""Worker functions for the multi-process training tests (module level, so spawn can pickle them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from distgnn.config import TrainConfig
+from distgnn.parallel.graph import GraphParallel
+from distgnn.parallel.layout import ProcessLayout
+from distgnn.partitioning import load_part
+from distgnn.train import NodeData, Trainer
+
+
+def train_once(layout: ProcessLayout, part_dir: str, **overrides: Any) -> dict:
+    """Train one configuration on this rank's part; return history, parameters and the part's halo size."""
+    cfg = TrainConfig(**({"progress": False} | overrides))
+    part = load_part(part_dir, layout.rank)
+    prop = GraphParallel(
+        part,
+        layout,
+        staleness=cfg.halo_staleness,
+        comm_dtype=cfg.torch_comm_dtype,
+        overlap=cfg.overlap,
+        kernel_impl=cfg.kernel,
+    )
+    data = NodeData.from_part(part, device=layout.device, feature_norm=cfg.feature_norm)
+    result = Trainer(cfg, data, prop, layout).fit()
+    prop.flush()
+    params = {k: v.detach().cpu().numpy().copy() for k, v in result.model.state_dict().items()}
+    return {
+        "history": result.history,
+        "summary": result.summary,
+        "params": params,
+        "n_halo": part.n_halo,
+        "widths": result.model.exchange_widths(),
+    }
+
+
+def train_many(layout: ProcessLayout, part_dir: str, configs: list[dict]) -> list[dict]:
+    """Several configurations in one process group (process start-up dominates small tests)."""
+    out = []
+    for overrides in configs:
+        r = train_once(layout, part_dir, **overrides)
+        if layout.rank != 0:  # parameters are identical on every rank; only rank 0 ships them back
+            r["params"] = {}
+        out.append(r)
+    return out
+
+
+def accuracy_runs(layout: ProcessLayout, runs: list[tuple[str, dict]]) -> list[dict]:
+    """(partition dir, overrides) pairs -> final/best-val test accuracy of each (rank 0's view)."""
+    out = []
+    for part_dir, overrides in runs:
+        r = train_once(layout, part_dir, **overrides)
+        out.append({"part_dir": part_dir, **overrides, **{k: r["summary"][k] for k in _ACC_KEYS}})
+    return out
+
+
+_ACC_KEYS = ("final_test_acc", "test_acc_at_best_val", "best_val_acc")
+
+
+def params_rel_error(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
+    """Largest per-tensor relative error ||a - b|| / ||b||."""
+    worst = 0.0
+    for k in b:
+        ta, tb = torch.as_tensor(a[k], dtype=torch.float64), torch.as_tensor(b[k], dtype=torch.float64)
+        worst = max(worst, float((ta - tb).norm() / tb.norm().clamp(min=1e-30)))
+    return worst
