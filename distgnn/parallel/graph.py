@@ -99,6 +99,8 @@ class GraphParallel:
         if norm not in NORMS:
             raise DistGNNError(f"unknown aggregation norm {norm!r}; choose one of {', '.join(NORMS)}")
         self._check_rows(h, "h")
+        if h.dim() != 2:
+            raise DistGNNError(f"aggregate expects h [N, F], got shape {tuple(h.shape)}")
         g = self.graph
         src, dst = {"gcn": (g.gcn_src, g.gcn_dst), "mean": (None, g.mean_dst), "sum": (None, None)}[norm]
         src_in = None if src is None else src[: g.n_owned]

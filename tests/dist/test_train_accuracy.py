@@ -1,0 +1,77 @@
+"""Accuracy: 2-layer GCN on Cora and CiteSeer, trained graph-parallel, matches the GCN paper.
+
+Setup (Kipf & Welling 2017): hidden 16, dropout 0.5, Adam lr 0.01, weight decay 5e-4, 200 epochs,
+row-normalised features, the public split. Test accuracy is that of the *final* model after 200 epochs
+(no early stopping), averaged over 5 seeds; it must be within 1.0 point of the published 81.5% (Cora)
+and 70.3% (CiteSeer). Staleness 1 (one-epoch-stale halos) must stay within 1.0 point of exact training
+on the same seeds. All seeds and datasets run inside one process group per world size.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import run_ranks
+from train_workers import accuracy_runs
+
+from distgnn.data.npz import load_npz
+from distgnn.partitioning import partition_graph
+
+DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+PUBLISHED = {"cora": 0.815, "citeseer": 0.703}
+SEEDS = range(5)
+KIPF = dict(
+    model="gcn", layers=2, hidden=16, dropout=0.5, lr=0.01, weight_decay=5e-4, epochs=200, feature_norm="row"
+)
+# Evaluate only at the end (the final model is what is reported); plain-torch kernels skip the
+# per-process extension load.
+FAST = dict(eval_every=200, kernel="reference")
+
+
+@pytest.fixture(scope="module")
+def partitions(tmp_path_factory):
+    missing = [n for n in PUBLISHED if not (DATASETS / f"{n}.npz").exists()]
+    if missing:
+        pytest.skip(f"shared datasets not found: {', '.join(missing)} under {DATASETS}")
+    root = tmp_path_factory.mktemp("acc")
+    dirs = {}
+    for name in PUBLISHED:
+        graph = load_npz(DATASETS / f"{name}.npz")
+        for p in (2, 4):
+            dirs[name, p] = str(root / f"{name}-{p}")
+            partition_graph(graph, p, dirs[name, p], method="metis", progress=False)
+    return dirs
+
+
+def _mean_acc(results, part_dir, staleness):
+    accs = [r["final_test_acc"] for r in results if r["part_dir"] == part_dir and r["halo_staleness"] == staleness]
+    assert len(accs) == len(SEEDS)
+    return float(np.mean(accs)), accs
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(420)
+@pytest.mark.parametrize(
+    "world_size,stale",
+    [(2, False), (4, True)],  # staleness is checked where the halo is larger (4 parts)
+)
+def test_gcn_matches_published_accuracy(partitions, world_size, stale):
+    runs = []
+    for name in PUBLISHED:
+        for staleness in (0, 1) if stale else (0,):
+            for seed in SEEDS:
+                cfg = KIPF | FAST | dict(seed=seed, halo_staleness=staleness)
+                runs.append((partitions[name, world_size], cfg))
+    results = run_ranks(accuracy_runs, world_size, runs, timeout=400)[0]
+    report = []
+    for name, published in PUBLISHED.items():
+        exact, accs = _mean_acc(results, partitions[name, world_size], 0)
+        report.append(f"{name} P={world_size}: {100 * exact:.2f}% {[round(100 * a, 1) for a in accs]}")
+        assert abs(exact - published) <= 0.010, report[-1]
+        if stale:
+            stale_acc, accs1 = _mean_acc(results, partitions[name, world_size], 1)
+            report.append(f"{name} P={world_size} stale: {100 * stale_acc:.2f}% {[round(100 * a, 1) for a in accs1]}")
+            assert abs(stale_acc - exact) <= 0.010, report[-1]
+    print("\n".join(report))
