@@ -136,6 +136,11 @@ def machine_line() -> str:
     return f"{model}, {os.cpu_count()} cores, {mem_gb:.0f} GiB RAM, Python {sys.version.split()[0]}"
 
 
+def load1() -> float:
+    """The 1-minute load average: recorded with each run, since other work on the machine skews timings."""
+    return os.getloadavg()[0]
+
+
 def ratio(a: float, b: float) -> float:
     return a / b if b else float("inf")
 

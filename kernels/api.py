@@ -10,12 +10,12 @@ import math
 from typing import Literal
 
 import torch
-from distgnn.kernels import ops, reference
-from distgnn.kernels.csr import CSR
-from distgnn.kernels.select import resolve
 from torch import Tensor
 
 from distgnn.errors import DistGNNError
+from distgnn.kernels import ops, reference
+from distgnn.kernels.csr import CSR
+from distgnn.kernels.select import resolve
 
 Reduce = Literal["sum", "mean", "max"]
 Impl = Literal["auto", "reference", "cpu", "triton", "torch"]

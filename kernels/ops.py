@@ -15,11 +15,11 @@ break, shapes from the fake kernel) and gives them hand-written backward formula
 from __future__ import annotations
 
 import torch
-from distgnn.kernels import reference
-from distgnn.kernels.select import backend
 from torch import Tensor
 
 from distgnn.errors import DistGNNError
+from distgnn.kernels import reference
+from distgnn.kernels.select import backend
 
 
 def _no_transpose() -> DistGNNError:

@@ -8,8 +8,9 @@ built-in, so this implementation computes them with the same gather/scatter code
 from __future__ import annotations
 
 import torch
-from distgnn.kernels import reference
 from torch import Tensor
+
+from distgnn.kernels import reference
 
 
 def _compute_dtype(x: Tensor) -> torch.dtype:

@@ -45,12 +45,14 @@ def global_degrees(graph: Graph) -> tuple[np.ndarray, np.ndarray]:
     return in_deg, out_deg
 
 
-def symmetric_csr(graph: Graph) -> tuple[np.ndarray, np.ndarray]:
-    """The undirected simple structure partitioners need: (xadj [N+1], adjncy [M]) int64.
+def symmetric_csr(graph: Graph, dtype: type[np.integer] = np.int64) -> tuple[np.ndarray, np.ndarray]:
+    """The undirected simple structure partitioners need: (xadj [N+1], adjncy [M]) of ``dtype``.
 
     Every edge u->v becomes u-v in both directions; self-loops and duplicates are dropped. The training
     graph keeps its direction: this structure is only the partitioner's input. Memory: one int64 buffer of
-    2E keys (src * N + dst), sorted and compacted in place, then turned into neighbour IDs in place.
+    2E keys (src * N + dst), sorted and compacted in place, then turned into neighbour IDs (in place for
+    int64; chunk by chunk into the narrower array otherwise, so a partitioner with 32-bit indices gets
+    its input without an extra int64 copy). ``dtype`` must hold N and M.
     """
     n = graph.num_nodes
     keys = np.empty(2 * graph.num_edges, dtype=np.int64)
@@ -67,9 +69,16 @@ def symmetric_csr(graph: Graph) -> tuple[np.ndarray, np.ndarray]:
     keys[:fill].sort()
     write = _dedupe_sorted_in_place(keys, fill)
     keys.resize(write, refcheck=False)  # shrink in place (realloc) instead of copying the prefix
-    xadj = np.searchsorted(keys, np.arange(n + 1, dtype=np.int64) * n).astype(np.int64)
-    np.remainder(keys, n, out=keys)
-    return xadj, keys
+    xadj = np.searchsorted(keys, np.arange(n + 1, dtype=np.int64) * n).astype(dtype)
+    if np.dtype(dtype) == np.int64:
+        np.remainder(keys, n, out=keys)
+        return xadj, keys
+    adjncy = np.empty(write, dtype=dtype)
+    for lo in range(0, write, CHUNK_EDGES):
+        hi = min(lo + CHUNK_EDGES, write)
+        np.remainder(keys[lo:hi], n, out=adjncy[lo:hi], casting="unsafe")
+    del keys
+    return xadj, adjncy
 
 
 def _dedupe_sorted_in_place(keys: np.ndarray, fill: int) -> int:

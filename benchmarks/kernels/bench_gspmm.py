@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from distgnn.kernels import CSR, gspmm, locality_order
 from distgnn.kernels.reorder import permute_csr
 

@@ -209,11 +209,12 @@ def main() -> None:
                     r = run_distgnn(name, graph, args.parts, work, edge_arrays)
                 else:
                     r = run_dgl(graph, args.parts, work, edge_arrays, plain=name == "dgl-plain")
+                r["load1"] = common.load1()  # sampled as the run ends
                 runs[name].append(r)
                 print(
                     f"[{rep + 1}/{args.repeats}] {name}: wall {r['wall_s']:.1f}s, "
                     f"peak RSS {r['max_rss_mb']:.0f} MB, "
-                    f"cut {r['edge_cut']:,}"
+                    f"cut {r['edge_cut']:,}, load {r['load1']:.1f}"
                     + (f" (reported {r['reported_cut']:,})" if r.get("reported_cut") else ""),
                     flush=True,
                 )
@@ -222,10 +223,12 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
 
     summary = summarise(runs)
+    loads = [r["load1"] for rs in runs.values() for r in rs]
     header = (
         f"{datetime.date.today()} | {common.machine_line()} | graph: {nodes:,} nodes, "
         f"{num_edges:,} directed edges, {args.features} float32 features, seed {args.seed} "
-        f"| {args.parts} parts | {args.repeats} repeats, medians"
+        f"| {args.parts} parts | {args.repeats} repeats, medians | 1-min load average after each run: "
+        f"{min(loads):.1f}-{max(loads):.1f}"
     )
     print()
     print(header)

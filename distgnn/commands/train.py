@@ -198,8 +198,7 @@ def launch_local(args: argparse.Namespace) -> int:
     except ChildFailedError as err:
         rank, failure = err.get_first_failure()
         raise DistGNNError(
-            f"{len(err.failures)} of {nproc} workers failed "
-            f"(first: rank {rank}, exit code {failure.exitcode})"
+            f"worker rank {rank} failed with exit code {failure.exitcode}; the other workers were stopped"
         ) from None
     finally:
         if saved is None:

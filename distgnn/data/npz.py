@@ -39,6 +39,9 @@ def load_npz(path: str | os.PathLike[str], *, symmetrize: bool = True, progress:
         raise DistGNNError(f"no such file or directory: {path}")
     with Stages(f"loading {fname}", 2, progress) as stage:
         stage("reading")
+        with open(path, "rb") as f:
+            if f.read(4) != b"PK\x03\x04":
+                raise DistGNNError(f"{fname}: not a .npz archive")
         try:
             with np.load(path, allow_pickle=False) as data:
                 missing = [k for k in REQUIRED if k not in data.files]
@@ -80,6 +83,8 @@ def load_npz(path: str | os.PathLike[str], *, symmetrize: bool = True, progress:
 def save_npz(graph: Graph, path: str | os.PathLike[str], *, compress: bool = False) -> None:
     """Write ``graph`` in the ``.npz`` schema, atomically: a temp file in the same directory, then rename."""
     path = Path(path)
+    if not path.parent.is_dir():
+        raise DistGNNError(f"no such directory: {path.parent}")
     src, dst = graph.edges()
     arrays = {
         "edge_src": src,

@@ -42,7 +42,8 @@ def random_split(
     m = labelled.shape[0]
     n_train = int(round(fractions[0] * m))
     n_val = min(int(round(fractions[1] * m)), m - n_train)
-    n_test = min(int(round(fractions[2] * m)), m - n_train - n_val)
+    rest = m - n_train - n_val
+    n_test = rest if abs(sum(fractions) - 1.0) < 1e-9 else min(int(round(fractions[2] * m)), rest)
     return _masks_from_order(y.shape[0], order, (n_train, n_val, n_test))
 
 

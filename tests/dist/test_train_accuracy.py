@@ -9,8 +9,6 @@ on the same seeds. All seeds and datasets run inside one process group per world
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from helpers import run_ranks
@@ -19,7 +17,6 @@ from train_workers import accuracy_runs
 from distgnn.data.npz import load_npz
 from distgnn.partitioning import partition_graph
 
-DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 PUBLISHED = {"cora": 0.815, "citeseer": 0.703}
 SEEDS = range(5)
 KIPF = dict(
@@ -31,14 +28,11 @@ FAST = dict(eval_every=200, kernel="reference")
 
 
 @pytest.fixture(scope="module")
-def partitions(tmp_path_factory):
-    missing = [n for n in PUBLISHED if not (DATASETS / f"{n}.npz").exists()]
-    if missing:
-        pytest.skip(f"shared datasets not found: {', '.join(missing)} under {DATASETS}")
+def partitions(tmp_path_factory, shared_datasets):
     root = tmp_path_factory.mktemp("acc")
     dirs = {}
     for name in PUBLISHED:
-        graph = load_npz(DATASETS / f"{name}.npz")
+        graph = load_npz(shared_datasets / f"{name}.npz")
         for p in (2, 4):
             dirs[name, p] = str(root / f"{name}-{p}")
             partition_graph(graph, p, dirs[name, p], method="metis", progress=False)
@@ -46,7 +40,9 @@ def partitions(tmp_path_factory):
 
 
 def _mean_acc(results, part_dir, staleness):
-    accs = [r["final_test_acc"] for r in results if r["part_dir"] == part_dir and r["halo_staleness"] == staleness]
+    accs = [
+        r["final_test_acc"] for r in results if r["part_dir"] == part_dir and r["halo_staleness"] == staleness
+    ]
     assert len(accs) == len(SEEDS)
     return float(np.mean(accs)), accs
 
@@ -55,7 +51,7 @@ def _mean_acc(results, part_dir, staleness):
 @pytest.mark.timeout(420)
 @pytest.mark.parametrize(
     "world_size,stale",
-    [(2, False), (4, True)],  # staleness is checked where the halo is larger (4 parts)
+    [(2, True), (4, False)],  # staleness runs on 2 ranks only, to keep the suite's time down
 )
 def test_gcn_matches_published_accuracy(partitions, world_size, stale):
     runs = []
@@ -72,6 +68,8 @@ def test_gcn_matches_published_accuracy(partitions, world_size, stale):
         assert abs(exact - published) <= 0.010, report[-1]
         if stale:
             stale_acc, accs1 = _mean_acc(results, partitions[name, world_size], 1)
-            report.append(f"{name} P={world_size} stale: {100 * stale_acc:.2f}% {[round(100 * a, 1) for a in accs1]}")
+            report.append(
+                f"{name} P={world_size} stale: {100 * stale_acc:.2f}% {[round(100 * a, 1) for a in accs1]}"
+            )
             assert abs(stale_acc - exact) <= 0.010, report[-1]
     print("\n".join(report))

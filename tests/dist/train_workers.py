@@ -69,3 +69,15 @@ def params_rel_error(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> floa
         ta, tb = torch.as_tensor(a[k], dtype=torch.float64), torch.as_tensor(b[k], dtype=torch.float64)
         worst = max(worst, float((ta - tb).norm() / tb.norm().clamp(min=1e-30)))
     return worst
+
+
+def checkpoint_scenario(layout: ProcessLayout, part_dir: str, root: str, base: dict) -> dict:
+    """Uninterrupted run vs. (run to the middle with checkpoints, then resume to the end), same group."""
+    full = train_once(layout, part_dir, **base)
+    ckpt_dir, metrics = f"{root}/ckpt", f"{root}/metrics.jsonl"
+    half = base["epochs"] // 2
+    common = base | dict(checkpoint_dir=ckpt_dir, checkpoint_every=half, metrics_out=metrics)
+    first = train_once(layout, part_dir, **(common | dict(epochs=half)))
+    layout.barrier()
+    resumed = train_once(layout, part_dir, **(common | dict(resume=True)))
+    return {"full": full, "first": first, "resumed": resumed}

@@ -7,6 +7,7 @@ import os
 
 import pytest
 import torch
+
 from distgnn.kernels import CSR
 
 

@@ -8,11 +8,11 @@ import time
 import numpy as np
 import pytest
 import torch
-from distgnn.kernels import CSR, cpu, gspmm, locality_order, resolve, select
-from distgnn.kernels.reorder import permute_csr
 from kernel_cases import graph
 
 from distgnn.errors import DistGNNError
+from distgnn.kernels import CSR, cpu, gspmm, locality_order, resolve, select
+from distgnn.kernels.reorder import permute_csr
 
 
 # ----------------------------------------------------------------------------------------- selection

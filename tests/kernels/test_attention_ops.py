@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from distgnn.kernels import edge_softmax, sddmm
 from kernel_cases import assert_close, graph, needs_triton_interp
+
+from distgnn.kernels import edge_softmax, sddmm
 
 
 def run(gname: str, heads: int, dtype: torch.dtype, impl: str):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from distgnn.kernels import CSR, gspmm
 from kernel_cases import GRAPHS, assert_close, graph, needs_triton_interp
+
+from distgnn.kernels import CSR, gspmm
 
 REDUCES = ["sum", "mean", "max"]
 WIDTHS = [1, 3, 17, 128, 129]

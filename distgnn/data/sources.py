@@ -1,0 +1,95 @@
+"""Resolve a graph source spec (what the CLI's ``--graph`` takes) to a loaded Graph.
+
+Specs: a ``.npz`` file (our schema), an OGB dataset directory, any other file as a text edge list, or
+``synthetic`` / ``synthetic:key=value,...`` for the seeded generator (keys in ``SYNTHETIC_KEYS``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from distgnn.data.edgelist import load_edgelist
+from distgnn.data.graph import Graph
+from distgnn.data.npz import load_npz
+from distgnn.data.ogb import load_ogb
+from distgnn.data.synthetic import synthetic_graph
+from distgnn.errors import DistGNNError
+
+
+def _int(text: str) -> int:
+    """``200000``, ``200_000`` or ``2e5``."""
+    try:
+        return int(text)
+    except ValueError:
+        value = float(text)
+        if not value.is_integer():
+            raise ValueError(text) from None
+        return int(value)
+
+
+def _count(text: str) -> int | float:
+    """A node count (``500``) or a fraction of the nodes (``0.1``)."""
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def _bool(text: str) -> bool:
+    table = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+    return table[text.lower()]
+
+
+# spec key -> (synthetic_graph keyword, parser, what the value must be)
+SYNTHETIC_KEYS: dict[str, tuple[str, Callable[[str], Any], str]] = {
+    "nodes": ("num_nodes", _int, "an integer"),
+    "edges": ("num_edges", _int, "an integer"),
+    "features": ("num_features", _int, "an integer"),
+    "classes": ("num_classes", _int, "an integer"),
+    "communities": ("communities", _int, "an integer"),
+    "homophily": ("homophily", float, "a number"),
+    "noise": ("feature_noise", float, "a number"),
+    "gamma": ("degree_exponent", float, "a number > 2"),
+    "shuffle": ("shuffle", _bool, "true or false"),
+    "train": ("num_train_per_class", _int, "an integer"),
+    "val": ("num_val", _count, "a count or a fraction"),
+    "test": ("num_test", _count, "a count or a fraction"),
+    "seed": ("seed", _int, "an integer"),
+}
+
+
+def parse_synthetic(spec: str) -> dict[str, Any]:
+    """``synthetic:nodes=1e5,edges=2e6`` -> synthetic_graph keyword arguments."""
+    valid = "valid keys: " + ", ".join(SYNTHETIC_KEYS)
+    _, _, body = spec.partition(":")
+    kwargs: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in body.split(","))):
+        key, eq, text = (s.strip() for s in item.partition("="))
+        if not eq:
+            raise DistGNNError(f"synthetic: expected key=value, got '{item}'; {valid}")
+        if key not in SYNTHETIC_KEYS:
+            raise DistGNNError(f"synthetic: unknown key '{key}'; {valid}")
+        name, parse, expected = SYNTHETIC_KEYS[key]
+        try:
+            kwargs[name] = parse(text)
+        except (ValueError, KeyError, OverflowError):
+            raise DistGNNError(
+                f"synthetic: bad value '{text}' for {key} (expected {expected}); {valid}"
+            ) from None
+    return kwargs
+
+
+def load_graph(spec: str, *, progress: bool = True) -> Graph:
+    """Load the graph a spec names (see the module docstring); every failure is one DistGNNError line."""
+    if spec == "synthetic" or spec.startswith("synthetic:"):
+        return synthetic_graph(**parse_synthetic(spec), progress=progress)
+    path = Path(spec)
+    if not path.exists():
+        raise DistGNNError(f"no such file or directory: {spec}")
+    if path.is_dir():
+        return load_ogb(path, progress=progress)
+    if path.suffix == ".npz":
+        return load_npz(path, progress=progress)
+    return load_edgelist(path, progress=progress)

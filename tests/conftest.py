@@ -1,0 +1,18 @@
+"""Fixtures shared by the whole test suite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def shared_datasets() -> Path:
+    """``<repo>/../shared/datasets`` (Cora/CiteSeer .npz); tests using it skip where it is absent."""
+    path = REPO.parent / "shared" / "datasets"
+    if not (path / "cora.npz").is_file() or not (path / "citeseer.npz").is_file():
+        pytest.skip("needs ../shared/datasets (Cora/CiteSeer), present in CI, absent in a user's clone")
+    return path

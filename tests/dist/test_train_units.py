@@ -1,0 +1,125 @@
+"""The training loop on one process: feature normalisation, sparse input, loss definition, summaries."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from distgnn.config import TrainConfig
+from distgnn.data.synthetic import synthetic_graph
+from distgnn.errors import DistGNNError
+from distgnn.metrics import format_summary, summarize
+from distgnn.models.inputs import SparseRows
+from distgnn.parallel.graph import GraphParallel
+from distgnn.parallel.layout import ProcessLayout
+from distgnn.partitioning import load_part, partition_graph
+from distgnn.train import NodeData, Trainer, model_input, row_normalize
+
+
+def test_row_normalize_sums_to_one_and_keeps_zero_rows():
+    x = torch.tensor([[1.0, 3.0], [0.0, 0.0], [2.0, 0.0]])
+    torch.testing.assert_close(row_normalize(x), torch.tensor([[0.25, 0.75], [0.0, 0.0], [1.0, 0.0]]))
+
+
+def test_row_normalize_rejects_negative_features():
+    with pytest.raises(DistGNNError, match=r"^--feature-norm row needs non-negative features"):
+        row_normalize(torch.tensor([[1.0, -1.0]]))
+
+
+def test_model_input_is_sparse_only_for_mostly_zero_features():
+    dense = torch.ones(10, 10)
+    assert model_input(dense) is dense
+    sparse = torch.zeros(10, 10)
+    sparse[0, 3] = 2.0
+    out = model_input(sparse)
+    assert isinstance(out, SparseRows) and torch.equal(out.to_dense(), sparse)
+
+
+@pytest.fixture(scope="module")
+def part(tmp_path_factory):
+    graph = synthetic_graph(num_nodes=120, num_edges=700, num_features=8, num_classes=3, seed=5)
+    out = tmp_path_factory.mktemp("unit") / "p1"
+    partition_graph(graph, 1, out, progress=False)
+    return load_part(out, 0)
+
+
+def _trainer(part, **kw):
+    layout = ProcessLayout.single("cpu")
+    cfg = TrainConfig(**({"progress": False, "kernel": "reference"} | kw))
+    prop = GraphParallel(part, layout, kernel_impl="reference")
+    return Trainer(cfg, NodeData.from_part(part, feature_norm=cfg.feature_norm), prop, layout)
+
+
+def test_loss_is_mean_cross_entropy_over_training_nodes(part):
+    tr = _trainer(part, dropout=0.0, epochs=1)
+    with torch.no_grad():
+        logits = tr.model(tr.x, tr.prop)
+    m = tr.data.train_mask
+    expected = F.cross_entropy(logits[m], tr.data.y[m]).item()
+    assert tr.global_counts == [
+        int(part.train_mask.sum()),
+        int(part.val_mask.sum()),
+        int(part.test_mask.sum()),
+    ]
+    record = tr.run_epoch(0)
+    assert record["loss"] == pytest.approx(expected, rel=1e-6)
+    # evaluation after the step: accuracies are fractions of the split sizes
+    assert record["test_acc"] * tr.global_counts[2] == pytest.approx(
+        round(record["test_acc"] * tr.global_counts[2])
+    )
+
+
+def test_same_seed_same_run_and_eval_every(part):
+    a = _trainer(part, epochs=4, seed=1).fit().history
+    b = _trainer(part, epochs=4, seed=1, eval_every=3).fit().history
+    assert [r["loss"] for r in a] == [r["loss"] for r in b]
+    assert [math.isnan(r["val_acc"]) for r in b] == [True, True, False, False]  # epoch 3 and the last
+    c = _trainer(part, epochs=4, seed=2).fit().history
+    assert [r["loss"] for r in c] != [r["loss"] for r in a]
+
+
+def test_training_learns_the_planted_classes(part):
+    result = _trainer(part, epochs=60, lr=0.02).fit()
+    assert result.history[-1]["loss"] < 0.6 * result.history[0]["loss"]
+    assert result.summary["final_test_acc"] > 0.8
+
+
+def test_resume_with_other_settings_is_refused(part, tmp_path):
+    _trainer(part, epochs=2, checkpoint_dir=str(tmp_path), checkpoint_every=2).fit()
+    with pytest.raises(DistGNNError, match="^checkpoint was written with different settings: hidden$"):
+        _trainer(part, epochs=4, hidden=32, checkpoint_dir=str(tmp_path), resume=True).fit()
+
+
+def test_summary_and_table():
+    hist = [
+        dict(epoch=1, loss=1.0, val_acc=0.5, test_acc=0.4, epoch_s=1.0, exposed_comm_s=0.5, comm_bytes=100),
+        dict(epoch=2, loss=0.5, val_acc=0.7, test_acc=0.6, epoch_s=0.2, exposed_comm_s=0.05, comm_bytes=100),
+        dict(epoch=3, loss=0.4, val_acc=0.6, test_acc=0.65, epoch_s=0.2, exposed_comm_s=0.05, comm_bytes=100),
+    ]
+    s = summarize(hist)
+    assert (s["best_val_acc"], s["best_val_epoch"], s["test_acc_at_best_val"]) == (0.7, 2, 0.6)
+    assert s["final_test_acc"] == 0.65 and s["comm_bytes_per_epoch"] == 100
+    assert s["mean_epoch_s"] == pytest.approx(0.2)  # the first epoch is left out
+    assert s["comm_share"] == pytest.approx(0.25)
+    table = format_summary(s)
+    assert "70.00% (epoch 2)" in table and "100 B" in table and "25.0%" in table
+
+
+def test_accuracy_counts_are_exact():
+    from distgnn.metrics import accuracies, correct_counts
+
+    logits = torch.tensor([[0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    y = torch.tensor([1, 1, 1])
+    masks = [
+        torch.tensor([True, True, False]),
+        torch.tensor([False, False, True]),
+        torch.zeros(3, dtype=torch.bool),
+    ]
+    counts = correct_counts(logits, y, masks)
+    assert counts.tolist() == [1, 2, 1, 1, 0, 0]
+    acc = accuracies(counts)
+    assert acc[:2] == [0.5, 1.0] and np.isnan(acc[2])

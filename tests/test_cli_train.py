@@ -1,0 +1,218 @@
+"""`distgnn train` end to end: arguments, errors, metrics file, the local launcher, the synthetic default."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from distgnn.cli import main
+from distgnn.commands.train import worker_argv
+from distgnn.data.synthetic import synthetic_graph
+from distgnn.metrics import EPOCH_KEYS
+from distgnn.partitioning import partition_graph
+
+REPO = Path(__file__).resolve().parent.parent
+FAST = ["--kernel", "reference", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory):
+    graph = synthetic_graph(num_nodes=150, num_edges=900, num_features=10, num_classes=3, seed=4)
+    root = tmp_path_factory.mktemp("cli")
+    out = {}
+    for p in (1, 2, 3):
+        out[p] = str(root / f"p{p}")
+        partition_graph(graph, p, out[p], progress=False)
+    return out
+
+
+def run_cli(args: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(args)
+        except SystemExit as exc:  # argparse
+            code = int(exc.code or 0)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def no_launcher_env(monkeypatch):
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_help_has_examples():
+    code, out, _ = run_cli(["train", "--help"])
+    assert code == 0
+    assert "examples:" in out and "torchrun --nproc_per_node 4 -m distgnn train" in out
+    for flag in (
+        "--partitions",
+        "--halo-staleness",
+        "--comm-dtype",
+        "--checkpoint-every",
+        "--resume",
+        "--nproc",
+    ):
+        assert flag in out
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--dropout", "1.5"], "dropout must be in [0, 1), got 1.5"),
+        (["--epochs", "0"], "epochs must be >= 1, got 0"),
+        (["--lr", "0"], "lr must be > 0, got 0.0"),
+        (["--weight-decay", "-1"], "weight-decay must be >= 0, got -1.0"),
+        (["--checkpoint-every", "5"], "--checkpoint-every needs --checkpoint-dir"),
+        (["--resume"], "--resume needs --checkpoint-dir"),
+        (["--nproc", "0"], "nproc must be >= 1, got 0"),
+        (["--timeout", "0"], "timeout must be > 0 seconds, got 0.0"),
+    ],
+)
+def test_bad_values_are_one_line_errors(args, message, no_launcher_env):
+    code, _, err = run_cli(["train", *args])
+    assert code == 2
+    assert err == f"distgnn train: error: {message}\n"
+
+
+def test_unknown_choice_is_an_argparse_error():
+    code, _, err = run_cli(["train", "--model", "mlp"])
+    assert code == 2 and "invalid choice: 'mlp'" in err
+
+
+def test_missing_partition_dir(tmp_path, no_launcher_env):
+    code, _, err = run_cli(["train", "--partitions", str(tmp_path / "nope")])
+    assert code == 2
+    assert err == f"distgnn train: error: partition directory {tmp_path / 'nope'} does not exist\n"
+
+
+def test_world_size_mismatch_single_process(parts, no_launcher_env):
+    code, _, err = run_cli(["train", "--partitions", parts[2], "--epochs", "1", *FAST])
+    assert code == 2
+    assert err == (
+        f"distgnn train: error: partition directory {parts[2]} has 2 parts but the job has 1 process; "
+        "run with --nproc 2 (or torchrun --nproc_per_node 2)\n"
+    )
+
+
+def test_single_process_metrics_out(parts, tmp_path, no_launcher_env):
+    metrics = tmp_path / "sub" / "m.jsonl"
+    args = ["train", "--partitions", parts[1], "--epochs", "4", "--metrics-out", str(metrics), *FAST]
+    code, _, err = run_cli(args)
+    assert code == 0, err
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3, 4]
+    for r in records:
+        assert set(EPOCH_KEYS) <= set(r)
+        assert r["comm_bytes"] == 0 and 0 <= r["test_acc"] <= 1 and r["epoch_s"] > 0
+    assert np.isfinite([r["loss"] for r in records]).all()
+
+
+def test_summary_table_on_rank0(parts, no_launcher_env):
+    code, _, err = run_cli(["train", "--partitions", parts[1], "--epochs", "3", "--kernel", "reference"])
+    assert code == 0
+    for row in (
+        "best val acc",
+        "test acc at best val",
+        "final test acc",
+        "mean epoch time",
+        "halo bytes / epoch",
+    ):
+        assert row in err
+
+
+def test_worker_argv_drops_nproc_and_keeps_everything_else():
+    from distgnn.cli import build_parser
+
+    args = build_parser().parse_args(
+        [
+            "train",
+            "--nproc",
+            "4",
+            "--model",
+            "gat",
+            "--heads",
+            "2",
+            "--resume",
+            "--checkpoint-dir",
+            "c",
+            "--no-overlap",
+        ]
+    )
+    argv = worker_argv(args, "runs/x")
+    assert "--nproc" not in argv
+    again = build_parser().parse_args(["train", *argv])
+    for name in vars(args):
+        if name not in ("nproc", "partitions", "func"):
+            assert getattr(again, name) == getattr(args, name), name
+    assert again.partitions == "runs/x"
+
+
+def _cli(args: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env["PYTHONPATH"] = str(REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "distgnn", "train", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.timeout(120)
+def test_nproc_uses_the_elastic_launcher(parts, tmp_path):
+    metrics = tmp_path / "m.jsonl"
+    proc = _cli(
+        ["--partitions", parts[2], "--nproc", "2", "--epochs", "3", "--metrics-out", str(metrics), *FAST],
+        tmp_path,
+        100,
+    )
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert all(r["comm_bytes"] > 0 for r in records)  # two ranks really exchanged halos
+
+
+@pytest.mark.timeout(120)
+def test_a_failing_rank_takes_the_job_down(parts, tmp_path):
+    # Rank 1's part is corrupted: it fails while loading, after joining the process group; rank 0 would
+    # wait in its first collective. The elastic agent must stop the job well before the 300 s timeout.
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(parts[2], broken)
+    (broken / "part-1" / "x.npy").write_bytes(b"garbage")
+    t0 = time.monotonic()
+    proc = _cli(["--partitions", str(broken), "--nproc", "2", "--epochs", "50", *FAST], tmp_path, 100)
+    assert proc.returncode == 2
+    assert time.monotonic() - t0 < 90
+    assert "distgnn train: error:" in proc.stderr
+    assert proc.stderr.splitlines()[-1] == (
+        "distgnn train: error: worker rank 1 failed with exit code 2; the other workers were stopped"
+    )
+
+
+@pytest.mark.timeout(120)
+def test_no_partitions_trains_on_cached_synthetic_graph(tmp_path, no_launcher_env, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("distgnn.commands.train.SYNTHETIC_SPEC", "synthetic:nodes=300,edges=2000,features=8")
+    code, _, err = run_cli(["train", "--epochs", "2", *FAST])
+    assert code == 0, err
+    meta = tmp_path / "runs" / "synthetic-1p" / "meta.json"
+    assert json.loads(meta.read_text())["num_parts"] == 1
+    stamp = meta.stat().st_mtime_ns
+    code, _, err = run_cli(["train", "--epochs", "1", *FAST])
+    assert code == 0, err
+    assert meta.stat().st_mtime_ns == stamp  # partitioned only once
