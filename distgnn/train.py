@@ -176,7 +176,7 @@ class Trainer:
             return
         with torch.no_grad():
             flat = torch.cat([p.detach().reshape(-1) for p in self.params])
-            dist.broadcast(flat, src=0, group=self.layout.group)
+            dist.broadcast(flat, src=dist.get_global_rank(self.layout.group, 0), group=self.layout.group)
             self._unflatten_into(flat, [p.data for p in self.params])
 
     def _sync_gradients(self) -> None:

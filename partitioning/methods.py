@@ -32,9 +32,10 @@ KAMINPAR_EPS = 0.03
 # niter=1, niparts=1 (fewer refinement passes and initial partitions); we keep METIS's defaults for those,
 # so the cut is at least as good as DGL's for the same library.
 METIS_OPTIONS: dict[str, int] = {"dropedges": 1}
+METIS_MAX_SEED = 2**31 - 1  # METIS 5.2's options are 32-bit integers
 
 
-def check_options(num_parts: int, method: str, objective: str) -> None:
+def check_options(num_parts: int, method: str, objective: str, seed: int = 0) -> None:
     """Reject options that no graph could satisfy (checked before loading the graph)."""
     if method not in METHODS:
         raise DistGNNError(f"unknown partition method {method!r}: choose one of {', '.join(METHODS)}")
@@ -44,11 +45,13 @@ def check_options(num_parts: int, method: str, objective: str) -> None:
         raise DistGNNError(f"--parts must be at least 1, got {num_parts}")
     if method == "kaminpar" and objective == "vol":
         raise DistGNNError("--objective vol needs --method metis: KaMinPar only minimises the edge cut")
+    if method == "metis" and not 0 <= seed <= METIS_MAX_SEED:
+        raise DistGNNError(f"--seed must be in [0, {METIS_MAX_SEED}] for METIS, got {seed}")
 
 
-def check_request(num_nodes: int, num_parts: int, method: str, objective: str) -> None:
+def check_request(num_nodes: int, num_parts: int, method: str, objective: str, seed: int = 0) -> None:
     """Reject a request that cannot be served for this graph, before any expensive work."""
-    check_options(num_parts, method, objective)
+    check_options(num_parts, method, objective, seed)
     if num_nodes <= 0:
         raise DistGNNError("graph is empty: it has no nodes")
     if num_parts > num_nodes:
@@ -72,7 +75,7 @@ def assign_parts(
     given seed only with one thread; METIS and random are always reproducible.
     """
     n = graph.num_nodes
-    check_request(n, num_parts, method, objective)
+    check_request(n, num_parts, method, objective, seed)
     if method == "contiguous" or num_parts == 1:
         return contiguous_parts(n, num_parts)
     if method == "random":
@@ -107,7 +110,7 @@ def metis_parts(graph: Graph, num_parts: int, *, objective: str, seed: int) -> n
 
     Uses METIS 5.2 with 32-bit indices (``metis_lib``, from the cmeel-metis wheel) and ``METIS_OPTIONS``;
     DGL runs the same library with ``niter=1, niparts=1, dropedges=1``. Falls
-    back to pymetis (METIS 5.1, 64-bit indices, about 3x the memory) when that wheel is missing or the
+    back to pymetis (METIS 5.1, 64-bit indices, ~5x the memory here) when that wheel is missing or the
     graph does not fit 32-bit indices. The symmetric CSR is built directly in the library's index type, so
     METIS reads it without a copy, and is freed before returning. Returns None for a graph without
     (non-loop) edges.

@@ -40,7 +40,7 @@ def partition_graph(
     Bad requests fail before any work; the directory appears only once it is complete.
     """
     graph.validate()
-    check_request(graph.num_nodes, num_parts, method, objective)
+    check_request(graph.num_nodes, num_parts, method, objective, seed)
     check_target(Path(out_dir), overwrite)
     timings: dict[str, float] = {}
 

@@ -1,23 +1,28 @@
-"""gSpMM sum, forward and forward+backward: distgnn ``cpu`` vs torch CSR ``sparse.mm`` vs DGL, side by side.
+"""gSpMM sum, forward and forward+backward: distgnn ``cpu`` vs torch CSR ``sparse.mm`` vs DGL, interleaved.
 
 Two graphs with 128 float32 features on 2 threads: a uniform random graph (500k nodes / 8M edges) and a
-planted-community graph (200k nodes / 4M edges, ``distgnn.data.synthetic_graph``, IDs shuffled), the
-latter also in METIS sub-part order and RCM order (``distgnn.kernels.locality_order``). Prints medians of
-several repeats, the achieved gather bandwidth (edges x width x 4 bytes / forward time) beside the
-machine's copy bandwidth and random-row gather bandwidth, and the ratios the issue targets.
+planted-community graph (200k nodes / 4M edges, ``distgnn.data.synthetic_graph``, IDs as generated),
+the latter also in METIS sub-part order and RCM order (``distgnn.kernels.locality_order``). DGL runs in
+its own venv as a worker process (``dgl_gspmm.py``) that times one repeat per request, so every repeat
+runs each implementation once in turn (A B C A B C ...): load from other processes on a shared machine
+then hits all of them alike. Prints min / median / max over the repeats, the forward's gather bandwidth
+(edges x width x 4 bytes / forward time) beside the machine's copy and random-row gather bandwidth, and
+the ratios the issue targets (of medians). Graph formats / transposes are built once before timing.
 
-    .venv/bin/python benchmarks/kernels/bench_gspmm.py [--dgl-python /work/venvs/dgl/bin/python] [--quick]
+    .venv/bin/python -W ignore benchmarks/kernels/bench_gspmm.py [--repeats 9] [--dgl-python PY] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +33,10 @@ from distgnn.kernels.reorder import permute_csr
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DGL = Path("/work/venvs/dgl/bin/python")
+DGL_LABEL = "DGL update_all(copy_u, sum)"
 
 
-def median_time(f, repeats: int) -> float:
+def median_time(f: Callable[[], object], repeats: int) -> float:
     f()
     times = []
     for _ in range(repeats):
@@ -59,56 +65,148 @@ def community_graph(n: int, e: int, communities: int) -> tuple[np.ndarray, np.nd
     return g.indptr.astype(np.int64), g.indices.astype(np.int64)
 
 
-def time_ours(indptr: np.ndarray, indices: np.ndarray, f: int, repeats: int) -> dict:
+class Runner:
+    """One implementation on one graph: ``forward()`` / ``forward_backward()`` run one timed repeat."""
+
+    def forward(self) -> tuple[float, float]:
+        raise NotImplementedError
+
+    def forward_backward(self) -> tuple[float, float]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class LocalRunner(Runner):
+    """An in-process implementation given as op(x) -> out."""
+
+    def __init__(self, op: Callable[[torch.Tensor], torch.Tensor], n_src: int, n_dst: int, f: int) -> None:
+        self.op = op
+        self.x = torch.randn(n_src, f)
+        self.grad = torch.randn(n_dst, f)
+        self.xg = self.x.clone().requires_grad_()
+
+    def forward(self) -> tuple[float, float]:
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            out = self.op(self.x)
+        t1 = time.perf_counter()
+        del out
+        return t1 - t0, 0.0
+
+    def forward_backward(self) -> tuple[float, float]:
+        self.xg.grad = None
+        t0 = time.perf_counter()
+        out = self.op(self.xg)
+        t1 = time.perf_counter()
+        out.backward(self.grad)
+        t2 = time.perf_counter()
+        return t1 - t0, t2 - t1
+
+
+def ours(indptr: np.ndarray, indices: np.ndarray, f: int) -> LocalRunner:
     csr = CSR.from_numpy(indptr, indices)
     csr.transposed()  # built once per graph and cached, as in training
-    x = torch.randn(csr.num_src, f)
-    grad = torch.randn(csr.num_dst, f)
-    xg = x.clone().requires_grad_()
-
-    def fwd():
-        with torch.no_grad():
-            return gspmm(csr, x, impl="cpu")
-
-    def fwd_bwd():
-        xg.grad = None
-        gspmm(csr, xg, impl="cpu").backward(grad)
-
-    return {"forward_s": median_time(fwd, repeats), "forward_backward_s": median_time(fwd_bwd, repeats)}
+    return LocalRunner(lambda x: gspmm(csr, x, impl="cpu"), csr.num_src, csr.num_dst, f)
 
 
-def time_torch_csr(indptr: np.ndarray, indices: np.ndarray, f: int, repeats: int) -> dict:
+def torch_csr(indptr: np.ndarray, indices: np.ndarray, f: int) -> LocalRunner:
     n = indptr.size - 1
     ip, ix = torch.from_numpy(indptr), torch.from_numpy(indices)
     a = torch.sparse_csr_tensor(ip, ix, torch.ones(ix.numel()), size=(n, n), check_invariants=False)
-    x = torch.randn(n, f)
-    grad = torch.randn(n, f)
-    xg = x.clone().requires_grad_()
-
-    def fwd():
-        with torch.no_grad():
-            return torch.sparse.mm(a, x)
-
-    def fwd_bwd():
-        xg.grad = None
-        torch.sparse.mm(a, xg).backward(grad)
-
-    return {"forward_s": median_time(fwd, repeats), "forward_backward_s": median_time(fwd_bwd, repeats)}
+    return LocalRunner(lambda x: torch.sparse.mm(a, x), n, n, f)
 
 
-def time_dgl(dgl_python: Path | None, indptr, indices, f: int, repeats: int, threads: int) -> dict | None:
-    if dgl_python is None or not dgl_python.exists():
-        return None
-    with tempfile.TemporaryDirectory(prefix="distgnn-bench-") as tmp:
-        path = Path(tmp) / "graph.npz"
+class DGLRunner(Runner):
+    """dgl_gspmm.py in the DGL venv, one repeat per request over a pipe."""
+
+    def __init__(self, python: Path, indptr: np.ndarray, indices: np.ndarray, f: int, threads: int) -> None:
+        self.tmp = tempfile.TemporaryDirectory(prefix="distgnn-bench-")
+        path = Path(self.tmp.name) / "graph.npz"
         np.savez(path, indptr=indptr, indices=indices, num_features=np.int64(f))
-        cmd = [str(dgl_python), str(HERE / "dgl_gspmm.py"), str(path), "--threads", str(threads)]
-        cmd += ["--repeats", str(repeats)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        print(f"  DGL run failed: {proc.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+        cmd = [str(python), str(HERE / "dgl_gspmm.py"), str(path), "--threads", str(threads)]
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        ready = self._reply()
+        if not ready.get("ready"):
+            raise RuntimeError(f"DGL worker failed: {ready.get('error', ready)}")
+
+    def _reply(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"DGL worker exited (code {self.proc.wait()})")
+        return json.loads(line)
+
+    def _ask(self, cmd: str) -> tuple[float, float]:
+        self.proc.stdin.write(cmd + "\n")
+        self.proc.stdin.flush()
+        r = self._reply()
+        return r["forward_s"], r["backward_s"]
+
+    def forward(self) -> tuple[float, float]:
+        return self._ask("forward")
+
+    def forward_backward(self) -> tuple[float, float]:
+        return self._ask("forward_backward")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.flush()
+            self.proc.wait(timeout=60)
+        self.tmp.cleanup()
+
+
+def interleaved(runners: dict[str, Runner], repeats: int) -> dict[str, dict[str, list[float]]]:
+    """One warm-up, then ``repeats`` rounds; each round runs every runner's forward, then every fwd+bwd."""
+    times = {k: {"fwd": [], "fwd+bwd": [], "bwd": []} for k in runners}
+    for rnd in range(repeats + 1):
+        for k, r in runners.items():
+            t, _ = r.forward()
+            if rnd:
+                times[k]["fwd"].append(t)
+        for k, r in runners.items():
+            tf, tb = r.forward_backward()
+            if rnd:
+                times[k]["fwd+bwd"].append(tf + tb)
+                times[k]["bwd"].append(tb)
+    return times
+
+
+def dgl_runner(py: Path | None, indptr, indices, f: int, threads: int) -> DGLRunner | None:
+    if py is None:
         return None
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    try:
+        return DGLRunner(py, indptr, indices, f, threads)
+    except (RuntimeError, OSError) as exc:
+        print(f"  DGL skipped: {exc}", file=sys.stderr)
+        return None
+
+
+def run_section(name: str, e: int, f: int, runners: dict[str, Runner | None], repeats: int) -> dict:
+    live = {k: r for k, r in runners.items() if r is not None}
+    try:
+        times = interleaved(live, repeats)
+    finally:
+        for r in live.values():
+            r.close()
+    print(f"\n== {name}: {e:,} edges, {f} features; seconds, min / median / max of {repeats}")
+    print(f"{'impl':34s} {'fwd':>22s} {'bwd':>22s} {'fwd+bwd':>22s} {'fwd GB/s':>9s}")
+    fmt = lambda v: f"{min(v):6.3f} {statistics.median(v):6.3f} {max(v):6.3f}"
+    med = {}
+    for k, t in times.items():
+        med[k] = {m: statistics.median(v) for m, v in t.items()}
+        bw = e * f * 4 / med[k]["fwd"] / 1e9
+        print(f"{k:34s} {fmt(t['fwd']):>22s} {fmt(t['bwd']):>22s} {fmt(t['fwd+bwd']):>22s} {bw:9.2f}")
+    return med
+
+
+def ratio(med: dict, fast: str, slow: str, key: str = "fwd+bwd") -> str:
+    if fast not in med or slow not in med:
+        return "n/a"
+    return f"{med[slow][key] / med[fast][key]:.2f}x"
 
 
 def machine_bandwidth(repeats: int) -> dict:
@@ -126,59 +224,44 @@ def machine_bandwidth(repeats: int) -> dict:
     }
 
 
-def report(name: str, e: int, f: int, rows: dict[str, dict | None]) -> None:
-    print(f"\n== {name}: {e:,} edges, {f} features")
-    print(f"{'impl':34s} {'fwd (s)':>9s} {'fwd+bwd (s)':>12s} {'gather GB/s':>12s}")
-    for label, r in rows.items():
-        if r is None:
-            print(f"{label:34s}  (skipped: DGL python not found or failed)")
-            continue
-        bw = e * f * 4 / r["forward_s"] / 1e9
-        print(f"{label:34s} {r['forward_s']:9.3f} {r['forward_backward_s']:12.3f} {bw:12.2f}")
-
-
-def ratio(rows: dict, a: str, b: str, key: str = "forward_backward_s") -> str:
-    if rows.get(a) is None or rows.get(b) is None:
-        return "n/a"
-    return f"{rows[b][key] / rows[a][key]:.2f}x"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dgl-python", type=Path, default=DEFAULT_DGL)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--features", type=int, default=128)
     ap.add_argument("--quick", action="store_true", help="graphs 10x smaller (a smoke run)")
+    ap.add_argument("--skip-community", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    f, rep, scale = args.features, args.repeats, (10 if args.quick else 1)
+    f, rep, scale, th = args.features, args.repeats, (10 if args.quick else 1), args.threads
     dgl_py = args.dgl_python if args.dgl_python.exists() else None
     if dgl_py is None:
         print(f"note: {args.dgl_python} not found, DGL is skipped", file=sys.stderr)
-    print(f"torch {torch.__version__}, {args.threads} threads, median of {rep} repeats")
+    print(f"torch {torch.__version__}, {th} threads, load average at start {os.getloadavg()}")
     gspmm(CSR.from_numpy(*random_graph(10, 20)), torch.randn(10, 4), impl="cpu")  # build the extension first
-    bw = machine_bandwidth(rep)
+    bw = machine_bandwidth(5)
     print(
         f"machine: copy {bw['copy_GBps']:.1f} GB/s, "
-        f"random 512-byte row gather {bw['random_row_gather_GBps']:.1f} GB/s"
+        f"random 512-byte row gather (torch index_select) {bw['random_row_gather_GBps']:.1f} GB/s"
     )
 
-    # --- random graph
     ip, ix = random_graph(500_000 // scale, 8_000_000 // scale)
-    rows = {
-        "distgnn cpu": time_ours(ip, ix, f, rep),
-        "torch CSR sparse.mm": time_torch_csr(ip, ix, f, rep),
-        "DGL update_all(copy_u, sum)": time_dgl(dgl_py, ip, ix, f, rep, args.threads),
+    runners = {
+        "distgnn cpu": ours(ip, ix, f),
+        "torch CSR sparse.mm": torch_csr(ip, ix, f),
+        DGL_LABEL: dgl_runner(dgl_py, ip, ix, f, th),
     }
-    report("random graph", ix.size, f, rows)
+    med = run_section("random graph", ix.size, f, runners, rep)
     print(
-        f"fwd+bwd speed-up: vs DGL {ratio(rows, 'distgnn cpu', 'DGL update_all(copy_u, sum)')} "
-        "(target 1.2x), "
-        f"vs torch CSR {ratio(rows, 'distgnn cpu', 'torch CSR sparse.mm')} (target 2.5x)"
+        f"fwd+bwd speed-up (medians): vs DGL {ratio(med, 'distgnn cpu', DGL_LABEL)} (target 1.2x), "
+        f"vs torch CSR {ratio(med, 'distgnn cpu', 'torch CSR sparse.mm')} (target 2.5x)"
     )
+    del runners
+    if args.skip_community:
+        print(f"load average at end {os.getloadavg()}")
+        return
 
-    # --- community graph, as given (shuffled IDs) and in METIS / RCM order
     ip, ix = community_graph(200_000 // scale, 4_000_000 // scale, communities=64)
     t0 = time.perf_counter()
     perm_metis = locality_order(ip, ix, method="metis")
@@ -188,23 +271,24 @@ def main() -> None:
     t_rcm = time.perf_counter() - t0
     mp, mx = permute_csr(ip, ix, perm_metis)
     rp, rx = permute_csr(ip, ix, perm_rcm)
-    rows = {
-        "distgnn cpu (given order)": time_ours(ip, ix, f, rep),
-        "distgnn cpu (METIS order)": time_ours(mp, mx, f, rep),
-        "distgnn cpu (RCM order)": time_ours(rp, rx, f, rep),
-        "torch CSR sparse.mm (given order)": time_torch_csr(ip, ix, f, rep),
-        "DGL (given order)": time_dgl(dgl_py, ip, ix, f, rep, args.threads),
-        "DGL (METIS order)": time_dgl(dgl_py, mp, mx, f, rep, args.threads),
+    runners = {
+        "distgnn cpu (given order)": ours(ip, ix, f),
+        "distgnn cpu (METIS order)": ours(mp, mx, f),
+        "distgnn cpu (RCM order)": ours(rp, rx, f),
+        "torch CSR sparse.mm (given order)": torch_csr(ip, ix, f),
+        "DGL (given order)": dgl_runner(dgl_py, ip, ix, f, th),
+        "DGL (METIS order)": dgl_runner(dgl_py, mp, mx, f, th),
     }
-    report("community graph", ix.size, f, rows)
+    med = run_section("community graph", ix.size, f, runners, rep)
     print(f"ordering time: METIS sub-parts {t_metis:.1f}s, RCM {t_rcm:.1f}s")
     print(
-        f"fwd+bwd speed-up, ours in METIS order vs DGL as given: "
-        f"{ratio(rows, 'distgnn cpu (METIS order)', 'DGL (given order)')} (target 2x); "
-        f"vs DGL in METIS order: {ratio(rows, 'distgnn cpu (METIS order)', 'DGL (METIS order)')}; "
+        f"fwd+bwd speed-up (medians), ours in METIS order vs DGL as given: "
+        f"{ratio(med, 'distgnn cpu (METIS order)', 'DGL (given order)')} (target 2x); "
+        f"vs DGL in METIS order: {ratio(med, 'distgnn cpu (METIS order)', 'DGL (METIS order)')}; "
         "ours given order vs DGL given order: "
-        f"{ratio(rows, 'distgnn cpu (given order)', 'DGL (given order)')}"
+        f"{ratio(med, 'distgnn cpu (given order)', 'DGL (given order)')}"
     )
+    print(f"load average at end {os.getloadavg()}")
 
 
 if __name__ == "__main__":

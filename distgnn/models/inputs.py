@@ -12,6 +12,7 @@ input; each also accepts a plain dense tensor, so a model never needs to know wh
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -34,7 +35,9 @@ class SparseRows:
     @classmethod
     def from_dense(cls, x: Tensor) -> SparseRows:
         n, f = x.shape
-        csr = x.to_sparse_csr()
+        with warnings.catch_warnings():  # torch flags its (long-standing) CSR support as "beta"
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            csr = x.to_sparse_csr()
         crow, col, values = csr.crow_indices(), csr.col_indices(), csr.values()
         row = torch.repeat_interleave(torch.arange(n, device=x.device), crow.diff())
         t_perm = torch.argsort(col * n + row, stable=True)
@@ -50,14 +53,19 @@ class SparseRows:
         return SparseRows(self.crow, self.col, values, self.shape, self.t_crow, self.t_col, self.t_perm)
 
     def csr(self) -> Tensor:
-        return torch.sparse_csr_tensor(self.crow, self.col, self.values, self.shape)
+        return _csr(self.crow, self.col, self.values, self.shape)
 
     def csr_t(self) -> Tensor:
         shape_t = (self.shape[1], self.shape[0])
-        return torch.sparse_csr_tensor(self.t_crow, self.t_col, self.values[self.t_perm], shape_t)
+        return _csr(self.t_crow, self.t_col, self.values[self.t_perm], shape_t)
 
     def to_dense(self) -> Tensor:
         return self.csr().to_dense()
+
+
+def _csr(crow: Tensor, col: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
+    """A CSR tensor from trusted parts (built once from a valid CSR, so no invariant checks)."""
+    return torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
 
 
 class _SparseMatmul(torch.autograd.Function):

@@ -1,12 +1,17 @@
 // distgnn CPU aggregation kernels: fused CSR gSpMM (sum/mean/max), SDDMM, edge softmax, edge dot.
 //
 // Row-parallel over destinations with OpenMP using torch's thread count. Rows are cut into chunks of
-// equal work (edges + rows) and handed out dynamically, so a power-law degree distribution does not leave
-// a thread idle. The feature loop is contiguous and vectorised by the compiler; the hot loops are
-// compiled for AVX-512 / AVX2 / baseline with target_clones and picked at load time (safe to cache and
-// ship, unlike -march=native). The next rows to gather are software-prefetched, because a gather of
-// random rows is latency-bound and the hardware prefetcher cannot guess them. Accumulation is float32
-// for float32 and bfloat16 features; source/destination scaling, bias and ReLU are fused.
+// equal work (edges + rows) and handed out dynamically, so a power-law degree distribution (or a thread
+// preempted by another process) does not leave a thread idle. The hot loops are compiled for AVX-512 /
+// AVX2 / baseline with target_clones and picked at load time (safe to cache and ship, unlike
+// -march=native). Accumulation is float32 for float32 and bfloat16 features; source/destination scaling,
+// bias and ReLU are fused.
+//
+// The sum/mean kernel is gather-bound (one random feature row per edge), so it is written for memory
+// throughput: a row's accumulator lives in vector registers (fixed 16-float vectors, chunks of up to 128
+// floats), the source rows of the next kPrefetchEdges edges are software-prefetched (the hardware
+// prefetcher cannot guess random rows), and large outputs are placed on transparent huge pages before
+// the first write (4 KiB page faults on a fresh 256 MB output cost more than the write itself).
 
 #include <torch/extension.h>
 
@@ -17,7 +22,13 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
+#include <cstring>
 #include <vector>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define DG_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -28,8 +39,13 @@
 
 namespace {
 
-constexpr int64_t kPrefetchEdges = 8;     // how many edges ahead to prefetch source rows
+constexpr int64_t kPrefetchEdges = 16;    // how many edges ahead to prefetch source rows
 constexpr int64_t kPrefetchBytes = 1024;  // at most this much of each row (the rest streams)
+constexpr int kMaxVecs = 8;               // register accumulator: up to 8 x 16 floats per pass over a row
+
+typedef float v16f __attribute__((vector_size(64)));
+typedef uint16_t v16u16 __attribute__((vector_size(32)));
+typedef uint32_t v16u32 __attribute__((vector_size(64)));
 
 struct SpmmArgs {
   const int64_t* indptr;
@@ -103,6 +119,93 @@ DG_INLINE void spmm_rows(const SpmmArgs& a, int64_t r0, int64_t r1, float* __res
   }
 }
 
+// Load 16 consecutive features as float32 (bfloat16 is the high half of a float32).
+DG_INLINE v16f load16(const float* p) {
+  v16f v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+DG_INLINE v16f load16(const c10::BFloat16* p) {
+  v16u16 h;
+  std::memcpy(&h, p, sizeof(h));
+  const v16u32 w = __builtin_convertvector(h, v16u32) << 16;
+  v16f v;
+  std::memcpy(&v, &w, sizeof(v));
+  return v;
+}
+
+// One pass over the in-edges of row i for features [off, off + 16 * NV): the accumulator is NV vector
+// registers. Only the first pass over a row prefetches (the whole row, for every later pass too).
+template <typename scalar_t, int NV>
+DG_INLINE void sum_pass(const SpmmArgs& a, int64_t i, int64_t b, int64_t en, int64_t off, bool prefetch,
+                        float scale) {
+  const scalar_t* __restrict x = static_cast<const scalar_t*>(a.x);
+  const int64_t* __restrict indices = a.indices;
+  const int64_t F = a.D, E = a.num_edges;
+  v16f acc[NV];
+  for (int k = 0; k < NV; ++k) acc[k] = v16f{};
+  for (int64_t e = b; e < en; ++e) {
+    if (prefetch && e + kPrefetchEdges < E) prefetch_row(x + indices[e + kPrefetchEdges] * F, F);
+    const int64_t j = indices[e];
+    const float c = (a.ss ? a.ss[j] : 1.f) * (a.w ? a.w[e] : 1.f);
+    const scalar_t* xr = x + j * F + off;
+    for (int k = 0; k < NV; ++k) acc[k] += c * load16(xr + 16 * k);
+  }
+  scalar_t* out_row = static_cast<scalar_t*>(a.out) + i * F + off;
+  const float* bias = a.bias ? a.bias + off : nullptr;
+  for (int k = 0; k < NV; ++k) {
+    v16f v = acc[k] * scale;
+    if (bias) v += load16(bias + 16 * k);
+    if (a.relu) v = v > 0.f ? v : 0.f;
+    if constexpr (std::is_same<scalar_t, float>::value) {
+      std::memcpy(out_row + 16 * k, &v, sizeof(v));
+    } else {
+      for (int q = 0; q < 16; ++q) out_row[16 * k + q] = static_cast<scalar_t>(v[q]);
+    }
+  }
+}
+
+// The last F % 16 features of row i (a scalar loop over a short accumulator).
+template <typename scalar_t>
+DG_INLINE void sum_tail(const SpmmArgs& a, int64_t i, int64_t b, int64_t en, int64_t off, bool prefetch,
+                        float scale) {
+  const scalar_t* __restrict x = static_cast<const scalar_t*>(a.x);
+  const int64_t* __restrict indices = a.indices;
+  const int64_t F = a.D, E = a.num_edges, n = F - off;
+  float acc[16] = {};
+  for (int64_t e = b; e < en; ++e) {
+    if (prefetch && e + kPrefetchEdges < E) prefetch_row(x + indices[e + kPrefetchEdges] * F, F);
+    const int64_t j = indices[e];
+    const float c = (a.ss ? a.ss[j] : 1.f) * (a.w ? a.w[e] : 1.f);
+    const scalar_t* xr = x + j * F + off;
+    for (int64_t f = 0; f < n; ++f) acc[f] += c * to_f(xr[f]);
+  }
+  scalar_t* out_row = static_cast<scalar_t*>(a.out) + i * F + off;
+  for (int64_t f = 0; f < n; ++f) {
+    float v = acc[f] * scale + (a.bias ? a.bias[off + f] : 0.f);
+    if (a.relu) v = v > 0.f ? v : 0.f;
+    out_row[f] = static_cast<scalar_t>(v);
+  }
+}
+
+// Sum/mean over rows [r0, r1) when every head shares the edge weight (features folded into one row of
+// F = a.D): passes of 128, 64, 32, 16 features with register accumulators, then a scalar tail.
+template <typename scalar_t>
+DG_INLINE void spmm_rows_shared(const SpmmArgs& a, int64_t r0, int64_t r1) {
+  const int64_t F = a.D;
+  for (int64_t i = r0; i < r1; ++i) {
+    const int64_t b = a.indptr[i], en = a.indptr[i + 1];
+    float scale = a.ds ? a.ds[i] : 1.f;
+    if (a.mean && en > b) scale /= static_cast<float>(en - b);
+    int64_t off = 0;
+    for (; off + 16 * kMaxVecs <= F; off += 16 * kMaxVecs) sum_pass<scalar_t, kMaxVecs>(a, i, b, en, off, off == 0, scale);
+    if (F - off >= 64) { sum_pass<scalar_t, 4>(a, i, b, en, off, off == 0, scale); off += 64; }
+    if (F - off >= 32) { sum_pass<scalar_t, 2>(a, i, b, en, off, off == 0, scale); off += 32; }
+    if (F - off >= 16) { sum_pass<scalar_t, 1>(a, i, b, en, off, off == 0, scale); off += 16; }
+    if (off < F) sum_tail<scalar_t>(a, i, b, en, off, off == 0, scale);
+  }
+}
+
 template <typename scalar_t>
 DG_INLINE void spmm_max_rows(const SpmmArgs& a, int64_t r0, int64_t r1, float* __restrict acc,
                              int64_t* __restrict best) {
@@ -140,10 +243,10 @@ DG_INLINE void spmm_max_rows(const SpmmArgs& a, int64_t r0, int64_t r1, float* _
 }
 
 DG_CLONES void spmm_rows_f32(const SpmmArgs& a, int64_t r0, int64_t r1, float* acc) {
-  spmm_rows<float>(a, r0, r1, acc);
+  if (a.H == 1) spmm_rows_shared<float>(a, r0, r1); else spmm_rows<float>(a, r0, r1, acc);
 }
 DG_CLONES void spmm_rows_bf16(const SpmmArgs& a, int64_t r0, int64_t r1, float* acc) {
-  spmm_rows<c10::BFloat16>(a, r0, r1, acc);
+  if (a.H == 1) spmm_rows_shared<c10::BFloat16>(a, r0, r1); else spmm_rows<c10::BFloat16>(a, r0, r1, acc);
 }
 DG_CLONES void spmm_max_rows_f32(const SpmmArgs& a, int64_t r0, int64_t r1, float* acc, int64_t* best) {
   spmm_max_rows<float>(a, r0, r1, acc, best);
@@ -184,6 +287,21 @@ void parallel_rows(const int64_t* indptr, int64_t rows, int64_t scratch, const B
 #pragma omp for schedule(dynamic, 1)
     for (int64_t c = 0; c < chunks; ++c) body(acc.data(), best.data(), bounds[c], bounds[c + 1]);
   }
+}
+
+// An uninitialised tensor for a kernel output. Large ones are advised onto transparent huge pages before
+// the first write: a fresh allocation is unmapped memory, and faulting it in 4 KiB at a time costs more
+// than writing it (measured: 75-180 ms per 256 MB). Only advice: ignored where THP is off.
+torch::Tensor new_output(at::IntArrayRef shape, const torch::TensorOptions& opts) {
+  torch::Tensor t = torch::empty(shape, opts);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(t.data_ptr());
+  const uintptr_t lo = (begin + kHuge - 1) & ~(kHuge - 1);
+  const uintptr_t hi = (begin + t.nbytes()) & ~(kHuge - 1);
+  if (hi >= lo + 2 * kHuge) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);
+#endif
+  return t;
 }
 
 const float* opt_f32(const c10::optional<torch::Tensor>& t) {
@@ -239,7 +357,7 @@ torch::Tensor spmm(torch::Tensor indptr, torch::Tensor indices, torch::Tensor x,
                    c10::optional<torch::Tensor> w, c10::optional<torch::Tensor> ss,
                    c10::optional<torch::Tensor> ds, c10::optional<torch::Tensor> bias, bool mean, bool relu) {
   const int64_t R = indptr.numel() - 1;
-  auto out = torch::empty({R, x.size(1), x.size(2)}, x.options());
+  auto out = new_output({R, x.size(1), x.size(2)}, x.options());
   const SpmmArgs a = make_args(indptr, indices, x, w, ss, ds, bias, out, mean, relu);
   const bool bf16 = x.scalar_type() == torch::kBFloat16;
   parallel_rows(a.indptr, R, a.H * a.D, [&](float* acc, int64_t*, int64_t r0, int64_t r1) {
@@ -254,8 +372,8 @@ std::tuple<torch::Tensor, torch::Tensor> spmm_max(torch::Tensor indptr, torch::T
                                                   c10::optional<torch::Tensor> ds,
                                                   c10::optional<torch::Tensor> bias, bool relu) {
   const int64_t R = indptr.numel() - 1;
-  auto out = torch::empty({R, x.size(1), x.size(2)}, x.options());
-  auto arg = torch::empty({R, x.size(1), x.size(2)}, x.options().dtype(torch::kInt64));
+  auto out = new_output({R, x.size(1), x.size(2)}, x.options());
+  auto arg = new_output({R, x.size(1), x.size(2)}, x.options().dtype(torch::kInt64));
   SpmmArgs a = make_args(indptr, indices, x, w, ss, ds, bias, out, false, relu);
   a.arg = arg.data_ptr<int64_t>();
   const bool bf16 = x.scalar_type() == torch::kBFloat16;
