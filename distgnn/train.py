@@ -227,48 +227,71 @@ class Trainer:
         return out
 
     @torch.no_grad()
-    def evaluate(self) -> tuple[list[float], float]:
-        """(train, val, test) accuracy over the whole graph, and the local evaluation time."""
+    def evaluate(self) -> tuple[Tensor, float]:
+        """This rank's (correct, total) counts for train/val/test, and the local evaluation time."""
         t0 = time.perf_counter()
         self.model.eval()
         logits = self.model(self.x, self.prop)
-        counts = self._all_reduce(correct_counts(logits, self.data.y, self._masks()))
-        return accuracies(counts), time.perf_counter() - t0
+        return correct_counts(logits, self.data.y, self._masks()), time.perf_counter() - t0
+
+    def is_eval_epoch(self, epoch: int) -> bool:
+        return (epoch + 1) % self.cfg.eval_every == 0 or epoch + 1 == self.cfg.epochs
+
+    def local_epoch(self, epoch: int) -> Tensor:
+        """Train one epoch (and evaluate when scheduled); this rank's numbers, not yet reduced.
+
+        Row layout: loss, bytes, epoch_s, comm_s, exposed_comm_s, grad_sync_s, eval_s, evaluated flag,
+        then (correct, total) for train/val/test.
+        """
+        step = self.train_step()
+        counts, eval_s = (
+            self.evaluate() if self.is_eval_epoch(epoch) else (torch.zeros(6, dtype=torch.float64), 0.0)
+        )
+        head = [
+            step["loss"],
+            step["comm_bytes"],
+            step["epoch_s"],
+            step["comm_s"],
+            step["exposed_comm_s"],
+            step["grad_sync_s"],
+            eval_s,
+            float(self.is_eval_epoch(epoch)),
+        ]
+        return torch.cat([torch.tensor(head, dtype=torch.float64), counts.cpu()])
+
+    def reduce_epochs(self, first_epoch: int, rows: list[Tensor]) -> list[dict]:
+        """One all-reduce for the numbers of several epochs: loss, bytes and counts are sums over ranks,
+        times become means over ranks. Batching keeps the epochs between evaluations free of extra syncs.
+        """
+        table = torch.stack(rows)
+        if self.world > 1:  # gloo and NCCL both reduce on the device the group uses
+            table = self._all_reduce(table.to(self.layout.device)).cpu()
+        records = []
+        for i, row in enumerate(table.tolist()):
+            loss, nbytes = row[0], row[1]
+            epoch_s, comm_s, exposed_s, grad_sync_s, eval_s = (v / self.world for v in row[2:7])
+            accs = accuracies(torch.tensor(row[8:14])) if row[7] > 0 else [math.nan] * 3
+            records.append(
+                {
+                    "epoch": first_epoch + i + 1,
+                    "loss": loss,
+                    "train_acc": accs[0],
+                    "val_acc": accs[1],
+                    "test_acc": accs[2],
+                    "epoch_s": epoch_s,
+                    "compute_s": max(epoch_s - exposed_s - grad_sync_s, 0.0),
+                    "comm_s": comm_s,
+                    "exposed_comm_s": exposed_s,
+                    "comm_bytes": int(round(nbytes)),
+                    "grad_sync_s": grad_sync_s,
+                    "eval_s": eval_s,
+                }
+            )
+        return records
 
     def run_epoch(self, epoch: int) -> dict:
-        step = self.train_step()
-        evaluate = (epoch + 1) % self.cfg.eval_every == 0 or epoch + 1 == self.cfg.epochs
-        accs, eval_s = self.evaluate() if evaluate else ([math.nan] * 3, 0.0)
-        # One all-reduce for every per-epoch number: loss and bytes are sums, times become means.
-        local = torch.tensor(
-            [
-                step["loss"],
-                step["comm_bytes"],
-                step["epoch_s"],
-                step["comm_s"],
-                step["exposed_comm_s"],
-                step["grad_sync_s"],
-                eval_s,
-            ],
-            dtype=torch.float64,
-        )
-        tot = self._all_reduce(local).tolist()
-        mean = [v / self.world for v in tot]
-        epoch_s, comm_s, exposed_s, grad_sync_s, eval_s = mean[2:]
-        return {
-            "epoch": epoch + 1,
-            "loss": tot[0],
-            "train_acc": accs[0],
-            "val_acc": accs[1],
-            "test_acc": accs[2],
-            "epoch_s": epoch_s,
-            "compute_s": max(epoch_s - exposed_s - grad_sync_s, 0.0),
-            "comm_s": comm_s,
-            "exposed_comm_s": exposed_s,
-            "comm_bytes": int(round(tot[1])),
-            "grad_sync_s": grad_sync_s,
-            "eval_s": eval_s,
-        }
+        """Train, evaluate when scheduled and reduce the metrics of one epoch."""
+        return self.reduce_epochs(epoch, [self.local_epoch(epoch)])[0]
 
     # -- checkpoints -----------------------------------------------------------------------------------
     def state_dict(self, epoch: int) -> dict:
@@ -341,15 +364,22 @@ class Trainer:
             dynamic_ncols=True,
         )
         try:
+            pending: list[Tensor] = []
             for epoch in range(self.start_epoch, cfg.epochs):
-                record = self.run_epoch(epoch)
-                self.history.append(record)
-                if writer is not None:
-                    writer.write(record)
-                bar.set_postfix(loss=f"{record['loss']:.4f}", val=_pct(record["val_acc"]), refresh=False)
-                bar.update()
+                pending.append(self.local_epoch(epoch))
                 done = epoch + 1
-                if cfg.checkpoint_every and (done % cfg.checkpoint_every == 0 or done == cfg.epochs):
+                save = bool(cfg.checkpoint_every) and (done % cfg.checkpoint_every == 0 or done == cfg.epochs)
+                # Metrics are reduced at evaluation epochs, checkpoints and the end: no extra sync between.
+                if self.is_eval_epoch(epoch) or save:
+                    for record in self.reduce_epochs(done - len(pending), pending):
+                        self.history.append(record)
+                        if writer is not None:
+                            writer.write(record)
+                    pending = []
+                    last = self.history[-1]
+                    bar.set_postfix(loss=f"{last['loss']:.4f}", val=_pct(last["val_acc"]), refresh=False)
+                bar.update()
+                if save:
                     self.save_checkpoint(done)
         finally:
             bar.close()

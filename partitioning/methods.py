@@ -144,7 +144,7 @@ def metis_parts(graph: Graph, num_parts: int, *, objective: str, seed: int) -> n
 def kaminpar_parts(
     graph: Graph, num_parts: int, *, seed: int, threads: int | None = None
 ) -> np.ndarray | None:
-    """KaMinPar (default context) on the symmetrised graph, through a temporary ParHIP binary file.
+    """KaMinPar (its fast preset) on the symmetrised graph, through a temporary ParHIP binary file.
 
     The symmetric CSR is freed once written, so it never coexists with KaMinPar's own copy. Returns
     None for a graph without (non-loop) edges.
@@ -166,7 +166,7 @@ def kaminpar_parts(
     kaminpar.reseed(int(seed))
     if threads is None:
         threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    solver = kaminpar.KaMinPar(threads, kaminpar.default_context())
+    solver = kaminpar.KaMinPar(threads, kaminpar.fast_context())
     return np.asarray(solver.compute_partition(kgraph, num_parts, KAMINPAR_EPS), dtype=np.int64)
 
 

@@ -35,6 +35,17 @@ def parts(tmp_path_factory):
     return out
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """In-process training runs on tiny graphs: one intra-op thread avoids OpenMP contention."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def run_cli(args: list[str]) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

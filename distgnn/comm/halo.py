@@ -67,7 +67,8 @@ class HaloPlan:
         recv_counts = np.diff(part.halo_offsets).tolist()
         if len(send_counts) != part.num_parts or len(recv_counts) != part.num_parts:
             raise DistGNNError(f"part {part.part_id}: send/halo offsets must have num_parts + 1 entries")
-        send_idx = torch.as_tensor(np.asarray(part.send_idx, dtype=np.int64), device=device)
+        # np.array copies the (read-only, memory-mapped) array into memory torch may own.
+        send_idx = torch.from_numpy(np.array(part.send_idx, dtype=np.int64)).to(device)
         return cls(send_idx, send_counts, recv_counts, part.n_owned)
 
 

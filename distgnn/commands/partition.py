@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
     progress = not args.no_progress
     # Cheap checks first: a bad request should not wait for a large graph to load.
-    check_options(args.parts, args.method, args.objective)
+    check_options(args.parts, args.method, args.objective, args.seed)
     check_target(Path(args.out), args.force)
 
     t0 = time.perf_counter()

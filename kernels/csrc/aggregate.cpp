@@ -29,6 +29,10 @@
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define DG_STREAM 1
+#endif
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define DG_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -42,6 +46,7 @@ namespace {
 constexpr int64_t kPrefetchEdges = 16;    // how many edges ahead to prefetch source rows
 constexpr int64_t kPrefetchBytes = 1024;  // at most this much of each row (the rest streams)
 constexpr int kMaxVecs = 8;               // register accumulator: up to 8 x 16 floats per pass over a row
+constexpr int64_t kStreamBytes = int64_t(64) << 20;  // outputs this large bypass the cache when written
 
 typedef float v16f __attribute__((vector_size(64)));
 typedef uint16_t v16u16 __attribute__((vector_size(32)));
@@ -59,6 +64,7 @@ struct SpmmArgs {
   int64_t* arg;       // [R, H, D] (max only)
   int64_t num_edges, H, D;
   bool mean, relu;
+  bool stream;  // write float32 output rows with non-temporal stores (64-byte aligned rows only)
 };
 
 template <typename T>
@@ -158,6 +164,16 @@ DG_INLINE void sum_pass(const SpmmArgs& a, int64_t i, int64_t b, int64_t en, int
     if (bias) v += load16(bias + 16 * k);
     if (a.relu) v = v > 0.f ? v : 0.f;
     if constexpr (std::is_same<scalar_t, float>::value) {
+#ifdef DG_STREAM
+      if (a.stream) {  // the output is far larger than the cache: skip the read-for-ownership
+        for (int q = 0; q < 4; ++q) {
+          __m128 p;
+          std::memcpy(&p, reinterpret_cast<const float*>(&v) + 4 * q, sizeof(p));
+          _mm_stream_ps(out_row + 16 * k + 4 * q, p);
+        }
+        continue;
+      }
+#endif
       std::memcpy(out_row + 16 * k, &v, sizeof(v));
     } else {
       for (int q = 0; q < 16; ++q) out_row[16 * k + q] = static_cast<scalar_t>(v[q]);
@@ -350,6 +366,9 @@ SpmmArgs make_args(const torch::Tensor& indptr, const torch::Tensor& indices, co
   a.D = wh == 1 ? H * D : D;
   a.mean = mean;
   a.relu = relu;
+  const bool aligned = reinterpret_cast<uintptr_t>(a.out) % 64 == 0 && (a.D * 4) % 64 == 0;
+  a.stream = a.H == 1 && x.scalar_type() == torch::kFloat32 && aligned &&
+             static_cast<int64_t>(out.nbytes()) >= kStreamBytes;
   return a;
 }
 
@@ -362,6 +381,9 @@ torch::Tensor spmm(torch::Tensor indptr, torch::Tensor indices, torch::Tensor x,
   const bool bf16 = x.scalar_type() == torch::kBFloat16;
   parallel_rows(a.indptr, R, a.H * a.D, [&](float* acc, int64_t*, int64_t r0, int64_t r1) {
     if (bf16) spmm_rows_bf16(a, r0, r1, acc); else spmm_rows_f32(a, r0, r1, acc);
+#ifdef DG_STREAM
+    if (a.stream) _mm_sfence();  // order the streamed rows before the region's barrier
+#endif
   });
   return out;
 }

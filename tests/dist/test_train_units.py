@@ -20,6 +20,15 @@ from distgnn.partitioning import load_part, partition_graph
 from distgnn.train import NodeData, Trainer, model_input, row_normalize
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small tensors: one intra-op thread avoids OpenMP contention on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def test_row_normalize_sums_to_one_and_keeps_zero_rows():
     x = torch.tensor([[1.0, 3.0], [0.0, 0.0], [2.0, 0.0]])
     torch.testing.assert_close(row_normalize(x), torch.tensor([[0.25, 0.75], [0.0, 0.0], [1.0, 0.0]]))
