@@ -1,15 +1,21 @@
-"""Training configuration: one validated dataclass shared by the CLI and the trainer."""
+"""Training configuration: one validated dataclass shared by the CLI and the trainer.
+
+Torch-free on purpose: the CLI builds every subcommand's parser, and `distgnn partition` should not pay
+for importing torch.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from distgnn.errors import DistGNNError
-from distgnn.models.registry import MODELS
 
-COMM_DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+if TYPE_CHECKING:
+    import torch
+
+MODELS = ("gcn", "sage", "gat", "deepgcn")  # distgnn.models.registry.MODELS builds each (a test ties the two)
+COMM_DTYPES = ("fp32", "bf16", "fp16")
 FEATURE_NORMS = ("none", "row")
 KERNELS = ("auto", "reference", "cpu", "triton")
 
@@ -74,7 +80,9 @@ class TrainConfig:
 
     @property
     def torch_comm_dtype(self) -> torch.dtype:
-        return COMM_DTYPES[self.comm_dtype]
+        import torch
+
+        return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[self.comm_dtype]
 
     def model_signature(self) -> dict:
         """The fields a checkpoint must match to be resumed (the shape of the model and optimiser)."""

@@ -21,9 +21,8 @@ import time
 import uuid
 from pathlib import Path
 
-from distgnn.config import COMM_DTYPES, FEATURE_NORMS, KERNELS, TrainConfig
+from distgnn.config import COMM_DTYPES, FEATURE_NORMS, KERNELS, MODELS, TrainConfig
 from distgnn.errors import DistGNNError
-from distgnn.models.registry import MODELS
 
 SYNTHETIC_SPEC = "synthetic"
 CACHE_ROOT = Path("runs")
@@ -64,7 +63,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--partitions", metavar="DIR", help="partition directory (default: synthetic graph in runs/)"
     )
     p.add_argument(
-        "--model", choices=tuple(MODELS), default=d.model, help=f"model family (default {d.model})"
+        "--model", choices=MODELS, default=d.model, help=f"model family (default {d.model})"
     )
     p.add_argument("--layers", type=int, default=d.layers, metavar="L", help=f"layers (default {d.layers})")
     p.add_argument(
@@ -98,7 +97,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--comm-dtype",
-        choices=tuple(COMM_DTYPES),
+        choices=COMM_DTYPES,
         default=d.comm_dtype,
         help="halo wire format (default fp32)",
     )

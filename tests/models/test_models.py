@@ -211,3 +211,20 @@ def test_sparse_input_dropout_keeps_zeros_and_scales_kept_values():
     torch.testing.assert_close(out[x != 0][kept], 2 * x[x != 0][kept])
     assert 0.35 < kept.float().mean() < 0.65
     assert dropout(SparseRows.from_dense(x), 0.5, False).to_dense().equal(x)
+
+
+def test_cli_model_names_match_the_registry():
+    """The torch-free CLI list of models and the registry that builds them must agree."""
+    from distgnn.config import MODELS as CLI_MODELS
+    from distgnn.models.registry import MODELS
+
+    assert tuple(MODELS) == CLI_MODELS
+
+
+def test_partition_cli_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys; from distgnn.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
