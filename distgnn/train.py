@@ -67,14 +67,15 @@ class NodeData:
         device: torch.device | str = "cpu",
         feature_norm: str = "none",
     ) -> NodeData:
-        feats = torch.as_tensor(np.asarray(x, dtype=np.float32), device=device)
+        # np.array copies the read-only memory-mapped partition arrays into memory torch may own.
+        feats = torch.from_numpy(np.array(x, dtype=np.float32)).to(device)
         if feature_norm == "row":
             feats = row_normalize(feats)
         elif feature_norm != "none":
             raise DistGNNError(f"feature-norm must be one of none, row, got {feature_norm!r}")
 
         def t(a: np.ndarray, dtype: torch.dtype) -> Tensor:
-            return torch.as_tensor(np.asarray(a), device=device).to(dtype)
+            return torch.from_numpy(np.array(a)).to(device=device, dtype=dtype)
 
         return cls(
             x=feats,
