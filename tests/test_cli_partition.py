@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from distgnn.partitioning import load_meta, reassemble
 
 import distgnn.data
 from distgnn import cli
 from distgnn.data.graph import Graph
+from distgnn.partitioning import load_meta, reassemble
 
 sys.path.insert(0, str(Path(__file__).parent / "partitioning"))
 from toy_graphs import build_graph  # noqa: E402

@@ -182,7 +182,7 @@ def main() -> None:
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
         "--only", action="append", choices=tuple(CONTENDERS), help="run only these contenders (repeatable)"
@@ -208,12 +208,15 @@ def main() -> None:
             order = names[rep % len(names) :] + names[: rep % len(names)]
             for name in order:
                 r = CONTENDERS[name](ctx)
+                r["load1"] = common.load1()  # sampled as the run ends
                 runs[name].append(r)
                 extra = ""
                 if r.get("hidden_share") is not None:
                     extra = f", comm {r['comm_s']:.3f}s, exposed {r['exposed_comm_s']:.3f}s"
                 print(
-                    f"[{rep + 1}/{args.repeats}] {name}: {r['median_epoch_s']:.3f} s/epoch{extra}", flush=True
+                    f"[{rep + 1}/{args.repeats}] {name}: {r['median_epoch_s']:.3f} s/epoch{extra}, "
+                    f"load {r['load1']:.1f}",
+                    flush=True,
                 )
         with np.load(graph) as z:
             n_edges = int(z["edge_src"].shape[0])
@@ -221,12 +224,14 @@ def main() -> None:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
 
+    loads = [r["load1"] for rs in runs.values() for r in rs]
     header = (
         f"{datetime.date.today()} | {common.machine_line()} | graph: {args.nodes:,} nodes, "
         f"{n_edges:,} directed edges (symmetric), {args.features} float32 features, "
         f"{args.classes} classes, seed {args.seed} "
         f"| GCN 3 layers, hidden {args.hidden}, dropout 0.5, Adam lr 0.01 wd 5e-4 | {args.epochs} epochs, "
-        f"first {args.warmup} dropped, {args.repeats} runs each"
+        f"first {args.warmup} dropped, {args.repeats} runs each | 1-min load average after each run: "
+        f"{min(loads):.1f}-{max(loads):.1f}"
     )
     print()
     print(report(runs, header))

@@ -62,9 +62,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--partitions", metavar="DIR", help="partition directory (default: synthetic graph in runs/)"
     )
-    p.add_argument(
-        "--model", choices=MODELS, default=d.model, help=f"model family (default {d.model})"
-    )
+    p.add_argument("--model", choices=MODELS, default=d.model, help=f"model family (default {d.model})")
     p.add_argument("--layers", type=int, default=d.layers, metavar="L", help=f"layers (default {d.layers})")
     p.add_argument(
         "--hidden", type=int, default=d.hidden, metavar="H", help="hidden width (per head for GAT)"

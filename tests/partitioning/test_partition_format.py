@@ -7,11 +7,11 @@ import re
 
 import numpy as np
 import pytest
-from distgnn.partitioning import load_meta, load_part, partition_graph, reassemble, write_partition
-from distgnn.partitioning.format import PartitionWriter
 
 from distgnn.data.graph import Graph
 from distgnn.errors import DistGNNError
+from distgnn.partitioning import load_meta, load_part, partition_graph, reassemble, write_partition
+from distgnn.partitioning.format import PartitionWriter
 
 
 def _fail_after(monkeypatch, calls: int, exc: BaseException) -> None:

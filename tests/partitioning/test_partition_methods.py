@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from distgnn.errors import DistGNNError
 from distgnn.partitioning import assign_parts, assignment_stats, edge_cut, load_part, partition_graph
 from distgnn.partitioning.edges import global_degrees, symmetric_csr
 from distgnn.partitioning.methods import write_parhip
-
-from distgnn.errors import DistGNNError
 
 
 def test_symmetric_csr_matches_a_set_reference(toy_graph):

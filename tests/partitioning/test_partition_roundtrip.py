@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from distgnn.partitioning import load_meta, load_part, partition_graph, reassemble
 
 METHODS = ["metis", "kaminpar", "random", "contiguous"]
