@@ -4,8 +4,8 @@ Why not only pymetis: pymetis ships METIS 5.1 with 64-bit indices and without 5.
 expander-like graphs (GNN graphs: average degree ~20, little locality) METIS's coarse graphs keep most of
 the edges at every level (200k nodes / 4M edges: 4.0M, 3.8M, 3.7M, 3.6M, ... over 8 levels), so it holds
 ~16 bytes (adjncy + adjwgt) x 7 x the edges: 5.8 GB on 2M nodes / 40M edges. This wheel's METIS has
-32-bit indices and, with ``dropedges`` (which DGL also sets), drops light edges while coarsening: 1.2 GB
-on that graph, in half the CPU time, at the same cut.
+32-bit indices, which alone halves that (2.6 GB on that graph); its ``dropedges`` option (which DGL
+sets) halves it again but cuts more edges on some graphs, so ``methods.METIS_OPTIONS`` leaves it off.
 
 Only ``METIS_PartGraphKway`` is bound: the C signature is fixed by ``metis.h``; the index and real widths
 are read from the installed header, never assumed.

@@ -5,7 +5,9 @@ process it is the single-process engine (no exchange). With several, ``aggregate
 
 - overlap (default): the local in-edges are split once into *inner* edges (source owned) and
   *boundary* edges (source in the halo). The exchange starts asynchronously, inner edges are aggregated
-  meanwhile, then the halo rows are waited for and the boundary edges added;
+  meanwhile, then the halo rows are waited for and the boundary edges added; the backward pass mirrors
+  it (halo-row gradients first, sent while the owned-row gradient is computed), see
+  ``distgnn.parallel.overlap``;
 - ``overlap=False``: exchange first, then one pass over ``[owned | halo]``;
 - ``staleness=1``: PipeGCN-style one-epoch-stale halo rows and gradients (see ``distgnn.comm.stale``),
   an explicit approximation; evaluation under ``torch.no_grad()`` always uses an exact exchange;
@@ -33,6 +35,7 @@ from distgnn.kernels import edge_softmax, gspmm, sddmm
 from distgnn.models.propagation import Norm
 from distgnn.parallel.layout import ProcessLayout
 from distgnn.parallel.local_graph import LocalGraph
+from distgnn.parallel.overlap import OverlapSchedule
 from distgnn.partitioning.part import Part
 
 NORMS = ("gcn", "mean", "sum")
@@ -76,6 +79,7 @@ class GraphParallel:
         plan = HaloPlan.from_part(part, layout.device)
         self.exchange = HaloExchange(plan, layout, counters=self.counters, wire_dtype=wire)
         self.stale = StaleHalo(self.exchange) if staleness else None
+        self.schedule = OverlapSchedule(self.graph, self.exchange, self.counters, kernel_impl=kernel_impl)
         self._halo_sizes: list[int] | None = None
 
     @classmethod
@@ -111,11 +115,9 @@ class GraphParallel:
         elif self._use_stale():
             halo = self.stale.fetch(h, key=key)
             out = self._spmm(g.inner, h, src_in, dst) + self._spmm(g.boundary, halo, src_halo, dst)
-        elif self.overlap:
-            handle = self.exchange.start(h, key=key)
-            out = self._spmm(g.inner, h, src_in, dst)
-            halo = handle.wait()
-            out = out + self._spmm(g.boundary, halo, src_halo, dst)
+        elif self.overlap:  # the self-loop term is added by the schedule (in place)
+            self_scale = g.gcn_self if norm == "gcn" else None
+            return self.schedule.aggregate(h, key=key, src=src, dst=dst, self_scale=self_scale)
         else:
             halo = self.exchange.exchange(h, key=key)
             out = self._spmm(g.full, torch.cat([h, halo]), src, dst)
