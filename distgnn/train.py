@@ -30,6 +30,9 @@ from distgnn.metrics import MetricsWriter, accuracies, correct_counts, format_su
 from distgnn.models.inputs import Input, SparseRows
 from distgnn.models.propagation import Propagation
 from distgnn.models.registry import build_model
+from distgnn.parallel.graph import GraphParallel
+from distgnn.parallel.layout import ProcessLayout
+from distgnn.partitioning import load_part
 
 
 class Layout(Protocol):
@@ -414,3 +417,22 @@ def _pct(v: float) -> str:
 def train(cfg: TrainConfig, data: NodeData, prop: Propagation, layout: Layout) -> TrainResult:
     """Build a :class:`Trainer` and run it to ``cfg.epochs``."""
     return Trainer(cfg, data, prop, layout).fit()
+
+
+def train_partition(
+    cfg: TrainConfig, part_dir: str, layout: ProcessLayout
+) -> tuple[TrainResult, GraphParallel]:
+    """One rank of a graph-parallel job: load this rank's part, build the strategy, train, drain the comm."""
+    part = load_part(part_dir, layout.rank)
+    prop = GraphParallel(
+        part,
+        layout,
+        staleness=cfg.halo_staleness,
+        comm_dtype=cfg.torch_comm_dtype,
+        overlap=cfg.overlap,
+        kernel_impl=cfg.kernel,
+    )
+    data = NodeData.from_part(part, device=layout.device, feature_norm=cfg.feature_norm)
+    result = train(cfg, data, prop, layout)
+    prop.flush()
+    return result, prop

@@ -277,10 +277,8 @@ def _wait_for(path: Path, timeout: float) -> None:
 
 def worker(args: argparse.Namespace, cfg: TrainConfig) -> int:
     """One training process: join the group, load this rank's part, train, report on rank 0."""
-    from distgnn.parallel.graph import GraphParallel
     from distgnn.parallel.layout import ProcessLayout
-    from distgnn.partitioning import load_part
-    from distgnn.train import NodeData, train
+    from distgnn.train import train_partition
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -289,19 +287,7 @@ def worker(args: argparse.Namespace, cfg: TrainConfig) -> int:
     part_dir = resolve_partitions(args, world, rank=local_rank, timeout=args.timeout)
     layout = ProcessLayout.init_from_env(timeout=args.timeout)
     try:
-        part = load_part(part_dir, layout.rank)
-        prop = GraphParallel(
-            part,
-            layout,
-            staleness=cfg.halo_staleness,
-            comm_dtype=cfg.torch_comm_dtype,
-            overlap=cfg.overlap,
-            kernel_impl=cfg.kernel,
-        )
-        data = NodeData.from_part(part, device=layout.device, feature_norm=cfg.feature_norm)
-        del part
-        train(cfg, data, prop, layout)
-        prop.flush()
+        train_partition(cfg, part_dir, layout)
     finally:
         layout.destroy()
     return 0

@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from distgnn.models.inputs import Input, linear
-from distgnn.models.inputs import dropout as drop
 from distgnn.models.propagation import Propagation
+from distgnn.models.stack import LayerStack
 
 
 class GATConv(nn.Module):
@@ -46,7 +46,7 @@ class GATConv(nn.Module):
         return out + self.bias
 
 
-class GAT(nn.Module):
+class GAT(LayerStack):
     """GAT with ``heads`` heads in hidden layers (concatenated, ELU) and one averaged head group at the end.
 
     ``hidden`` is the width per head, as in the GAT paper (8 heads x 8 features on Cora). The output layer
@@ -63,23 +63,10 @@ class GAT(nn.Module):
         heads: int = 8,
         out_heads: int = 1,
     ) -> None:
-        super().__init__()
         convs = []
         width = in_dim
         for _ in range(layers - 1):
             convs.append(GATConv(width, hidden, heads, concat=True))
             width = hidden * heads
         convs.append(GATConv(width, out_dim, out_heads, concat=False))
-        self.convs = nn.ModuleList(convs)
-        self.dropout = dropout
-
-    def exchange_widths(self) -> list[int]:
-        return [conv.exchange_width for conv in self.convs]
-
-    def forward(self, x: Input, prop: Propagation) -> Tensor:
-        h = x
-        for i, conv in enumerate(self.convs):
-            h = conv(drop(h, self.dropout, self.training), prop, key=i)
-            if i < len(self.convs) - 1:
-                h = F.elu(h)
-        return h
+        super().__init__(convs, dropout, F.elu)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from distgnn.models.inputs import Input, dense, dropout, matmul
+from distgnn.models.inputs import Input, dense, matmul
 from distgnn.models.propagation import Propagation
+from distgnn.models.stack import LayerStack
 
 
 class GCNConv(nn.Module):
@@ -40,26 +41,14 @@ class GCNConv(nn.Module):
         return out if self.bias is None else out + self.bias
 
 
-class GCN(nn.Module):
+class GCN(LayerStack):
     """A stack of GCN layers with ReLU and dropout between them (dropout also on the input).
 
     ``x`` may be dense or :class:`~distgnn.models.inputs.SparseRows`.
     """
 
     def __init__(self, in_dim: int, hidden: int, out_dim: int, layers: int = 2, dropout: float = 0.5) -> None:
-        super().__init__()
         dims = [in_dim] + [hidden] * (layers - 1) + [out_dim]
-        self.convs = nn.ModuleList(GCNConv(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True))
-        self.dropout = dropout
-
-    def exchange_widths(self) -> list[int]:
-        """Per layer, the width of the rows aggregated over the graph."""
-        return [conv.exchange_width for conv in self.convs]
-
-    def forward(self, x: Input, prop: Propagation) -> Tensor:
-        h = x
-        for i, conv in enumerate(self.convs):
-            h = conv(dropout(h, self.dropout, self.training), prop, key=i)
-            if i < len(self.convs) - 1:
-                h = torch.relu(h)
-        return h
+        super().__init__(
+            [GCNConv(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True)], dropout, torch.relu
+        )

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from distgnn.models.inputs import Input, dense, dropout, linear
+from distgnn.models.inputs import Input, dense, linear
 from distgnn.models.propagation import Propagation
+from distgnn.models.stack import LayerStack
 
 
 class SAGEConv(nn.Module):
@@ -38,22 +39,11 @@ class SAGEConv(nn.Module):
         return linear(h, self.lin_self) + neigh
 
 
-class GraphSAGE(nn.Module):
+class GraphSAGE(LayerStack):
     """A stack of mean-aggregator SAGE layers with ReLU and dropout."""
 
     def __init__(self, in_dim: int, hidden: int, out_dim: int, layers: int = 2, dropout: float = 0.5) -> None:
-        super().__init__()
         dims = [in_dim] + [hidden] * (layers - 1) + [out_dim]
-        self.convs = nn.ModuleList(SAGEConv(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True))
-        self.dropout = dropout
-
-    def exchange_widths(self) -> list[int]:
-        return [conv.exchange_width for conv in self.convs]
-
-    def forward(self, x: Input, prop: Propagation) -> Tensor:
-        h = x
-        for i, conv in enumerate(self.convs):
-            h = conv(dropout(h, self.dropout, self.training), prop, key=i)
-            if i < len(self.convs) - 1:
-                h = torch.relu(h)
-        return h
+        super().__init__(
+            [SAGEConv(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True)], dropout, torch.relu
+        )

@@ -8,33 +8,20 @@ import numpy as np
 import torch
 
 from distgnn.config import TrainConfig
-from distgnn.parallel.graph import GraphParallel
 from distgnn.parallel.layout import ProcessLayout
-from distgnn.partitioning import load_part
-from distgnn.train import NodeData, Trainer
+from distgnn.train import train_partition
 
 
 def train_once(layout: ProcessLayout, part_dir: str, **overrides: Any) -> dict:
     """Train one configuration on this rank's part; return history, parameters and the part's halo size."""
     cfg = TrainConfig(**({"progress": False} | overrides))
-    part = load_part(part_dir, layout.rank)
-    prop = GraphParallel(
-        part,
-        layout,
-        staleness=cfg.halo_staleness,
-        comm_dtype=cfg.torch_comm_dtype,
-        overlap=cfg.overlap,
-        kernel_impl=cfg.kernel,
-    )
-    data = NodeData.from_part(part, device=layout.device, feature_norm=cfg.feature_norm)
-    result = Trainer(cfg, data, prop, layout).fit()
-    prop.flush()
+    result, prop = train_partition(cfg, part_dir, layout)
     params = {k: v.detach().cpu().numpy().copy() for k, v in result.model.state_dict().items()}
     return {
         "history": result.history,
         "summary": result.summary,
         "params": params,
-        "n_halo": part.n_halo,
+        "n_halo": prop.part.n_halo,
         "widths": result.model.exchange_widths(),
     }
 
