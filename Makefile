@@ -17,7 +17,7 @@ install: $(BIN)/python
 	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
 
 demo: install
-	$(BIN)/distgnn partition --dataset synthetic --parts 2 --out runs/demo-parts
+	$(BIN)/distgnn partition --dataset synthetic --parts 2 --out runs/demo-parts --force
 	$(BIN)/distgnn train --partitions runs/demo-parts --model gcn --epochs 50 --nproc 2 --metrics-out runs/demo-metrics.jsonl
 
 test: install
