@@ -152,11 +152,14 @@ def report(runs: dict[str, list[dict]], header: str) -> str:
             f"| {name} | {med[name]:.3f} | {common.ratio(med[name], med[DGL]):.2f}x | {rss:.0f} | {per_run} |"
         )
     lines.append("")
-    r1 = common.ratio(med[ONE_RANK], med[DGL])
-    lines.append(
-        f"- distgnn 1-rank epoch <= {TARGET_DGL_RATIO}x DGL GraphConv: {r1:.2f}x -> "
-        f"{common.verdict(r1, TARGET_DGL_RATIO)}"
-    )
+    if ONE_RANK in runs:
+        r1 = common.ratio(med[ONE_RANK], med[DGL])
+        lines.append(
+            f"- distgnn 1-rank epoch <= {TARGET_DGL_RATIO}x DGL GraphConv: {r1:.2f}x -> "
+            f"{common.verdict(r1, TARGET_DGL_RATIO)}"
+        )
+    if TWO_RANKS not in runs:  # --only without the 2-rank contender: no halo figures
+        return "\n".join(lines)
     two = runs[TWO_RANKS]
     shares = [r["hidden_share"] for r in two if r["hidden_share"] is not None]
     if shares:

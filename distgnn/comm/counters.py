@@ -3,8 +3,9 @@
 Bytes are what actually goes on the wire (after any wire-dtype cast), counted per call site ``key``,
 per direction (``fwd`` halo rows, ``bwd`` halo gradients) and per peer. Times are wall-clock seconds:
 
-- ``comm``: from the start of an exchange until its result is available to the caller
-  (an upper bound on transfer time when the caller waits late);
+- ``comm``: from the launch of an exchange until the transfer is first observed complete (the
+  overlapped schedule polls it between blocks of computation; otherwise at the end of ``wait()``), so
+  it stays close to the transfer time even when the caller waits late;
 - ``exposed_comm``: the part of that the caller spent blocked (launching the transfer and in
   ``wait()``), i.e. communication not hidden behind computation;
 - ``compute``: aggregation work the strategy times around its kernels.

@@ -100,7 +100,6 @@ class PendingExchange:
 
     def poll(self) -> bool:
         """Non-blocking: note the completion time if the transfer has finished; True once it has."""
-        self._lastpoll = time.perf_counter(); self._npoll = getattr(self, "_npoll", 0) + 1
         if self._done is None and self._work is not None and self._work.is_completed():
             self._done = time.perf_counter()
         return self._done is not None or self._work is None
@@ -115,9 +114,6 @@ class PendingExchange:
                 if self._counters is not None:
                     self._counters.add_time("exposed_comm", t1 - t0)
                     self._counters.add_time("comm", done - self._started)
-                import os, sys
-                if os.environ.get("OVDBG"):
-                    print(f"DBG r{dist.get_rank()} {self._out.shape} comm={1e3*(done-self._started):.1f} exp={1e3*(t1-t0):.1f} polled={self._done is not None} npoll={getattr(self,'_npoll',0)} sincepoll={1e3*(t0-getattr(self,'_lastpoll',t0)):.1f} t={t1:.3f}", file=sys.stderr, flush=True)
             self._result = self._out if self._out.dtype == self._dtype else self._out.to(self._dtype)
             self._work = None
             self._out = None  # type: ignore[assignment]

@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 
 from distgnn.errors import DistGNNError
+from distgnn.parallel.comm_priority import COMM_NICE, boost_threads, thread_ids
 
 DEFAULT_TIMEOUT_S = 300.0
 
@@ -42,6 +43,7 @@ class ProcessLayout:
 
     ``group`` is ``None`` for a single process (no communication at all). ``owns_group`` records
     whether :meth:`destroy` should tear down the default process group this layout created.
+    ``comm_nice`` is the nice value given to the group's communication threads (None: left alone).
     """
 
     rank: int = 0
@@ -51,6 +53,7 @@ class ProcessLayout:
     backend: str | None = None
     group: dist.ProcessGroup | None = None
     owns_group: bool = False
+    comm_nice: int | None = None
 
     def __post_init__(self) -> None:
         if self.world_size < 1:
@@ -82,11 +85,14 @@ class ProcessLayout:
         init_method: str | None = None,
         timeout: float = DEFAULT_TIMEOUT_S,
         device: str | torch.device | None = None,
+        comm_nice: int | None = COMM_NICE,
     ) -> ProcessLayout:
         """Initialise the default process group and return its layout.
 
         ``timeout`` (seconds) bounds every collective, so a dead peer takes the job down instead of
         hanging it. With ``world_size == 1`` and no store/init_method, no group is created.
+        ``comm_nice``: with gloo, the threads the group starts get this nice value so transfers keep
+        pace with compute (see ``distgnn.parallel.comm_priority``); None leaves them alone.
         """
         local_rank = rank if local_rank is None else local_rank
         if world_size == 1 and store is None and init_method is None:
@@ -105,6 +111,7 @@ class ProcessLayout:
             kwargs["store"] = store
         else:
             kwargs["init_method"] = init_method or "env://"
+        before = thread_ids()
         try:
             dist.init_process_group(**kwargs)
         except (RuntimeError, ValueError) as err:  # DistStoreError/DistNetworkError are RuntimeErrors
@@ -112,6 +119,8 @@ class ProcessLayout:
             raise DistGNNError(
                 f"rank {rank} could not join the {backend} process group of {world_size}: {first}"
             ) from err
+        new_threads = thread_ids() - before
+        boosted = backend == "gloo" and comm_nice is not None and boost_threads(new_threads, comm_nice)
         return cls(
             rank=rank,
             world_size=world_size,
@@ -120,6 +129,7 @@ class ProcessLayout:
             backend=backend,
             group=dist.group.WORLD,
             owns_group=True,
+            comm_nice=comm_nice if boosted else None,
         )
 
     @classmethod
