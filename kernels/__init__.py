@@ -1,4 +1,5 @@
-"""Fused graph aggregation kernels: gSpMM (sum/mean/max with fused scaling and epilogue), SDDMM, edge softmax.
+"""Fused graph aggregation kernels: gSpMM (sum/mean/max with fused scaling and epilogue), SDDMM, edge softmax,
+and a counter-based dropout whose backward regenerates its mask.
 
 Each op has a plain-torch ``reference`` (the oracle) and fast implementations (``cpu``: C++/OpenMP,
 ``triton``: GPU, ``torch``: torch's sparse CSR matmul), chosen by ``impl=`` or ``DISTGNN_KERNEL_IMPL``.
@@ -6,7 +7,8 @@ Each op has a plain-torch ``reference`` (the oracle) and fast implementations (`
 
 from distgnn.kernels.api import edge_softmax, gspmm, sddmm
 from distgnn.kernels.csr import CSR
+from distgnn.kernels.dropout_api import dropout
 from distgnn.kernels.reorder import locality_order
 from distgnn.kernels.select import IMPLS, resolve
 
-__all__ = ["CSR", "IMPLS", "edge_softmax", "gspmm", "locality_order", "resolve", "sddmm"]
+__all__ = ["CSR", "IMPLS", "dropout", "edge_softmax", "gspmm", "locality_order", "resolve", "sddmm"]

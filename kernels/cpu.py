@@ -21,7 +21,7 @@ from distgnn.errors import DistGNNError
 
 log = logging.getLogger("distgnn.kernels")
 
-_SOURCES = [Path(__file__).parent / "csrc" / "aggregate.cpp"]
+_SOURCES = [Path(__file__).parent / "csrc" / name for name in ("aggregate.cpp", "dropout.cpp")]
 _CFLAGS = ["-O3", "-fopenmp"]
 _LDFLAGS = ["-fopenmp"]
 _lock = threading.Lock()
@@ -113,3 +113,7 @@ def edge_softmax(indptr, scores) -> Tensor:
 
 def edge_softmax_backward(indptr, out, grad) -> Tensor:
     return load_extension().edge_softmax_backward(indptr, _f32(out), _f32(grad)).to(out.dtype)
+
+
+def dropout(x: Tensor, seed: int, threshold: int, scale: float) -> Tensor:
+    return load_extension().dropout(x.contiguous(), seed, threshold, scale)

@@ -10,6 +10,7 @@ break, shapes from the fake kernel) and gives them hand-written backward formula
 * gspmm max: the forward kernel returns the winning edge per output element; the backward routes the
   gradient to it with scatter-adds.
 * sddmm: segment sums; edge_softmax: out * (g - sum_row(g * out)).
+* dropout: the same op on the gradient with the same seed (the mask is regenerated, not saved).
 """
 
 from __future__ import annotations
@@ -280,3 +281,30 @@ def _softmax_backward(ctx, grad: Tensor):
 
 
 edge_softmax_op.register_autograd(_softmax_backward, setup_context=_softmax_setup)
+
+
+# ------------------------------------------------------------------------------------------- dropout
+@torch.library.custom_op("distgnn::dropout", mutates_args=())
+def dropout_op(x: Tensor, seed: Tensor, threshold: int, scale: float, impl: str) -> Tensor:
+    """x * scale where the counter-based mask of ``seed`` keeps, else 0; x contiguous, out contiguous."""
+    return backend(impl).dropout(x, int(seed.item()), threshold, scale)
+
+
+@dropout_op.register_fake
+def _(x, seed, threshold, scale, impl):
+    return x.new_empty(x.shape)
+
+
+def _dropout_setup(ctx, inputs, output) -> None:
+    x, seed, threshold, scale, impl = inputs
+    ctx.threshold, ctx.scale, ctx.impl = threshold, scale, impl
+    ctx.save_for_backward(seed)  # one int64: the mask is regenerated, never stored
+
+
+def _dropout_backward(ctx, grad: Tensor):
+    (seed,) = ctx.saved_tensors
+    g = dropout_op(grad.contiguous(), seed, ctx.threshold, ctx.scale, ctx.impl)
+    return g, None, None, None, None
+
+
+dropout_op.register_autograd(_dropout_backward, setup_context=_dropout_setup)

@@ -9,6 +9,8 @@ Low-precision inputs are computed in float32 and cast back, as the kernels do; f
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -109,3 +111,37 @@ def edge_softmax_backward(indptr: Tensor, out: Tensor, grad: Tensor) -> Tensor:
     o, g = out.to(dt), grad.to(dt)
     row_dot = torch.zeros(num_rows, h, dtype=dt, device=o.device).index_add(0, dst, o * g)
     return (o * (g - row_dot[dst])).to(out.dtype)
+
+
+# ------------------------------------------------------------------------------------------- dropout
+def _i64(v: int) -> int:
+    """The int64 with the same 64 bits as the unsigned ``v``."""
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+_GAMMA, _MUL1, _MUL2 = (_i64(c) for c in (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB))
+
+
+def _shr(z: Tensor, k: int) -> Tensor:
+    """Logical (unsigned) right shift of int64 bits: torch's ``>>`` on int64 is arithmetic."""
+    return (z >> k) & ((1 << (64 - k)) - 1)
+
+
+def dropout_keep(seed: int, threshold: int, shape: tuple[int, ...], device: torch.device) -> Tensor:
+    """The dropout keep mask: (splitmix64(seed, i) >> 32) >= threshold for flat index i (csrc/dropout.cpp).
+
+    uint64 arithmetic emulated on int64: add and multiply wrap modulo 2^64 with the same bits either way,
+    xor is bitwise, and right shifts are masked to be logical.
+    """
+    i = torch.arange(1, math.prod(shape) + 1, dtype=torch.int64, device=device)
+    z = i * _GAMMA + _i64(seed)
+    z = (z ^ _shr(z, 30)) * _MUL1
+    z = (z ^ _shr(z, 27)) * _MUL2
+    z = z ^ _shr(z, 31)
+    return (_shr(z, 32) >= threshold).reshape(shape)
+
+
+def dropout(x: Tensor, seed: int, threshold: int, scale: float) -> Tensor:
+    """x * scale where the mask keeps, 0 elsewhere (differentiable by torch autograd)."""
+    keep = dropout_keep(seed, threshold, tuple(x.shape), x.device)
+    return torch.where(keep, x * scale, torch.zeros((), dtype=x.dtype, device=x.device))

@@ -86,3 +86,8 @@ def edge_softmax(indptr, scores) -> Tensor:
 
 def edge_softmax_backward(indptr, out, grad) -> Tensor:
     return reference.edge_softmax_backward(indptr, out, grad)
+
+
+def dropout(x: Tensor, seed: int, threshold: int, scale: float) -> Tensor:
+    """The reference hash in torch integer ops: same mask as ``cpu``, runs on any device."""
+    return reference.dropout(x.contiguous(), seed, threshold, scale)

@@ -4,7 +4,9 @@
 product ``x @ W`` and its weight gradient ``x^T @ grad`` are sparse-dense products; torch's own autograd
 for a CSR operand transposes the matrix on every backward, which costs more than the dense product.
 Dropout acts on the stored values (zeros stay zero either way, so it is the same operation as dense
-dropout, as in the GCN paper's sparse dropout).
+dropout, as in the GCN paper's sparse dropout). It runs :func:`distgnn.kernels.dropout` (counter-based
+mask regenerated in the backward, seeded from torch's global RNG, so ``torch.manual_seed`` and the
+checkpointed RNG state keep runs reproducible).
 
 Models call :func:`dropout`, :func:`matmul`, :func:`linear` and :func:`dense` on their first-layer
 input; each also accepts a plain dense tensor, so a model never needs to know which it got.
@@ -16,8 +18,9 @@ import warnings
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
+
+from distgnn.kernels import dropout as _dropout
 
 
 @dataclass(frozen=True)
@@ -85,12 +88,12 @@ Input = Tensor | SparseRows
 
 
 def dropout(x: Input, p: float, training: bool) -> Input:
-    """``F.dropout`` for dense or sparse rows (sparse: on the stored values)."""
+    """Dropout (``impl="auto"``) for dense or sparse rows (sparse: on the stored values)."""
     if not isinstance(x, SparseRows):
-        return F.dropout(x, p, training)
+        return _dropout(x, p, training=training)
     if not training or p == 0.0:
         return x
-    return x.with_values(F.dropout(x.values, p, True))
+    return x.with_values(_dropout(x.values, p))
 
 
 def matmul(x: Input, w: Tensor) -> Tensor:

@@ -509,6 +509,8 @@ torch::Tensor edge_softmax_backward(torch::Tensor indptr, torch::Tensor out, tor
 
 }  // namespace
 
+torch::Tensor dropout(torch::Tensor x, int64_t seed, int64_t threshold, double scale);  // dropout.cpp
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "distgnn CPU aggregation kernels";
   m.def("spmm", &spmm, "fused CSR sum/mean aggregation");
@@ -517,4 +519,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("sddmm", &sddmm, "per-edge a_dst[i] + b_src[j]");
   m.def("edge_softmax", &edge_softmax, "softmax over the in-edges of each row");
   m.def("edge_softmax_backward", &edge_softmax_backward, "gradient of edge_softmax");
+  m.def("dropout", &dropout, "counter-based dropout (mask from seed and element index)");
 }

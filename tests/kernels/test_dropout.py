@@ -1,0 +1,202 @@
+"""Counter-based dropout: bit-identical across implementations, Bernoulli keep rate, regenerated backward."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import pytest
+import torch
+
+from distgnn.errors import DistGNNError
+from distgnn.kernels import cpu, dropout, reference
+from distgnn.kernels import dropout_api as api
+
+SHAPES = [(1,), (37, 1), (53, 129), (0, 5), (3, 4, 5)]
+_M64 = (1 << 64) - 1
+
+
+def _splitmix64_hi(seed: int, i: int) -> int:
+    """The top 32 bits of splitmix64(seed, i) in Python's unbounded ints (the spec of the hash)."""
+    z = (seed + (i + 1) * 0x9E3779B97F4A7C15) & _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return (z ^ (z >> 31)) >> 32
+
+
+def _run(x: torch.Tensor, p: float, impl: str, seed: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Output and the input gradient of sum(out * w) for a fixed w (so the gradient is w * keep * scale)."""
+    x = x.detach().requires_grad_(True)
+    torch.manual_seed(seed)
+    out = dropout(x, p, impl=impl)
+    w = torch.arange(x.numel(), dtype=torch.float32).reshape(x.shape).to(x.dtype) % 7 + 1
+    (g,) = torch.autograd.grad((out * w).sum(), x) if x.numel() else (torch.zeros_like(x),)
+    return out.detach(), g
+
+
+# ------------------------------------------------------------------------------------------ the hash
+def test_reference_hash_is_splitmix64_with_uint64_wraparound():
+    """int64 emulation of uint64 (wrapping mul/add, masked shifts) equals the Python-int definition."""
+    for seed in (0, 1, 2**62 - 1, 0x1234_5678_9ABC_DEF0 & (2**62 - 1)):
+        draws = torch.tensor([_splitmix64_hi(seed, i) for i in range(500)])
+        for thr in (0, 1, 2**31, int(0.9 * 2**32)):
+            keep = reference.dropout_keep(seed, thr, (500,), torch.device("cpu"))
+            assert torch.equal(keep, draws >= thr)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("impl", ["cpu", "torch"])
+def test_matches_reference_bitwise_forward_and_backward(impl, shape, dtype):
+    x = torch.randn(shape).to(dtype)
+    out, g = _run(x, 0.4, impl)
+    out_ref, g_ref = _run(x, 0.4, "reference")
+    assert out.dtype == dtype and out.shape == x.shape
+    assert torch.equal(out, out_ref)
+    assert torch.equal(g, g_ref)
+
+
+# ------------------------------------------------------------------------------------------ semantics
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_keep_fraction_within_binomial_bound(p):
+    n = 200_000
+    torch.manual_seed(3)
+    out = dropout(torch.ones(n), p, impl="cpu")
+    kept = int((out != 0).sum())
+    sigma = math.sqrt(n * p * (1 - p))
+    assert abs(kept - n * (1 - p)) < 5 * sigma, (kept, n * (1 - p), sigma)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_output_and_gradient_use_one_mask(p):
+    x = torch.rand(301, 17) + 0.5  # no zeros, so out != 0 marks exactly the kept elements
+    out, g = _run(x, p, "cpu")
+    kept = out != 0
+    scale = 1.0 / (1.0 - p)
+    zero = torch.zeros(())
+    assert torch.equal(out, torch.where(kept, x * scale, zero))
+    w = torch.arange(x.numel(), dtype=torch.float32).reshape(x.shape) % 7 + 1
+    assert torch.equal(g, torch.where(kept, w * scale, zero))
+    assert 0 < int(kept.sum()) < x.numel()
+
+
+def test_same_seed_same_mask_and_new_mask_per_call():
+    x = torch.randn(64, 33)
+    torch.manual_seed(7)
+    a, b = dropout(x, 0.5), dropout(x, 0.5)
+    torch.manual_seed(7)
+    a2 = dropout(x, 0.5)
+    assert torch.equal(a, a2)
+    assert not torch.equal(a != 0, b != 0)
+
+
+def test_result_does_not_depend_on_the_thread_count():
+    x = torch.randn(300, 257)  # several parallel chunks
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one, _ = _run(x, 0.5, "cpu")
+        torch.set_num_threads(2)
+        two, _ = _run(x, 0.5, "cpu")
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one, two)
+
+
+def test_generator_is_used_instead_of_the_global_rng():
+    x = torch.randn(40, 9)
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    a = dropout(x, 0.5, generator=torch.Generator().manual_seed(9))
+    assert torch.equal(torch.get_rng_state(), state)
+    b = dropout(x, 0.5, generator=torch.Generator().manual_seed(9))
+    assert torch.equal(a, b)
+
+
+def test_backward_saves_only_the_seed():
+    """No N x F mask is kept for the backward: the autograd graph saves one int64 (the seed)."""
+    saved: list[torch.Tensor] = []
+
+    def pack(t):
+        saved.append(t)
+        return t
+
+    x = torch.randn(128, 64, requires_grad=True)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = dropout(x, 0.5, impl="cpu")
+    assert [(t.dtype, t.numel()) for t in saved] == [(torch.int64, 1)]
+    out.sum().backward()
+    assert torch.equal(x.grad, torch.where(out != 0, torch.tensor(2.0), torch.tensor(0.0)))
+
+
+def test_identity_when_not_training_or_p_zero():
+    x = torch.randn(10, 3)
+    state = torch.get_rng_state()
+    assert dropout(x, 0.0) is x
+    assert dropout(x, 0.7, training=False) is x
+    assert torch.equal(torch.get_rng_state(), state)  # no seed drawn
+
+
+# ----------------------------------------------------------------------------------------- errors
+@pytest.mark.parametrize("p", [-0.1, 1.0, 1.5])
+def test_p_out_of_range_raises(p):
+    with pytest.raises(DistGNNError, match=rf"^dropout p must be in \[0, 1\), got {p}$"):
+        dropout(torch.randn(3), p)
+
+
+def test_bad_inputs_and_impls_raise():
+    with pytest.raises(
+        DistGNNError, match="^dropout input must be a floating-point tensor, got torch.int64$"
+    ):
+        dropout(torch.arange(3), 0.5)
+    with pytest.raises(
+        DistGNNError, match=r"^impl='cpu' supports float32 and bfloat16 x, got torch.float64$"
+    ):
+        dropout(torch.randn(3, dtype=torch.float64), 0.5, impl="cpu")
+    with pytest.raises(DistGNNError, match=r"^impl='triton' has no dropout kernel"):
+        dropout(torch.randn(3), 0.5, impl="triton")
+    with pytest.raises(DistGNNError, match=r"^unknown kernel impl 'fast'"):
+        dropout(torch.randn(3), 0.5, impl="fast")
+    # float64 works through the torch-ops implementations
+    x64 = torch.randn(20, dtype=torch.float64)
+    assert torch.equal(_run(x64, 0.5, "torch")[0], _run(x64, 0.5, "reference")[0])
+
+
+def test_auto_selection(monkeypatch, caplog):
+    dev = torch.device("cpu")
+    assert api.resolve_dropout("auto", dev) == "cpu"
+    assert api.resolve_dropout("auto", dev, torch.float64) == "torch"  # no float64 C++ kernel
+    monkeypatch.setenv("DISTGNN_KERNEL_IMPL", "triton")  # an aggregation choice: dropout has no triton
+    assert api.resolve_dropout("auto", dev) == "cpu"
+    monkeypatch.setenv("DISTGNN_KERNEL_IMPL", "reference")
+    assert api.resolve_dropout("auto", dev) == "reference"
+    monkeypatch.delenv("DISTGNN_KERNEL_IMPL")
+    monkeypatch.setattr(cpu, "_ext", None)
+    monkeypatch.setattr(cpu, "_error", RuntimeError("dropout.cpp:1: error: boom"))
+    monkeypatch.setattr(api, "_logged", set())
+    with caplog.at_level(logging.WARNING, logger="distgnn.kernels"):
+        assert api.resolve_dropout("auto", dev) == "torch"
+        assert api.resolve_dropout("auto", dev) == "torch"
+    assert caplog.text.count("using impl='torch' (same masks)") == 1
+    with pytest.raises(
+        DistGNNError, match="the C\\+\\+ extension failed to build: dropout.cpp:1: error: boom"
+    ):
+        dropout(torch.randn(3), 0.5, impl="cpu")
+
+
+# ---------------------------------------------------------------------------------------- compile
+def test_torch_compile_matches_eager():
+    x = torch.randn(50, 20, requires_grad=True)
+
+    def f(h):
+        return dropout(h * 2.0, 0.5, impl="cpu").sum(1)
+
+    compiled = torch.compile(f, backend="aot_eager", fullgraph=True)
+    torch.manual_seed(4)
+    out = compiled(x)
+    (g,) = torch.autograd.grad(out.sum(), x)
+    torch.manual_seed(4)
+    ref = f(x)
+    (g_ref,) = torch.autograd.grad(ref.sum(), x)
+    assert torch.equal(out, ref)
+    assert torch.equal(g, g_ref)
