@@ -7,8 +7,8 @@ row-normalised features, the public split. Test accuracy is that of the *final* 
 broken engine); above is allowed up to 1.5 points, because CiteSeer on 4 ranks measures 71.40%
 (seeds 0-4: 71.6, 71.4, 71.4, 71.3, 71.3; 71.66% with best-validation model selection), 1.1 points over
 the paper, while 2 ranks gives 70.2-71.1% (the dropout masks differ with the rank count). A larger
-excess would point at leakage (e.g. evaluating on training nodes). Staleness 1 (one-epoch-stale halos) must stay within 1.0 point of exact training
-on the same seeds. All seeds and datasets run inside one process group per world size.
+excess would point at leakage (e.g. evaluating on training nodes). Staleness 1 (one-epoch-stale halos)
+must stay within 1.0 point of exact training on the same seeds. All seeds and datasets run inside one process group per world size.
 """
 
 from __future__ import annotations
