@@ -8,7 +8,6 @@ Each op has a plain-torch ``reference`` (the oracle) and fast implementations (`
 from distgnn.kernels.api import edge_softmax, gspmm, sddmm
 from distgnn.kernels.csr import CSR
 from distgnn.kernels.dropout_api import dropout
-from distgnn.kernels.reorder import locality_order
 from distgnn.kernels.select import IMPLS, resolve
 
-__all__ = ["CSR", "IMPLS", "dropout", "edge_softmax", "gspmm", "locality_order", "resolve", "sddmm"]
+__all__ = ["CSR", "IMPLS", "dropout", "edge_softmax", "gspmm", "resolve", "sddmm"]

@@ -13,8 +13,9 @@ from tqdm import tqdm
 
 import distgnn
 from distgnn.data.graph import Graph
+from distgnn.errors import DistGNNError
 
-from .build import build_local, relabel, send_lists
+from .build import REORDERS, build_local, relabel, send_lists
 from .edges import global_degrees
 from .format import PartitionWriter, check_target
 from .methods import Method, Objective, assign_parts, check_request
@@ -31,6 +32,7 @@ def partition_graph(
     method: Method = "metis",
     objective: Objective = "cut",
     seed: int = 0,
+    reorder: str = "none",
     overwrite: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -41,6 +43,8 @@ def partition_graph(
     """
     graph.validate()
     check_request(graph.num_nodes, num_parts, method, objective, seed)
+    if reorder not in REORDERS:
+        raise DistGNNError(f"unknown reorder {reorder!r}; choose one of {', '.join(REORDERS)}")
     check_target(Path(out_dir), overwrite)
     timings: dict[str, float] = {}
 
@@ -56,7 +60,7 @@ def partition_graph(
     timings["partition"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    relab = relabel(parts, num_parts)
+    relab = relabel(parts, num_parts, graph=graph, reorder=reorder)
     del parts
     in_deg, out_deg = global_degrees(graph)
     in_deg, out_deg = in_deg[relab.order], out_deg[relab.order]
@@ -104,6 +108,7 @@ def partition_graph(
             "feat_dim": graph.feat_dim,
             "num_classes": int(graph.num_classes),
             "method": method,
+            "reorder": reorder,
             "objective": objective if method in ("metis", "kaminpar") else None,
             "seed": seed if method in ("metis", "kaminpar", "random") else None,
             "node_ranges": [list(relab.node_range(p)) for p in range(num_parts)],

@@ -2,7 +2,8 @@
 
 Two graphs with 128 float32 features on 2 threads: a uniform random graph (500k nodes / 8M edges) and a
 planted-community graph (200k nodes / 4M edges, ``distgnn.data.synthetic_graph``, IDs as generated),
-the latter also in METIS sub-part order and RCM order (``distgnn.kernels.locality_order``). DGL runs in
+the latter also in METIS sub-part order and RCM order (``distgnn.partitioning.reorder.locality_order``,
+what ``distgnn partition --reorder`` applies per part). DGL runs in
 its own venv as a worker process (``dgl_gspmm.py``) that times one repeat per request, so every repeat
 runs each implementation once in turn (A B C A B C ...): load from other processes on a shared machine
 then hits all of them alike. Prints min / median / max over the repeats, the forward's gather bandwidth
@@ -28,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distgnn.kernels import CSR, gspmm, locality_order
-from distgnn.kernels.reorder import permute_csr
+from distgnn.kernels import CSR, gspmm
+from distgnn.partitioning.reorder import locality_order, permute_csr
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DGL = Path("/work/venvs/dgl/bin/python")

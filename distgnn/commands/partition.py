@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from distgnn.partitioning.build import REORDERS
 from distgnn.partitioning.methods import METHODS, OBJECTIVES
 
 EPILOG = """\
@@ -56,6 +57,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for metis, kaminpar and random (default 0)")
     parser.add_argument(
+        "--reorder",
+        choices=REORDERS,
+        default="none",
+        help="order nodes inside each part for gather locality: rcm (reverse Cuthill-McKee, needs scipy), "
+        "metis (METIS sub-parts of ~4096 nodes), degree (hubs first), or none (default: original order)",
+    )
+    parser.add_argument(
         "--force", action="store_true", help="replace DIR if it already exists and is not empty"
     )
     parser.add_argument(
@@ -85,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         method=args.method,
         objective=args.objective,
         seed=args.seed,
+        reorder=args.reorder,
         overwrite=args.force,
         progress=progress,
     )

@@ -11,8 +11,8 @@ import torch
 from kernel_cases import graph
 
 from distgnn.errors import DistGNNError
-from distgnn.kernels import CSR, cpu, gspmm, locality_order, resolve, select
-from distgnn.kernels.reorder import permute_csr
+from distgnn.kernels import CSR, cpu, gspmm, resolve, select
+from distgnn.partitioning.reorder import locality_order, permute_csr
 
 
 # ----------------------------------------------------------------------------------------- selection
