@@ -64,13 +64,14 @@ def make_graph(work: Path, args: argparse.Namespace) -> Path:
     return path
 
 
-def partition(graph: Path, parts: int, work: Path) -> Path:
-    out = work / f"parts-{parts}"
+def partition(graph: Path, parts: int, work: Path, reorder: str) -> Path:
+    out = work / f"parts-{parts}-{reorder}"
     if (out / "meta.json").exists():
         return out
     cmd = [
         str(common.MAIN_PYTHON), "-m", "distgnn", "partition", "--dataset", str(graph),
-        "--parts", str(parts), "--out", str(out), "--method", "metis", "--no-progress", "--force",
+        "--parts", str(parts), "--out", str(out), "--method", "metis", "--reorder", reorder,
+        "--no-progress", "--force",
     ]  # fmt: skip
     common.check(common.run_measured(cmd), f"distgnn partition --parts {parts}")
     return out
@@ -188,6 +189,12 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
+        "--reorder",
+        default="none",
+        choices=("none", "rcm", "metis", "degree"),
+        help="distgnn partition --reorder for distgnn's parts (DGL and PyG keep the order as generated)",
+    )
+    ap.add_argument(
         "--only", action="append", choices=tuple(CONTENDERS), help="run only these contenders (repeatable)"
     )
     ap.add_argument("--workdir", help="keep the graph and partitions here (default: a temp dir, removed)")
@@ -203,9 +210,9 @@ def main() -> None:
         ctx = {"args": args, "work": work, "graph": graph}
         names = [n for n in CONTENDERS if not args.only or n in args.only]
         if ONE_RANK in names:
-            ctx["parts1"] = partition(graph, 1, work)
+            ctx["parts1"] = partition(graph, 1, work, args.reorder)
         if TWO_RANKS in names:
-            ctx["parts2"] = partition(graph, 2, work)
+            ctx["parts2"] = partition(graph, 2, work, args.reorder)
         runs: dict[str, list[dict]] = {n: [] for n in names}
         for rep in range(args.repeats):
             order = names[rep % len(names) :] + names[: rep % len(names)]
