@@ -5,7 +5,8 @@ part, nodes keep their original relative order, or take a locality order (``reor
 sub-parts, degree) computed on the part's induced subgraph, so that neighbour gathers hit nearby rows.
 Each part is built on its own (peak memory is one part's edges, not the whole graph's), in two steps
 because a part's send lists depend on the other parts' halos: ``build_local`` gives everything but the
-send lists, ``send_lists`` runs once every halo is known. Everything is vectorised numpy; the only Python loops are over parts.
+send lists, ``send_lists`` runs once every halo is known. Everything is vectorised numpy; the only
+Python loops are over parts.
 """
 
 from __future__ import annotations
