@@ -2,7 +2,7 @@
 # TORCH_SPEC is overridable: CI pins the CPU wheel (torch==2.13.0); a user gets the normal build.
 PYTHON ?= python3
 VENV ?= .venv
-TORCH_SPEC ?= torch>=2.2,<3
+TORCH_SPEC ?= torch>=2.4,<3
 EXTRAS ?= dev,kaminpar
 BIN := $(VENV)/bin
 
