@@ -21,7 +21,9 @@ from distgnn.errors import DistGNNError
 
 log = logging.getLogger("distgnn.kernels")
 
-_SOURCES = [Path(__file__).parent / "csrc" / name for name in ("aggregate.cpp", "dropout.cpp")]
+_CSRC = Path(__file__).parent / "csrc"
+_SOURCES = [_CSRC / name for name in ("aggregate.cpp", "dropout.cpp")]
+_HEADERS = [_CSRC / "output.h"]  # hashed with the sources: a header change must rebuild
 _CFLAGS = ["-O3", "-fopenmp"]
 _LDFLAGS = ["-fopenmp"]
 _lock = threading.Lock()
@@ -31,7 +33,7 @@ _error: BaseException | None = None
 
 def _ext_name() -> str:
     h = hashlib.sha256()
-    for src in _SOURCES:
+    for src in _SOURCES + _HEADERS:
         h.update(src.read_bytes())
     h.update(" ".join(_CFLAGS + _LDFLAGS).encode())
     return f"distgnn_cpu_{h.hexdigest()[:12]}"

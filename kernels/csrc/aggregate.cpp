@@ -15,6 +15,8 @@
 
 #include <torch/extension.h>
 
+#include "output.h"
+
 #include <ATen/Parallel.h>
 #include <c10/util/BFloat16.h>
 #include <omp.h>
@@ -305,20 +307,7 @@ void parallel_rows(const int64_t* indptr, int64_t rows, int64_t scratch, const B
   }
 }
 
-// An uninitialised tensor for a kernel output. Large ones are advised onto transparent huge pages before
-// the first write: a fresh allocation is unmapped memory, and faulting it in 4 KiB at a time costs more
-// than writing it (measured: 75-180 ms per 256 MB). Only advice: ignored where THP is off.
-torch::Tensor new_output(at::IntArrayRef shape, const torch::TensorOptions& opts) {
-  torch::Tensor t = torch::empty(shape, opts);
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(t.data_ptr());
-  const uintptr_t lo = (begin + kHuge - 1) & ~(kHuge - 1);
-  const uintptr_t hi = (begin + t.nbytes()) & ~(kHuge - 1);
-  if (hi >= lo + 2 * kHuge) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);
-#endif
-  return t;
-}
+using distgnn::new_output;  // output.h: huge-page-advised kernel outputs
 
 const float* opt_f32(const c10::optional<torch::Tensor>& t) {
   return t.has_value() && t->defined() ? t->data_ptr<float>() : nullptr;

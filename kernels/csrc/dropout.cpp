@@ -12,14 +12,13 @@
 
 #include <torch/extension.h>
 
+#include "output.h"
+
 #include <ATen/Parallel.h>
 
 #include <cstdint>
 #include <cstring>
 
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define DGD_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -75,19 +74,6 @@ DGD_CLONES void dropout_bf16(const uint16_t* x, uint16_t* out, int64_t begin, in
   }
 }
 
-// An uninitialised output, advised onto transparent huge pages when large (as new_output in
-// aggregate.cpp): faulting a fresh 100 MB output in 4 KiB pages costs about as much as the kernel.
-torch::Tensor new_output(const torch::Tensor& like) {
-  torch::Tensor t = torch::empty(like.sizes(), like.options());
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(t.data_ptr());
-  const uintptr_t lo = (begin + kHuge - 1) & ~(kHuge - 1);
-  const uintptr_t hi = (begin + t.nbytes()) & ~(kHuge - 1);
-  if (hi >= lo + 2 * kHuge) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);
-#endif
-  return t;
-}
 
 }  // namespace
 
@@ -98,7 +84,7 @@ torch::Tensor dropout(torch::Tensor x, int64_t seed, int64_t threshold, double s
   TORCH_CHECK(x.scalar_type() == torch::kFloat32 || x.scalar_type() == torch::kBFloat16,
               "dropout supports float32 and bfloat16, got ", x.scalar_type());
   TORCH_CHECK(threshold >= 0 && threshold <= (int64_t(1) << 32), "dropout threshold out of range");
-  auto out = new_output(x);
+  auto out = distgnn::new_output(x.sizes(), x.options());
   const int64_t n = x.numel();
   const uint64_t s = static_cast<uint64_t>(seed), thr = static_cast<uint64_t>(threshold);
   const float sc = static_cast<float>(scale);
