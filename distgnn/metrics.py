@@ -16,7 +16,6 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-SPLITS = ("train", "val", "test")
 EPOCH_KEYS = (
     "epoch",
     "loss",

@@ -32,7 +32,6 @@ from distgnn.models.propagation import Propagation
 from distgnn.models.registry import build_model
 from distgnn.parallel.graph import GraphParallel
 from distgnn.parallel.layout import ProcessLayout
-from distgnn.partitioning import load_part
 
 
 class Layout(Protocol):
@@ -423,16 +422,15 @@ def train_partition(
     cfg: TrainConfig, part_dir: str, layout: ProcessLayout
 ) -> tuple[TrainResult, GraphParallel]:
     """One rank of a graph-parallel job: load this rank's part, build the strategy, train, drain the comm."""
-    part = load_part(part_dir, layout.rank)
-    prop = GraphParallel(
-        part,
+    prop = GraphParallel.from_partition_dir(
+        part_dir,
         layout,
         staleness=cfg.halo_staleness,
         comm_dtype=cfg.torch_comm_dtype,
         overlap=cfg.overlap,
         kernel_impl=cfg.kernel,
     )
-    data = NodeData.from_part(part, device=layout.device, feature_norm=cfg.feature_norm)
+    data = NodeData.from_part(prop.part, device=layout.device, feature_norm=cfg.feature_norm)
     result = train(cfg, data, prop, layout)
     prop.flush()
     return result, prop
