@@ -117,5 +117,9 @@ def edge_softmax_backward(indptr, out, grad) -> Tensor:
     return load_extension().edge_softmax_backward(indptr, _f32(out), _f32(grad)).to(out.dtype)
 
 
-def dropout(x: Tensor, seed: int, threshold: int, scale: float) -> Tensor:
-    return load_extension().dropout(x.contiguous(), seed, threshold, scale)
+def dropout(x: Tensor, seed: int, threshold: int, scale: float, relu: bool, bias: Tensor | None) -> Tensor:
+    return load_extension().dropout(x.contiguous(), seed, threshold, scale, relu, _f32(bias))
+
+
+def positive_scale(out: Tensor, grad: Tensor, scale: float) -> Tensor:
+    return load_extension().positive_scale(out.contiguous(), grad.contiguous(), scale)

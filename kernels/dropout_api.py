@@ -67,12 +67,16 @@ def dropout(
     p: float,
     *,
     training: bool = True,
+    relu: bool = False,
+    bias: Tensor | None = None,
     generator: torch.Generator | None = None,
     impl: str = "auto",
 ) -> Tensor:
     """``x * keep / (1 - p)``, ``keep ~ Bernoulli(1 - p)``; ``x`` itself if p == 0 or not training.
 
-    The seed is one draw from ``generator`` (torch's global CPU RNG if None). Output is contiguous.
+    ``bias`` (added along the last dimension) and ``relu`` are applied first, in the same pass: a layer's
+    bias and activation and the next layer's input dropout cost one read and one write. The seed is one
+    draw from ``generator`` (torch's global CPU RNG if None). Output is contiguous.
     """
     if not isinstance(x, Tensor):
         raise DistGNNError(f"dropout expects a torch.Tensor, got {type(x).__name__}")
@@ -83,12 +87,17 @@ def dropout(
     impl = resolve_dropout(impl, x.device, x.dtype)
     if impl == "cpu" and x.dtype not in _CPU_DTYPES:
         raise DistGNNError(f"impl='cpu' supports float32 and bfloat16 x, got {x.dtype}")
+    if bias is not None and (
+        not isinstance(bias, Tensor) or tuple(bias.shape) != tuple(x.shape[-1:]) or bias.device != x.device
+    ):
+        raise DistGNNError(f"dropout bias must be a tensor of shape {tuple(x.shape[-1:])} on {x.device}")
     if not training or p == 0.0:
-        return x
+        v = x if bias is None else x + bias
+        return torch.relu(v) if relu else v
     device = generator.device if generator is not None else torch.device("cpu")
     seed = torch.randint(0, _SEED_BOUND, (1,), generator=generator, device=device)
     threshold = int(float(p) * 4294967296.0)  # keep iff the 32-bit draw >= threshold
     scale = 1.0 / (1.0 - float(p))
     if impl == "reference":
-        return reference.dropout(x, int(seed.item()), threshold, scale)
-    return ops.dropout_op(x.contiguous(), seed, threshold, scale, impl)
+        return reference.dropout(x, int(seed.item()), threshold, scale, relu, bias)
+    return ops.dropout_op(x.contiguous(), seed, threshold, scale, relu, bias, impl)

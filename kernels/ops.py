@@ -10,7 +10,8 @@ break, shapes from the fake kernel) and gives them hand-written backward formula
 * gspmm max: the forward kernel returns the winning edge per output element; the backward routes the
   gradient to it with scatter-adds.
 * sddmm: segment sums; edge_softmax: out * (g - sum_row(g * out)).
-* dropout: the same op on the gradient with the same seed (the mask is regenerated, not saved).
+* dropout: the same op on the gradient with the same seed (the mask is regenerated, not saved); with
+  the fused ReLU, ``grad * scale`` where the output is positive (the output is saved, as ReLU would).
 """
 
 from __future__ import annotations
@@ -285,26 +286,47 @@ edge_softmax_op.register_autograd(_softmax_backward, setup_context=_softmax_setu
 
 # ------------------------------------------------------------------------------------------- dropout
 @torch.library.custom_op("distgnn::dropout", mutates_args=())
-def dropout_op(x: Tensor, seed: Tensor, threshold: int, scale: float, impl: str) -> Tensor:
-    """x * scale where the counter-based mask of ``seed`` keeps, else 0; x contiguous, out contiguous."""
-    return backend(impl).dropout(x, int(seed.item()), threshold, scale)
+def dropout_op(
+    x: Tensor, seed: Tensor, threshold: int, scale: float, relu: bool, bias: Tensor | None, impl: str
+) -> Tensor:
+    """v * scale where the counter-based mask of ``seed`` keeps, else 0; v = [relu](x [+ bias])."""
+    return backend(impl).dropout(x, int(seed.item()), threshold, scale, relu, bias)
 
 
 @dropout_op.register_fake
-def _(x, seed, threshold, scale, impl):
+def _(x, seed, threshold, scale, relu, bias, impl):
     return x.new_empty(x.shape)
 
 
 def _dropout_setup(ctx, inputs, output) -> None:
-    x, seed, threshold, scale, impl = inputs
-    ctx.threshold, ctx.scale, ctx.impl = threshold, scale, impl
-    ctx.save_for_backward(seed)  # one int64: the mask is regenerated, never stored
+    x, seed, threshold, scale, relu, bias, impl = inputs
+    ctx.threshold, ctx.scale, ctx.relu, ctx.impl = threshold, scale, relu, impl
+    ctx.bias_dtype = None if bias is None else bias.dtype
+    # Plain dropout keeps one int64 (the mask is regenerated); with ReLU the output marks what passed.
+    ctx.save_for_backward(output if relu else seed)
 
 
 def _dropout_backward(ctx, grad: Tensor):
-    (seed,) = ctx.saved_tensors
-    g = dropout_op(grad.contiguous(), seed, ctx.threshold, ctx.scale, ctx.impl)
-    return g, None, None, None, None
+    (saved,) = ctx.saved_tensors
+    if ctx.relu:
+        g = positive_scale_op(saved, grad.contiguous(), ctx.scale, ctx.impl)
+    else:
+        g = dropout_op(grad.contiguous(), saved, ctx.threshold, ctx.scale, False, None, ctx.impl)
+    g_bias = None
+    if ctx.bias_dtype is not None and ctx.needs_input_grad[5]:
+        g_bias = g.reshape(-1, g.shape[-1]).float().sum(0).to(ctx.bias_dtype)
+    return g, None, None, None, None, g_bias, None
 
 
 dropout_op.register_autograd(_dropout_backward, setup_context=_dropout_setup)
+
+
+@torch.library.custom_op("distgnn::positive_scale", mutates_args=())
+def positive_scale_op(out: Tensor, grad: Tensor, scale: float, impl: str) -> Tensor:
+    """``grad * scale`` where ``out > 0``, else 0 (the backward of relu + dropout)."""
+    return backend(impl).positive_scale(out, grad, scale)
+
+
+@positive_scale_op.register_fake
+def _(out, grad, scale, impl):
+    return grad.new_empty(grad.shape)

@@ -141,7 +141,21 @@ def dropout_keep(seed: int, threshold: int, shape: tuple[int, ...], device: torc
     return (_shr(z, 32) >= threshold).reshape(shape)
 
 
-def dropout(x: Tensor, seed: int, threshold: int, scale: float) -> Tensor:
-    """x * scale where the mask keeps, 0 elsewhere (differentiable by torch autograd)."""
+def dropout(
+    x: Tensor, seed: int, threshold: int, scale: float, relu: bool = False, bias: Tensor | None = None
+) -> Tensor:
+    """``v * scale`` where the mask keeps (and, if ``relu``, v > 0), 0 elsewhere; differentiable.
+
+    ``v = x + bias`` (bias along the last dimension, added in float32 and rounded once, as the kernel
+    does) or ``x``.
+    """
     keep = dropout_keep(seed, threshold, tuple(x.shape), x.device)
-    return torch.where(keep, x * scale, torch.zeros((), dtype=x.dtype, device=x.device))
+    v = x if bias is None else x.float() + bias.float()
+    if relu:
+        keep = keep & (v > 0)
+    return torch.where(keep, v * scale, torch.zeros((), dtype=v.dtype, device=x.device)).to(x.dtype)
+
+
+def positive_scale(out: Tensor, grad: Tensor, scale: float) -> Tensor:
+    """``grad * scale`` where ``out > 0``, else 0: the gradient of relu + dropout given its output."""
+    return torch.where(out > 0, grad * scale, torch.zeros((), dtype=grad.dtype, device=grad.device))

@@ -88,6 +88,10 @@ def edge_softmax_backward(indptr, out, grad) -> Tensor:
     return reference.edge_softmax_backward(indptr, out, grad)
 
 
-def dropout(x: Tensor, seed: int, threshold: int, scale: float) -> Tensor:
+def dropout(x: Tensor, seed: int, threshold: int, scale: float, relu: bool, bias: Tensor | None) -> Tensor:
     """The reference hash in torch integer ops: same mask as ``cpu``, runs on any device."""
-    return reference.dropout(x.contiguous(), seed, threshold, scale)
+    return reference.dropout(x.contiguous(), seed, threshold, scale, relu, bias)
+
+
+def positive_scale(out: Tensor, grad: Tensor, scale: float) -> Tensor:
+    return reference.positive_scale(out, grad, scale)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from distgnn.models.inputs import Input, linear
@@ -69,4 +68,4 @@ class GAT(LayerStack):
             convs.append(GATConv(width, hidden, heads, concat=True))
             width = hidden * heads
         convs.append(GATConv(width, out_dim, out_heads, concat=False))
-        super().__init__(convs, dropout, F.elu)
+        super().__init__(convs, dropout, "elu")

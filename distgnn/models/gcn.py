@@ -33,12 +33,13 @@ class GCNConv(nn.Module):
         """Width of the rows this layer aggregates (what a halo exchange sends per node)."""
         return self.out_dim if self.transform_first else self.in_dim
 
-    def forward(self, h: Input, prop: Propagation, *, key: int) -> Tensor:
+    def forward(self, h: Input, prop: Propagation, *, key: int, add_bias: bool = True) -> Tensor:
+        """The layer; ``add_bias=False`` leaves ``self.bias`` to the caller (to fuse it into what follows)."""
         if self.transform_first:
             out = prop.aggregate(matmul(h, self.weight), key=key, norm="gcn")
         else:
             out = prop.aggregate(dense(h), key=key, norm="gcn") @ self.weight
-        return out if self.bias is None else out + self.bias
+        return out if self.bias is None or not add_bias else out + self.bias
 
 
 class GCN(LayerStack):
@@ -50,5 +51,5 @@ class GCN(LayerStack):
     def __init__(self, in_dim: int, hidden: int, out_dim: int, layers: int = 2, dropout: float = 0.5) -> None:
         dims = [in_dim] + [hidden] * (layers - 1) + [out_dim]
         super().__init__(
-            [GCNConv(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True)], dropout, torch.relu
+            [GCNConv(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True)], dropout, "relu", fuse_bias=True
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from distgnn.models.inputs import Input, dense, linear
@@ -44,6 +43,4 @@ class GraphSAGE(LayerStack):
 
     def __init__(self, in_dim: int, hidden: int, out_dim: int, layers: int = 2, dropout: float = 0.5) -> None:
         dims = [in_dim] + [hidden] * (layers - 1) + [out_dim]
-        super().__init__(
-            [SAGEConv(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True)], dropout, torch.relu
-        )
+        super().__init__([SAGEConv(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True)], dropout, "relu")

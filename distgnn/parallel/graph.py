@@ -107,23 +107,19 @@ class GraphParallel:
             raise DistGNNError(f"aggregate expects h [N, F], got shape {tuple(h.shape)}")
         g = self.graph
         src, dst = {"gcn": (g.gcn_src, g.gcn_dst), "mean": (None, g.mean_dst), "sum": (None, None)}[norm]
+        loops = norm == "gcn"  # GCN's A + I: the self term is one more edge, scaled like the others
         src_in = None if src is None else src[: g.n_owned]
-        src_halo = None if src is None else src[g.n_owned :]
-
+        inner = g.inner_loops if loops else g.inner
         if not self.layout.is_distributed:
-            out = self._spmm(g.inner, h, src_in, dst)
-        elif self._use_stale():
+            return self._spmm(inner, h, src_in, dst)
+        if self._use_stale():
             halo = self.stale.fetch(h, key=key)
-            out = self._spmm(g.inner, h, src_in, dst) + self._spmm(g.boundary, halo, src_halo, dst)
-        elif self.overlap:  # the self-loop term is added by the schedule (in place)
-            self_scale = g.gcn_self if norm == "gcn" else None
-            return self.schedule.aggregate(h, key=key, src=src, dst=dst, self_scale=self_scale)
-        else:
-            halo = self.exchange.exchange(h, key=key)
-            out = self._spmm(g.full, torch.cat([h, halo]), src, dst)
-        if norm == "gcn":
-            out = out + g.gcn_self.to(h.dtype)[:, None] * h
-        return out
+            src_halo = None if src is None else src[g.n_owned :]
+            return self._spmm(inner, h, src_in, dst) + self._spmm(g.boundary, halo, src_halo, dst)
+        if self.overlap:
+            return self.schedule.aggregate(h, key=key, src=src, dst=dst, loops=loops)
+        halo = self.exchange.exchange(h, key=key)
+        return self._spmm(g.full_loops if loops else g.full, torch.cat([h, halo]), src, dst)
 
     def attend(self, h: Tensor, a_src: Tensor, a_dst: Tensor, *, key: int, negative_slope: float) -> Tensor:
         """GAT aggregation over in-edges plus a self-loop; ``h`` [owned, H, D], ``a_*`` [owned, H].
@@ -152,9 +148,9 @@ class GraphParallel:
         else:
             h_all, a_all = h, a_src
         with self.counters.timer("compute"):
-            scores = F.leaky_relu(sddmm(g.attn, a_dst, a_all, impl=self.kernel_impl), negative_slope)
-            alpha = edge_softmax(g.attn, scores, impl=self.kernel_impl)
-            return gspmm(g.attn, h_all, edge_weight=alpha, impl=self.kernel_impl)
+            scores = F.leaky_relu(sddmm(g.full_loops, a_dst, a_all, impl=self.kernel_impl), negative_slope)
+            alpha = edge_softmax(g.full_loops, scores, impl=self.kernel_impl)
+            return gspmm(g.full_loops, h_all, edge_weight=alpha, impl=self.kernel_impl)
 
     # -- epoch bookkeeping, volume, checkpointing ---------------------------------------------------
     def reset_counters(self) -> None:

@@ -3,16 +3,18 @@
 - ``full``: in-edges of owned rows over ``[owned | halo]`` sources;
 - ``inner`` / ``boundary``: the same edges split by whether the source is owned or a halo row, so the
   inner part can be aggregated while the halo rows are still on the wire;
-- ``attn``: ``full`` plus one self-loop per owned row (GAT);
+- ``full_loops`` / ``inner_loops``: ``full`` / ``inner`` plus one self-loop per owned row, for GCN's
+  ``A + I`` and GAT (the self term is then one more edge of the fused aggregation, not extra passes);
 - the normalisation vectors of ``gcn`` and ``mean``, from *global* degrees.
 
-Self-loops in the Part are dropped (the partitioner's degrees exclude them); ``gcn`` and GAT add exactly
-one each.
+Self-loops in the Part are dropped (the partitioner's degrees exclude them); ``*_loops`` add exactly one
+each. Only ``full`` is built eagerly; the others are derived from it the first time they are used.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -28,12 +30,8 @@ class LocalGraph:
     n_owned: int
     n_halo: int
     full: CSR
-    inner: CSR
-    boundary: CSR
-    attn: CSR
     gcn_dst: Tensor  # [owned] (in_deg + 1)^-1/2
     gcn_src: Tensor  # [owned + halo] (out_deg + 1)^-1/2
-    gcn_self: Tensor  # [owned] gcn_dst * gcn_src[:owned], the self-loop coefficient
     mean_dst: Tensor  # [owned] 1 / in_deg (0 where in_deg == 0)
 
     @classmethod
@@ -53,27 +51,45 @@ class LocalGraph:
                 f"part {part.part_id} is inconsistent: owned row {bad} has {local_deg[bad]} local in-edges "
                 f"but global in-degree {in_deg[bad]}"
             )
-
-        def csr(s: np.ndarray, d: np.ndarray, num_src: int) -> CSR:
-            t = CSR.from_edges(torch.from_numpy(s), torch.from_numpy(d), n, num_src)
-            return t.to(device)
-
-        is_inner = src < n
-        loops = np.arange(n, dtype=np.int64)
         dev_f = {"dtype": torch.float32, "device": device}
-        gcn_dst = torch.as_tensor((in_deg[:n] + 1.0) ** -0.5, **dev_f)
-        gcn_src = torch.as_tensor((out_deg + 1.0) ** -0.5, **dev_f)
         with np.errstate(divide="ignore"):
             mean = np.where(in_deg[:n] > 0, 1.0 / np.maximum(in_deg[:n], 1), 0.0)
+        full = CSR.from_edges(torch.from_numpy(src), torch.from_numpy(dst), n, n + nh).to(device)
         return cls(
             n_owned=n,
             n_halo=nh,
-            full=csr(src, dst, n + nh),
-            inner=csr(src[is_inner], dst[is_inner], n),
-            boundary=csr(src[~is_inner] - n, dst[~is_inner], nh),
-            attn=csr(np.concatenate([src, loops]), np.concatenate([dst, loops]), n + nh),
-            gcn_dst=gcn_dst,
-            gcn_src=gcn_src,
-            gcn_self=gcn_dst * gcn_src[:n],
+            full=full,
+            gcn_dst=torch.as_tensor((in_deg[:n] + 1.0) ** -0.5, **dev_f),
+            gcn_src=torch.as_tensor((out_deg + 1.0) ** -0.5, **dev_f),
             mean_dst=torch.as_tensor(mean, **dev_f),
         )
+
+    @cached_property
+    def inner(self) -> CSR:
+        return self._select(self.full.indices < self.n_owned, self.n_owned)
+
+    @cached_property
+    def boundary(self) -> CSR:
+        return self._select(self.full.indices >= self.n_owned, self.n_halo, offset=self.n_owned)
+
+    @cached_property
+    def inner_loops(self) -> CSR:
+        return _with_loops(self.inner)
+
+    @cached_property
+    def full_loops(self) -> CSR:
+        return _with_loops(self.full)
+
+    def _select(self, mask: Tensor, num_src: int, offset: int = 0) -> CSR:
+        """The edges of ``full`` where ``mask``, sources shifted down by ``offset``, in their order."""
+        return CSR.from_edges(
+            self.full.indices[mask] - offset, self.full.row_ids()[mask], self.n_owned, num_src
+        )
+
+
+def _with_loops(csr: CSR) -> CSR:
+    """``csr`` plus one self-loop per row, after the row's other edges."""
+    loops = torch.arange(csr.num_dst, device=csr.device)
+    src = torch.cat([csr.indices, loops])
+    dst = torch.cat([csr.row_ids(), loops])
+    return CSR.from_edges(src, dst, csr.num_dst, csr.num_src)

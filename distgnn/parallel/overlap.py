@@ -3,11 +3,11 @@
 One autograd Function per aggregation owns the schedule, so the backward exchange overlaps too (a
 generic autograd graph would send the halo gradients and wait for them inside one node):
 
-- forward: launch the owned rows the peers need -> aggregate the *inner* edges (source owned) ->
-  wait -> add the *boundary* edges (source in the halo) and the self-loop term;
+- forward: launch the owned rows the peers need -> aggregate the *inner* edges (source owned, plus
+  GCN's self-loops) -> wait -> add the *boundary* edges (source in the halo);
 - backward(g): the halo-row gradients first (transposed boundary CSR), launch their transfer to the
-  owners -> the owned-row gradient over the transposed inner CSR (and the self-loop) while it
-  travels -> wait -> ``index_add_`` the received gradients into the rows that were sent.
+  owners -> the owned-row gradient over the transposed inner CSR while it travels -> wait ->
+  ``index_add_`` the received gradients into the rows that were sent.
 
 The inner aggregations run in row blocks with a non-blocking poll of the transfer between blocks, so
 the measured ``comm`` time ends when the transfer is first seen complete (see ``PendingExchange``),
@@ -83,8 +83,7 @@ class OverlapSchedule:
         self.counters = counters
         self.impl = kernel_impl
         self.block_rows = block_rows
-        self.inner_blocks = row_blocks(graph.inner, block_rows)
-        self._inner_t_blocks: list[tuple[int, int, CSR]] | None = None  # built on the first backward
+        self._blocks: dict[tuple[bool, bool], list[tuple[int, int, CSR]]] = {}  # built on first use
 
     def aggregate(
         self,
@@ -93,18 +92,19 @@ class OverlapSchedule:
         key: Hashable,
         src: Tensor | None,
         dst: Tensor | None,
-        self_scale: Tensor | None,
+        loops: bool,
     ) -> Tensor:
-        """``dst * (A_inner + A_boundary) (src * [h | halo]) + self_scale * h`` for ``h`` [owned, F].
+        """``dst * (A_inner [+ I] + A_boundary) (src * [h | halo])`` for ``h`` [owned, F].
 
-        ``src`` covers ``[owned | halo]`` sources, ``dst`` and ``self_scale`` the owned rows (any may be
-        None). Differentiable in ``h`` with the overlapped backward described in the module docstring.
+        ``src`` covers ``[owned | halo]`` sources, ``dst`` the owned rows (either may be None); ``loops``
+        adds one self-loop per owned row. Differentiable in ``h`` with the overlapped backward described
+        in the module docstring.
         """
         if h.requires_grad and torch.is_grad_enabled():
-            return _OverlappedAggregate.apply(h, self, key, src, dst, self_scale)
+            return _OverlappedAggregate.apply(h, self, key, src, dst, loops)
         direction = "fwd" if torch.is_grad_enabled() else "eval"
         with torch.no_grad():
-            return self.forward(h, key=key, direction=direction, src=src, dst=dst, self_scale=self_scale)
+            return self.forward(h, key=key, direction=direction, src=src, dst=dst, loops=loops)
 
     # -- the two directions --------------------------------------------------------------------------
     def forward(
@@ -115,17 +115,15 @@ class OverlapSchedule:
         direction: str,
         src: Tensor | None,
         dst: Tensor | None,
-        self_scale: Tensor | None,
+        loops: bool,
     ) -> Tensor:
         g = self.graph
         pending = self.ex.launch_forward(h, key=key, direction=direction)
         src_in = None if src is None else src[: g.n_owned]
-        out = self._blocked(self.inner_blocks, h, src_in, dst, pending)
+        out = self._blocked(self._inner(loops, transposed=False), h, src_in, dst, pending)
         halo = pending.wait().reshape(g.n_halo, *h.shape[1:])
         src_halo = None if src is None else src[g.n_owned :]
         out.add_(self._spmm(g.boundary, halo, src_halo, dst))
-        if self_scale is not None:
-            out.addcmul_(self_scale.to(h.dtype)[:, None], h)
         return out
 
     def backward(
@@ -135,7 +133,7 @@ class OverlapSchedule:
         key: Hashable,
         src: Tensor | None,
         dst: Tensor | None,
-        self_scale: Tensor | None,
+        loops: bool,
         dtype: torch.dtype,
     ) -> Tensor:
         g = self.graph
@@ -145,18 +143,19 @@ class OverlapSchedule:
         grad_halo = self._spmm(g.boundary.transposed(), grad, dst, src_halo)
         pending = self.ex.launch_backward(grad_halo, key=key)
         src_in = None if src is None else src[: g.n_owned]
-        out = self._blocked(self._inner_t(), grad, dst, src_in, pending)
-        if self_scale is not None:
-            out.addcmul_(self_scale.to(grad.dtype)[:, None], grad)
+        out = self._blocked(self._inner(loops, transposed=True), grad, dst, src_in, pending)
         received = pending.wait()
         out.index_add_(0, self.ex.plan.send_idx, received.to(out.dtype).reshape(-1, *out.shape[1:]))
         return out.to(dtype)
 
     # -- internals -----------------------------------------------------------------------------------
-    def _inner_t(self) -> list[tuple[int, int, CSR]]:
-        if self._inner_t_blocks is None:
-            self._inner_t_blocks = row_blocks(self.graph.inner.transposed(), self.block_rows)
-        return self._inner_t_blocks
+    def _inner(self, loops: bool, *, transposed: bool) -> list[tuple[int, int, CSR]]:
+        """Row blocks of the inner CSR (with self-loops if ``loops``), or of its transpose."""
+        key = (loops, transposed)
+        if key not in self._blocks:
+            csr = self.graph.inner_loops if loops else self.graph.inner
+            self._blocks[key] = row_blocks(csr.transposed() if transposed else csr, self.block_rows)
+        return self._blocks[key]
 
     def _blocked(
         self,
@@ -193,14 +192,14 @@ class _OverlappedAggregate(torch.autograd.Function):
     """Autograd wrapper: both directions are run by the :class:`OverlapSchedule`."""
 
     @staticmethod
-    def forward(ctx, h, sched, key, src, dst, self_scale):  # type: ignore[override]
-        ctx.sched, ctx.key, ctx.dtype = sched, key, h.dtype
-        ctx.scales = (src, dst, self_scale)  # constants (global degrees), never differentiated
-        return sched.forward(h, key=key, direction="fwd", src=src, dst=dst, self_scale=self_scale)
+    def forward(ctx, h, sched, key, src, dst, loops):  # type: ignore[override]
+        ctx.sched, ctx.key, ctx.dtype, ctx.loops = sched, key, h.dtype, loops
+        ctx.scales = (src, dst)  # constants (global degrees), never differentiated
+        return sched.forward(h, key=key, direction="fwd", src=src, dst=dst, loops=loops)
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
-        src, dst, self_scale = ctx.scales
+        src, dst = ctx.scales
         sched: OverlapSchedule = ctx.sched
-        g_h = sched.backward(grad, key=ctx.key, src=src, dst=dst, self_scale=self_scale, dtype=ctx.dtype)
+        g_h = sched.backward(grad, key=ctx.key, src=src, dst=dst, loops=ctx.loops, dtype=ctx.dtype)
         return g_h, None, None, None, None, None

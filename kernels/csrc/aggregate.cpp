@@ -498,7 +498,10 @@ torch::Tensor edge_softmax_backward(torch::Tensor indptr, torch::Tensor out, tor
 
 }  // namespace
 
-torch::Tensor dropout(torch::Tensor x, int64_t seed, int64_t threshold, double scale);  // dropout.cpp
+// dropout.cpp
+torch::Tensor dropout(torch::Tensor x, int64_t seed, int64_t threshold, double scale, bool relu,
+                      std::optional<torch::Tensor> bias);
+torch::Tensor positive_scale(torch::Tensor out, torch::Tensor grad, double scale);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "distgnn CPU aggregation kernels";
@@ -508,5 +511,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("sddmm", &sddmm, "per-edge a_dst[i] + b_src[j]");
   m.def("edge_softmax", &edge_softmax, "softmax over the in-edges of each row");
   m.def("edge_softmax_backward", &edge_softmax_backward, "gradient of edge_softmax");
-  m.def("dropout", &dropout, "counter-based dropout (mask from seed and element index)");
+  m.def("dropout", &dropout, "counter-based dropout (mask from seed and element index), optionally of relu(x)");
+  m.def("positive_scale", &positive_scale, "out > 0 ? grad * scale : 0 (relu + dropout backward)");
 }

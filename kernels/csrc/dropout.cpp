@@ -1,4 +1,4 @@
-// distgnn CPU dropout: out = keep ? x * scale : 0 with a counter-based mask.
+// distgnn CPU dropout: out = keep ? x * scale : 0 with a counter-based mask, optionally of relu(x).
 //
 // keep[i] = (splitmix64(seed, i) >> 32) >= threshold, where splitmix64(seed, i) is the i-th output of
 // the splitmix64 generator started at `seed` (z = seed + (i + 1) * golden gamma, then two xor-shift-
@@ -16,8 +16,10 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -58,44 +60,113 @@ DGD_INLINE uint16_t f_to_bf16(float f) {
   return static_cast<uint16_t>((bits + rounding) >> 16);
 }
 
-DGD_CLONES void dropout_f32(const float* x, float* out, int64_t begin, int64_t end, uint64_t seed,
-                            uint64_t thr, float scale) {
-  for (int64_t i = begin; i < end; ++i) {
-    const bool keep = draw(seed, static_cast<uint64_t>(i)) >= thr;
-    out[i] = keep ? x[i] * scale : 0.f;
+DGD_INLINE float load(const float* p, int64_t i) { return p[i]; }
+DGD_INLINE float load(const uint16_t* p, int64_t i) { return bf16_to_f(p[i]); }
+DGD_INLINE void store(float* p, int64_t i, float v) { p[i] = v; }
+DGD_INLINE void store(uint16_t* p, int64_t i, float v) { p[i] = f_to_bf16(v); }
+
+// Elements [begin, end) of the flat input. BIAS: x + bias[column] first (rows of `width` columns);
+// RELU: then max(., 0). Both fuse a layer's epilogue into the next layer's input dropout.
+template <typename T, bool RELU, bool BIAS>
+DGD_CLONES void dropout_range(const T* x, T* out, int64_t begin, int64_t end, uint64_t seed, uint64_t thr,
+                              float scale, const float* bias, int64_t width) {
+  int64_t i = begin;
+  while (i < end) {  // one row segment at a time, so the bias index is a plain offset
+    const int64_t col = BIAS ? i % width : 0;
+    const int64_t off = col - i;  // in this segment the bias of element j is bias[j + off]
+    const int64_t stop = BIAS ? std::min(end, i + width - col) : end;
+    for (; i < stop; ++i) {
+      float v = load(x, i);
+      if (BIAS) v += bias[i + off];
+      const bool keep = draw(seed, static_cast<uint64_t>(i)) >= thr && (!RELU || v > 0.f);
+      store(out, i, keep ? v * scale : 0.f);
+    }
   }
 }
 
-DGD_CLONES void dropout_bf16(const uint16_t* x, uint16_t* out, int64_t begin, int64_t end, uint64_t seed,
-                             uint64_t thr, float scale) {
+template <typename T>
+void dropout_run(const T* x, T* out, int64_t n, uint64_t seed, uint64_t thr, float scale, bool relu,
+                 const float* bias, int64_t width) {
+  at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
+    if (bias != nullptr) {
+      relu ? dropout_range<T, true, true>(x, out, b, e, seed, thr, scale, bias, width)
+           : dropout_range<T, false, true>(x, out, b, e, seed, thr, scale, bias, width);
+    } else {
+      relu ? dropout_range<T, true, false>(x, out, b, e, seed, thr, scale, bias, width)
+           : dropout_range<T, false, false>(x, out, b, e, seed, thr, scale, bias, width);
+    }
+  });
+}
+
+// The gradient of relu + dropout from its output: an element passed both iff out > 0 (scale >= 1 keeps
+// every kept positive value positive), so no mask is regenerated and no input is kept.
+DGD_CLONES void positive_scale_f32(const float* out, const float* g, float* res, int64_t begin, int64_t end,
+                                   float scale) {
+  for (int64_t i = begin; i < end; ++i) res[i] = out[i] > 0.f ? g[i] * scale : 0.f;
+}
+
+DGD_CLONES void positive_scale_bf16(const uint16_t* out, const uint16_t* g, uint16_t* res, int64_t begin,
+                                    int64_t end, float scale) {
   for (int64_t i = begin; i < end; ++i) {
-    const bool keep = draw(seed, static_cast<uint64_t>(i)) >= thr;
-    out[i] = keep ? f_to_bf16(bf16_to_f(x[i]) * scale) : uint16_t(0);
+    res[i] = bf16_to_f(out[i]) > 0.f ? f_to_bf16(bf16_to_f(g[i]) * scale) : uint16_t(0);
   }
+}
+
+void check_float(const torch::Tensor& t, const char* what) {
+  TORCH_CHECK(t.is_contiguous(), what, " must be contiguous");
+  TORCH_CHECK(t.scalar_type() == torch::kFloat32 || t.scalar_type() == torch::kBFloat16,
+              what, " supports float32 and bfloat16, got ", t.scalar_type());
 }
 
 
 }  // namespace
 
-// out = keep ? x * scale : 0 for contiguous float32 / bfloat16 x; keep as described at the top.
+// out = keep ? v * scale : 0 with v = x (+ bias[column]) (then max(v, 0) when relu), for contiguous
+// float32 / bfloat16 x and float32 bias of x's last-dimension size; keep as described at the top.
 // threshold is in [0, 2^32]: an element is kept with probability 1 - threshold / 2^32.
-torch::Tensor dropout(torch::Tensor x, int64_t seed, int64_t threshold, double scale) {
-  TORCH_CHECK(x.is_contiguous(), "dropout input must be contiguous");
-  TORCH_CHECK(x.scalar_type() == torch::kFloat32 || x.scalar_type() == torch::kBFloat16,
-              "dropout supports float32 and bfloat16, got ", x.scalar_type());
+torch::Tensor dropout(torch::Tensor x, int64_t seed, int64_t threshold, double scale, bool relu,
+                      std::optional<torch::Tensor> bias) {
+  check_float(x, "dropout input");
   TORCH_CHECK(threshold >= 0 && threshold <= (int64_t(1) << 32), "dropout threshold out of range");
+  const float* pb = nullptr;
+  int64_t width = 1;
+  if (bias.has_value()) {
+    TORCH_CHECK(bias->scalar_type() == torch::kFloat32 && bias->is_contiguous() && bias->dim() == 1,
+                "dropout bias must be a contiguous float32 vector");
+    TORCH_CHECK(x.dim() >= 1 && x.size(-1) == bias->numel(), "dropout bias must match x's last dimension");
+    pb = bias->data_ptr<float>();
+    width = std::max<int64_t>(bias->numel(), 1);
+  }
   auto out = distgnn::new_output(x.sizes(), x.options());
   const int64_t n = x.numel();
   const uint64_t s = static_cast<uint64_t>(seed), thr = static_cast<uint64_t>(threshold);
   const float sc = static_cast<float>(scale);
   if (x.scalar_type() == torch::kFloat32) {
-    const float* px = x.data_ptr<float>();
-    float* po = out.data_ptr<float>();
-    at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) { dropout_f32(px, po, b, e, s, thr, sc); });
+    dropout_run(x.data_ptr<float>(), out.data_ptr<float>(), n, s, thr, sc, relu, pb, width);
   } else {
-    const auto* px = reinterpret_cast<const uint16_t*>(x.data_ptr<at::BFloat16>());
-    auto* po = reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>());
-    at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) { dropout_bf16(px, po, b, e, s, thr, sc); });
+    dropout_run(reinterpret_cast<const uint16_t*>(x.data_ptr<at::BFloat16>()),
+                reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>()), n, s, thr, sc, relu, pb, width);
   }
   return out;
+}
+
+// res = out > 0 ? grad * scale : 0: the backward of relu + dropout given its output.
+torch::Tensor positive_scale(torch::Tensor out, torch::Tensor grad, double scale) {
+  check_float(out, "positive_scale output");
+  TORCH_CHECK(grad.is_contiguous() && grad.scalar_type() == out.scalar_type() && grad.sizes() == out.sizes(),
+              "positive_scale grad must be contiguous, of the output's dtype and shape");
+  auto res = distgnn::new_output(out.sizes(), out.options());
+  const int64_t n = out.numel();
+  const float sc = static_cast<float>(scale);
+  if (out.scalar_type() == torch::kFloat32) {
+    const float *po = out.data_ptr<float>(), *pg = grad.data_ptr<float>();
+    float* pr = res.data_ptr<float>();
+    at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) { positive_scale_f32(po, pg, pr, b, e, sc); });
+  } else {
+    const auto* po = reinterpret_cast<const uint16_t*>(out.data_ptr<at::BFloat16>());
+    const auto* pg = reinterpret_cast<const uint16_t*>(grad.data_ptr<at::BFloat16>());
+    auto* pr = reinterpret_cast<uint16_t*>(res.data_ptr<at::BFloat16>());
+    at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) { positive_scale_bf16(po, pg, pr, b, e, sc); });
+  }
+  return res;
 }

@@ -39,7 +39,7 @@ def _run_rank(layout: ProcessLayout, parts: list, h_all: np.ndarray, r_all: np.n
                 gp.schedule = OverlapSchedule(
                     gp.graph, gp.exchange, gp.counters, kernel_impl="reference", block_rows=BLOCK
                 )
-                assert len(gp.schedule.inner_blocks) > 1
+                assert len(gp.schedule._inner(norm == "gcn", transposed=False)) > 1
             h = torch.tensor(h_all[rows], requires_grad=True)
             out = gp.aggregate(h, key=3, norm=norm)
             (out * torch.from_numpy(r_all[rows])).sum().backward()
