@@ -56,6 +56,65 @@ def test_matches_reference_bitwise_forward_and_backward(impl, shape, dtype):
     assert torch.equal(g, g_ref)
 
 
+# ------------------------------------------------------------------------------- fused bias + ReLU
+def _run_fused(x, bias, relu, impl, seed=5):
+    """Output and gradients (x, bias) of sum(out * w) for dropout(relu?(x + bias?))."""
+    x = x.detach().requires_grad_(True)
+    b = None if bias is None else bias.detach().requires_grad_(True)
+    torch.manual_seed(seed)
+    out = dropout(x, 0.4, relu=relu, bias=b, impl=impl)
+    w = (torch.arange(x.numel(), dtype=torch.float32).reshape(x.shape) % 7 - 3).to(x.dtype)
+    grads = torch.autograd.grad((out * w).sum(), [x] if b is None else [x, b])
+    return out.detach(), grads
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("with_bias", [False, True])
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("impl", ["cpu", "torch"])
+def test_fused_bias_relu_matches_reference(impl, relu, with_bias, dtype):
+    x = torch.randn(61, 129).to(dtype)  # rows that straddle the parallel chunks
+    bias = torch.randn(129) if with_bias else None
+    out, grads = _run_fused(x, bias, relu, impl)
+    out_ref, grads_ref = _run_fused(x, bias, relu, "reference")
+    assert torch.equal(out, out_ref)
+    assert torch.equal(grads[0], grads_ref[0])
+    if with_bias:  # a column sum: the order of the additions may differ
+        tol = 1e-2 if dtype == torch.bfloat16 else 1e-5
+        torch.testing.assert_close(grads[1], grads_ref[1], rtol=tol, atol=tol)
+
+
+def test_fused_bias_relu_semantics():
+    """out = keep * relu(x + b) / (1 - p); the gradient passes exactly where out > 0."""
+    torch.manual_seed(0)
+    x, b = torch.randn(200, 16), torch.randn(16)
+    torch.manual_seed(3)
+    plain = dropout(torch.ones(200, 16), 0.4, impl="cpu")  # the same seed and p: the keep mask
+    (out, (gx, gb)) = _run_fused(x, b, True, "cpu", seed=3)
+    v, scale = x + b, 1.0 / 0.6
+    assert torch.equal(out, torch.where((plain != 0) & (v > 0), v * scale, torch.zeros(())))
+    w = torch.arange(x.numel(), dtype=torch.float32).reshape(x.shape) % 7 - 3
+    torch.testing.assert_close(gx, torch.where(out > 0, w * scale, torch.zeros(())))
+    torch.testing.assert_close(gb, gx.sum(0))
+    assert 0 < int((out > 0).sum()) < int((v > 0).sum())
+
+
+def test_fused_relu_saves_only_the_output_and_eval_is_plain_relu():
+    saved: list[torch.Tensor] = []
+    x = torch.randn(32, 8, requires_grad=True)
+    b = torch.randn(8)
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        out = dropout(x, 0.5, relu=True, bias=b, impl="cpu")
+    assert len(saved) == 1 and saved[0].shape == out.shape  # no mask, no input
+    assert torch.equal(dropout(x, 0.5, training=False, relu=True, bias=b), torch.relu(x + b))
+    assert torch.equal(dropout(x, 0.0, relu=True), torch.relu(x))
+
+
+def test_bad_bias_raises():
+    with pytest.raises(DistGNNError, match=r"^dropout bias must be a tensor of shape \(3,\) on cpu$"):
+        dropout(torch.randn(4, 3), 0.5, bias=torch.zeros(4))
+
+
 # ------------------------------------------------------------------------------------------ semantics
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
 def test_keep_fraction_within_binomial_bound(p):
