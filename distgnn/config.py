@@ -18,6 +18,7 @@ MODELS = ("gcn", "sage", "gat", "deepgcn")  # distgnn.models.registry.MODELS bui
 COMM_DTYPES = ("fp32", "bf16", "fp16")
 FEATURE_NORMS = ("none", "row")
 KERNELS = ("auto", "reference", "cpu", "triton")
+WEIGHT_DECAY_SCOPES = ("all", "first")  # "first": the first layer only, as in the GCN paper
 
 
 @dataclass
@@ -35,6 +36,7 @@ class TrainConfig:
     epochs: int = 200
     lr: float = 0.01
     weight_decay: float = 5e-4
+    weight_decay_scope: str = "all"
     dropout: float = 0.5
     feature_norm: str = "none"
     seed: int = 0
@@ -60,6 +62,11 @@ class TrainConfig:
             raise DistGNNError(f"lr must be > 0, got {self.lr}")
         if self.weight_decay < 0:
             raise DistGNNError(f"weight-decay must be >= 0, got {self.weight_decay}")
+        if self.weight_decay_scope not in WEIGHT_DECAY_SCOPES:
+            raise DistGNNError(
+                f"weight-decay-scope must be one of {', '.join(WEIGHT_DECAY_SCOPES)}, "
+                f"got {self.weight_decay_scope!r}"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise DistGNNError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.feature_norm not in FEATURE_NORMS:
@@ -86,6 +93,9 @@ class TrainConfig:
 
     def model_signature(self) -> dict:
         """The fields a checkpoint must match to be resumed (the shape of the model and optimiser)."""
-        keys = ("model", "layers", "hidden", "heads", "lr", "weight_decay", "halo_staleness", "seed")
+        keys = (
+            "model", "layers", "hidden", "heads", "lr", "weight_decay", "weight_decay_scope",
+            "halo_staleness", "seed",
+        )  # fmt: skip
         d = asdict(self)
         return {k: d[k] for k in keys}

@@ -118,6 +118,21 @@ def model_input(x: Tensor) -> Input:
     return x
 
 
+def param_groups(model: nn.Module, weight_decay: float, scope: str) -> list[dict]:
+    """Adam parameter groups: L2 on every parameter (``all``) or on ``model.first_layer``'s (``first``).
+
+    ``first`` is the GCN paper's regularisation (Kipf & Welling apply weight decay to the first layer).
+    """
+    params = list(model.parameters())
+    if scope == "all":
+        return [{"params": params, "weight_decay": weight_decay}]
+    first = {id(p) for p in model.first_layer.parameters()}
+    return [
+        {"params": [p for p in params if id(p) in first], "weight_decay": weight_decay},
+        {"params": [p for p in params if id(p) not in first], "weight_decay": 0.0},
+    ]
+
+
 def row_normalize(x: Tensor) -> Tensor:
     """Scale each row to sum 1 (the GCN paper's preprocessing); all-zero rows stay zero.
 
@@ -159,7 +174,9 @@ class Trainer:
         self._broadcast_parameters()
         # Dropout masks are per node, so each rank draws its own (seeded per rank, reproducible).
         torch.manual_seed(cfg.seed * 1_000_003 + 7919 * (self.rank + 1))
-        self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.optimizer = torch.optim.Adam(
+            param_groups(self.model, cfg.weight_decay, cfg.weight_decay_scope), lr=cfg.lr
+        )
         counts = self._all_reduce(torch.stack([m.sum() for m in self._masks()]).to(torch.float64))
         self.global_counts = [int(c) for c in counts.tolist()]  # train, val, test
         if self.global_counts[0] == 0:

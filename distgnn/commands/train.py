@@ -21,7 +21,7 @@ import time
 import uuid
 from pathlib import Path
 
-from distgnn.config import COMM_DTYPES, FEATURE_NORMS, KERNELS, MODELS, TrainConfig
+from distgnn.config import COMM_DTYPES, FEATURE_NORMS, KERNELS, MODELS, WEIGHT_DECAY_SCOPES, TrainConfig
 from distgnn.errors import DistGNNError
 
 SYNTHETIC_SPEC = "synthetic"
@@ -72,6 +72,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr})")
     p.add_argument(
         "--weight-decay", type=float, default=d.weight_decay, metavar="WD", help="L2 (default 5e-4)"
+    )
+    p.add_argument(
+        "--weight-decay-scope",
+        choices=WEIGHT_DECAY_SCOPES,
+        default=d.weight_decay_scope,
+        help="parameters the L2 applies to: all (default) or first (the first layer only, as in the GCN "
+        "paper and PyG's Planetoid example)",
     )
     p.add_argument(
         "--dropout", type=float, default=d.dropout, metavar="D", help=f"dropout (default {d.dropout})"
@@ -132,6 +139,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         epochs=args.epochs,
         lr=args.lr,
         weight_decay=args.weight_decay,
+        weight_decay_scope=args.weight_decay_scope,
         dropout=args.dropout,
         feature_norm=args.feature_norm,
         seed=args.seed,
@@ -207,9 +215,9 @@ def worker_argv(args: argparse.Namespace, part_dir: str) -> list[str]:
     """The arguments a worker gets: everything the user gave, minus ``--nproc``, plus the partitions."""
     out = ["--partitions", part_dir]
     valued = (
-        "model", "layers", "hidden", "heads", "epochs", "lr", "weight_decay", "dropout", "feature_norm",
-        "seed", "halo_staleness", "comm_dtype", "kernel", "eval_every", "metrics_out", "checkpoint_dir",
-        "checkpoint_every", "timeout",
+        "model", "layers", "hidden", "heads", "epochs", "lr", "weight_decay", "weight_decay_scope", "dropout",
+        "feature_norm", "seed", "halo_staleness", "comm_dtype", "kernel", "eval_every", "metrics_out",
+        "checkpoint_dir", "checkpoint_every", "timeout",
     )  # fmt: skip
     for name in valued:
         value = getattr(args, name)

@@ -52,6 +52,10 @@ class DeepGCN(nn.Module):
         self.dropout = dropout
         self.hidden = hidden
 
+    @property
+    def first_layer(self) -> nn.Module:
+        return self.lin_in
+
     def exchange_widths(self) -> list[int]:
         return [self.hidden] * len(self.convs)
 

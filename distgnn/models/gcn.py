@@ -38,7 +38,7 @@ class GCNConv(nn.Module):
         if self.transform_first:
             out = prop.aggregate(matmul(h, self.weight), key=key, norm="gcn")
         else:
-            out = prop.aggregate(dense(h), key=key, norm="gcn") @ self.weight
+            out = prop.aggregate_linear(dense(h), self.weight, key=key, norm="gcn")
         return out if self.bias is None or not add_bias else out + self.bias
 
 

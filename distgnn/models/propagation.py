@@ -27,6 +27,14 @@ class Propagation(Protocol):
         """
         ...
 
+    def aggregate_linear(self, h: Tensor, weight: Tensor, *, key: int, norm: Norm) -> Tensor:
+        """``aggregate(h, key=key, norm=norm) @ weight`` (weight [F, F']).
+
+        One call, so a strategy may schedule the product with its exchange (e.g. compute the weight
+        gradient while halo gradients are on the wire).
+        """
+        ...
+
     def attend(self, h: Tensor, a_src: Tensor, a_dst: Tensor, *, key: int, negative_slope: float) -> Tensor:
         """GAT aggregation with self-loops: h [owned, H, D], a_src/a_dst [owned, H] per-node attention terms.
 

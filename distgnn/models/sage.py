@@ -34,7 +34,7 @@ class SAGEConv(nn.Module):
         if self.transform_first:
             neigh = prop.aggregate(linear(h, self.lin_neigh), key=key, norm="mean")
         else:
-            neigh = self.lin_neigh(prop.aggregate(dense(h), key=key, norm="mean"))
+            neigh = prop.aggregate_linear(dense(h), self.lin_neigh.weight.t(), key=key, norm="mean")
         return linear(h, self.lin_self) + neigh
 
 

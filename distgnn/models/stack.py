@@ -32,6 +32,10 @@ class LayerStack(nn.Module):
         self.activation = activation
         self.fuse_bias = fuse_bias and activation == "relu"
 
+    @property
+    def first_layer(self) -> nn.Module:
+        return self.convs[0]
+
     def exchange_widths(self) -> list[int]:
         """Per layer, the width of the rows aggregated over the graph (what a halo exchange sends)."""
         return [conv.exchange_width for conv in self.convs]

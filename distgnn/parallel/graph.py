@@ -100,13 +100,8 @@ class GraphParallel:
     # -- the Propagation protocol -----------------------------------------------------------------
     def aggregate(self, h: Tensor, *, key: int, norm: Norm) -> Tensor:
         """Aggregate ``h`` [owned, F] over each owned node's in-edges (see the Propagation protocol)."""
-        if norm not in NORMS:
-            raise DistGNNError(f"unknown aggregation norm {norm!r}; choose one of {', '.join(NORMS)}")
-        self._check_rows(h, "h")
-        if h.dim() != 2:
-            raise DistGNNError(f"aggregate expects h [N, F], got shape {tuple(h.shape)}")
+        src, dst = self._scales(h, norm)
         g = self.graph
-        src, dst = {"gcn": (g.gcn_src, g.gcn_dst), "mean": (None, g.mean_dst), "sum": (None, None)}[norm]
         loops = norm == "gcn"  # GCN's A + I: the self term is one more edge, scaled like the others
         src_in = None if src is None else src[: g.n_owned]
         inner = g.inner_loops if loops else g.inner
@@ -120,6 +115,13 @@ class GraphParallel:
             return self.schedule.aggregate(h, key=key, src=src, dst=dst, loops=loops)
         halo = self.exchange.exchange(h, key=key)
         return self._spmm(g.full_loops if loops else g.full, torch.cat([h, halo]), src, dst)
+
+    def aggregate_linear(self, h: Tensor, weight: Tensor, *, key: int, norm: Norm) -> Tensor:
+        """``aggregate(h) @ weight``; when overlapped, the weight gradient is computed during the exchange."""
+        if self.layout.is_distributed and self.overlap and not self._use_stale():
+            src, dst = self._scales(h, norm)
+            return self.schedule.aggregate_linear(h, weight, key=key, src=src, dst=dst, loops=norm == "gcn")
+        return self.aggregate(h, key=key, norm=norm) @ weight
 
     def attend(self, h: Tensor, a_src: Tensor, a_dst: Tensor, *, key: int, negative_slope: float) -> Tensor:
         """GAT aggregation over in-edges plus a self-loop; ``h`` [owned, H, D], ``a_*`` [owned, H].
@@ -204,6 +206,16 @@ class GraphParallel:
                 dst_scale=None if dst_scale is None else dst_scale.to(x.dtype),
                 impl=self.kernel_impl,
             )
+
+    def _scales(self, h: Tensor, norm: Norm) -> tuple[Tensor | None, Tensor | None]:
+        """Check ``h`` [owned, F] and ``norm``; the norm's (source, destination) scaling vectors."""
+        if norm not in NORMS:
+            raise DistGNNError(f"unknown aggregation norm {norm!r}; choose one of {', '.join(NORMS)}")
+        self._check_rows(h, "h")
+        if h.dim() != 2:
+            raise DistGNNError(f"aggregate expects h [N, F], got shape {tuple(h.shape)}")
+        g = self.graph
+        return {"gcn": (g.gcn_src, g.gcn_dst), "mean": (None, g.mean_dst), "sum": (None, None)}[norm]
 
     def _check_rows(self, t: Tensor, name: str) -> None:
         if t.shape[0] != self.num_nodes:

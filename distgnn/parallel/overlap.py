@@ -20,7 +20,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 import torch
 from torch import Tensor
@@ -106,6 +106,21 @@ class OverlapSchedule:
         with torch.no_grad():
             return self.forward(h, key=key, direction=direction, src=src, dst=dst, loops=loops)
 
+    def aggregate_linear(
+        self,
+        h: Tensor,
+        weight: Tensor,
+        *,
+        key: Hashable,
+        src: Tensor | None,
+        dst: Tensor | None,
+        loops: bool,
+    ) -> Tensor:
+        """``aggregate(h) @ weight``; the backward computes the weight gradient during the exchange."""
+        if torch.is_grad_enabled() and (h.requires_grad or weight.requires_grad):
+            return _OverlappedAggregateLinear.apply(h, weight, self, key, src, dst, loops)
+        return self.aggregate(h, key=key, src=src, dst=dst, loops=loops) @ weight
+
     # -- the two directions --------------------------------------------------------------------------
     def forward(
         self,
@@ -135,13 +150,18 @@ class OverlapSchedule:
         dst: Tensor | None,
         loops: bool,
         dtype: torch.dtype,
+        meanwhile: Callable[[], None] | None = None,
     ) -> Tensor:
+        """The gradient of ``h``; ``meanwhile`` (other backward work) runs while the halo gradients travel."""
         g = self.graph
         grad = grad.contiguous()
         src_halo = None if src is None else src[g.n_owned :]
         # dL/dhalo = src_halo * B^T (dst * grad): computed first so it is on the wire during the rest.
         grad_halo = self._spmm(g.boundary.transposed(), grad, dst, src_halo)
         pending = self.ex.launch_backward(grad_halo, key=key)
+        if meanwhile is not None:
+            meanwhile()
+            pending.poll()
         src_in = None if src is None else src[: g.n_owned]
         out = self._blocked(self._inner(loops, transposed=True), grad, dst, src_in, pending)
         received = pending.wait()
@@ -203,3 +223,35 @@ class _OverlappedAggregate(torch.autograd.Function):
         sched: OverlapSchedule = ctx.sched
         g_h = sched.backward(grad, key=ctx.key, src=src, dst=dst, loops=ctx.loops, dtype=ctx.dtype)
         return g_h, None, None, None, None, None
+
+
+class _OverlappedAggregateLinear(torch.autograd.Function):
+    """``aggregate(h) @ weight`` in one node, so the backward sends the halo gradients of ``h`` first and
+    computes the weight gradient ``agg^T g`` while they travel (separate autograd nodes would compute it
+    before the exchange starts)."""
+
+    @staticmethod
+    def forward(ctx, h, weight, sched, key, src, dst, loops):  # type: ignore[override]
+        ctx.sched, ctx.key, ctx.dtype, ctx.loops = sched, key, h.dtype, loops
+        ctx.scales = (src, dst)
+        agg = sched.forward(h, key=key, direction="fwd", src=src, dst=dst, loops=loops)
+        ctx.save_for_backward(agg, weight)
+        return agg @ weight
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        agg, weight = ctx.saved_tensors
+        need_h, need_w = ctx.needs_input_grad[:2]
+        g_w: list[Tensor] = []
+        weight_grad = (lambda: g_w.append(agg.t() @ grad)) if need_w else None
+        g_h = None
+        if need_h:
+            src, dst = ctx.scales
+            sched: OverlapSchedule = ctx.sched
+            g_h = sched.backward(
+                grad @ weight.t(), key=ctx.key, src=src, dst=dst, loops=ctx.loops, dtype=ctx.dtype,
+                meanwhile=weight_grad,
+            )  # fmt: skip
+        elif weight_grad is not None:
+            weight_grad()
+        return g_h, (g_w[0] if g_w else None), None, None, None, None, None

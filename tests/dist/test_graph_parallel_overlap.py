@@ -51,6 +51,20 @@ def _run_rank(layout: ProcessLayout, parts: list, h_all: np.ndarray, r_all: np.n
                 gp.counters.bytes_sent(direction="bwd"),
                 (t["comm"], t["exposed_comm"]),
             )
+            if overlap:  # aggregate_linear: h and W trainable, then h constant (W's gradient only)
+                w_all = torch.from_numpy(r_all[:F, :3].copy())
+                for const in (False, True):
+                    gp.reset_counters()
+                    h = torch.tensor(h_all[rows], requires_grad=not const)
+                    w = w_all.clone().requires_grad_(True)
+                    out = gp.aggregate_linear(h, w, key=4, norm=norm)
+                    (out * torch.from_numpy(r_all[rows, :3])).sum().backward()
+                    res[(norm, "linear", const)] = (
+                        out.detach().numpy(),
+                        None if const else h.grad.numpy(),
+                        w.grad.numpy(),
+                        gp.counters.bytes_sent(direction="bwd"),
+                    )
     return res
 
 
@@ -79,6 +93,22 @@ def test_overlapped_schedule_is_exact_on_two_ranks() -> None:
             assert 0 <= exposed_s <= comm_s
         assert sum(r[(norm, True)][2] for r in results) == one_way
         assert sum(r[(norm, True)][3] for r in results) == one_way
+        # aggregate_linear: the same values as aggregate(h) @ W, gradients included (W's summed over ranks)
+        w = torch.from_numpy(r_all[:F, :3].copy()).requires_grad_(True)
+        h = torch.tensor(h_all, requires_grad=True)
+        want = ref_aggregate(graph, h, norm) @ w
+        (want * torch.from_numpy(r_all[:, :3])).sum().backward()
+        for const in (False, True):
+            for p, r in enumerate(results):
+                rows = parts[p].orig_ids
+                out, grad_h, _, bwd = r[(norm, "linear", const)]
+                np.testing.assert_allclose(out, want.detach().numpy()[rows], rtol=1e-5, atol=1e-5)
+                if const:
+                    assert grad_h is None and bwd == 0  # nothing to send back for a constant h
+                else:
+                    np.testing.assert_allclose(grad_h, h.grad.numpy()[rows], rtol=1e-5, atol=1e-5)
+            grad_w = sum(r[(norm, "linear", const)][2] for r in results)
+            np.testing.assert_allclose(grad_w, w.grad.numpy(), rtol=1e-5, atol=1e-5)
     privileged = hasattr(os, "geteuid") and os.geteuid() == 0
     if sys.platform == "linux" and privileged:
         assert all(r["comm_nice"] == COMM_NICE for r in results)

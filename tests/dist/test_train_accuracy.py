@@ -1,14 +1,14 @@
 """Accuracy: 2-layer GCN on Cora and CiteSeer, trained graph-parallel, matches the GCN paper.
 
-Setup (Kipf & Welling 2017): hidden 16, dropout 0.5, Adam lr 0.01, weight decay 5e-4, 200 epochs,
-row-normalised features, the public split. Test accuracy is that of the *final* model after 200 epochs
-(no early stopping), averaged over 5 seeds. The issue asks for "within 1.0 point" of the published 81.5%
-(Cora) and 70.3% (CiteSeer). Below is held strictly (at most 1.0 point under: that is what catches a
-broken engine); above is allowed up to 1.5 points, because CiteSeer on 4 ranks measures 71.40%
-(seeds 0-4: 71.6, 71.4, 71.4, 71.3, 71.3; 71.66% with best-validation model selection), 1.1 points over
-the paper, while 2 ranks gives 70.2-71.1% (the dropout masks differ with the rank count). A larger
-excess would point at leakage (e.g. evaluating on training nodes). Staleness 1 (one-epoch-stale halos)
-must stay within 1.0 point of exact training on the same seeds. All seeds and datasets run inside one process group per world size.
+Setup (Kipf & Welling 2017): hidden 16, dropout 0.5, Adam lr 0.01, weight decay 5e-4 on the first
+layer (the paper's regularisation, ``weight_decay_scope="first"``), 200 epochs, row-normalised features,
+the public split. Test accuracy is that of the *final* model after 200 epochs (no early stopping),
+averaged over 5 seeds, must lie within 1.0 point of the published 81.5% (Cora) and 70.3% (CiteSeer):
+too low catches a broken engine, too high points at leakage (e.g. evaluating on training nodes).
+With weight decay on every parameter instead, CiteSeer on 4 ranks measures 71.40%, 1.1 points over the
+paper (the other three cases stay inside). Staleness 1 (one-epoch-stale halos) must stay within 1.0
+point of exact training on the same seeds. All seeds and datasets run inside one process group per
+world size.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from distgnn.partitioning import partition_graph
 PUBLISHED = {"cora": 0.815, "citeseer": 0.703}  # Kipf & Welling (2017), Table 2
 SEEDS = range(5)
 KIPF = dict(
-    model="gcn", layers=2, hidden=16, dropout=0.5, lr=0.01, weight_decay=5e-4, epochs=200, feature_norm="row"
-)
+    model="gcn", layers=2, hidden=16, dropout=0.5, lr=0.01, weight_decay=5e-4, weight_decay_scope="first",
+    epochs=200, feature_norm="row",
+)  # fmt: skip
 # Evaluate only at the end (the final model is what is reported); plain-torch kernels skip the
 # per-process extension load.
 FAST = dict(eval_every=200, kernel="reference")
@@ -69,7 +70,7 @@ def test_gcn_matches_published_accuracy(partitions, world_size, stale):
     for name, published in PUBLISHED.items():
         exact, accs = _mean_acc(results, partitions[name, world_size], 0)
         report.append(f"{name} P={world_size}: {100 * exact:.2f}% {[round(100 * a, 1) for a in accs]}")
-        assert published - 0.010 <= exact <= published + 0.015, report[-1]
+        assert abs(exact - published) <= 0.010, report[-1]
         if stale:
             stale_acc, accs1 = _mean_acc(results, partitions[name, world_size], 1)
             report.append(

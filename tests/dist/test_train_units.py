@@ -17,7 +17,8 @@ from distgnn.models.inputs import SparseRows
 from distgnn.parallel.graph import GraphParallel
 from distgnn.parallel.layout import ProcessLayout
 from distgnn.partitioning import load_part, partition_graph
-from distgnn.train import NodeData, Trainer, model_input, row_normalize
+from distgnn.models.registry import build_model
+from distgnn.train import NodeData, Trainer, model_input, param_groups, row_normalize
 
 
 @pytest.fixture(autouse=True)
@@ -132,3 +133,26 @@ def test_accuracy_counts_are_exact():
     assert counts.tolist() == [1, 2, 1, 1, 0, 0]
     acc = accuracies(counts)
     assert acc[:2] == [0.5, 1.0] and np.isnan(acc[2])
+
+
+@pytest.mark.parametrize("model", ["gcn", "sage", "gat", "deepgcn"])
+def test_weight_decay_scope_first_regularises_only_the_first_layer(model):
+    m = build_model(model, 12, 8, 3, layers=3, dropout=0.0, heads=2)
+    (everything,) = param_groups(m, 5e-4, "all")
+    assert everything["weight_decay"] == 5e-4 and len(everything["params"]) == len(list(m.parameters()))
+    first, rest = param_groups(m, 5e-4, "first")
+    assert (first["weight_decay"], rest["weight_decay"]) == (5e-4, 0.0)
+    assert [id(p) for p in first["params"]] == [id(p) for p in m.first_layer.parameters()]
+    assert len(first["params"]) + len(rest["params"]) == len(list(m.parameters())) and rest["params"]
+    # Adam with the first-only groups leaves a zero-gradient later parameter where it is
+    opt = torch.optim.Adam(param_groups(m, 0.1, "first"), lr=0.01)
+    for p in m.parameters():
+        p.grad = torch.zeros_like(p)
+    before = [p.detach().clone() for p in rest["params"]]
+    opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(before, rest["params"], strict=True))
+
+
+def test_weight_decay_scope_is_validated():
+    with pytest.raises(DistGNNError, match=r"^weight-decay-scope must be one of all, first, got 'last'$"):
+        TrainConfig(weight_decay_scope="last")

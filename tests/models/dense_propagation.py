@@ -31,6 +31,9 @@ class DensePropagation:
             return (d[:, None] * a_hat * d[None, :]) @ h
         raise ValueError(norm)
 
+    def aggregate_linear(self, h: Tensor, weight: Tensor, *, key: int, norm: str) -> Tensor:
+        return self.aggregate(h, key=key, norm=norm) @ weight
+
     def attend(self, h: Tensor, a_src: Tensor, a_dst: Tensor, *, key: int, negative_slope: float) -> Tensor:
         self.calls.append(("attend", key, h.shape[1] * h.shape[2] + h.shape[1]))
         mask = (self.adj + torch.eye(self.num_nodes, dtype=self.adj.dtype)) > 0  # [dst, src]
