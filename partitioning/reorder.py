@@ -79,7 +79,7 @@ def _metis_order(ip: np.ndarray, ix: np.ndarray, num_parts: int | None) -> np.nd
     xadj, adjncy = _symmetric_simple(ip, ix)
     if adjncy.size == 0:
         return np.arange(n, dtype=np.int64)
-    _, parts = pymetis.part_graph(k, xadj=xadj, adjncy=adjncy)
+    _, parts = pymetis.part_graph(k, pymetis.CSRAdjacency(xadj, adjncy))
     return np.argsort(np.asarray(parts, dtype=np.int64), kind="stable").astype(np.int64)
 
 
