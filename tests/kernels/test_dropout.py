@@ -196,6 +196,23 @@ def test_identity_when_not_training_or_p_zero():
     assert torch.equal(torch.get_rng_state(), state)  # no seed drawn
 
 
+def test_large_outputs_reuse_freed_buffers():
+    """Kernel outputs >= 4 MiB come from a pool of touched, 2 MiB-aligned buffers (csrc/output.h)."""
+    x = torch.randn(1024, 2048)  # 8 MiB
+    a = dropout(x, 0.5, impl="cpu")
+    ptr = a.data_ptr()
+    assert ptr % (2 << 20) == 0
+    del a
+    b = dropout(x, 0.5, impl="cpu")
+    assert b.data_ptr() == ptr  # the freed buffer came back
+    c = dropout(x, 0.5, impl="cpu")
+    assert c.data_ptr() != b.data_ptr()  # b is alive: another buffer
+    torch.manual_seed(1)
+    d = dropout(x, 0.5, impl="cpu")
+    torch.manual_seed(1)
+    assert torch.equal(d, reference.dropout(x, int(torch.randint(0, 2**62, (1,)).item()), 2**31, 2.0))
+
+
 # ----------------------------------------------------------------------------------------- errors
 @pytest.mark.parametrize("p", [-0.1, 1.0, 1.5])
 def test_p_out_of_range_raises(p):
