@@ -66,12 +66,15 @@ def gspmm(
             out = out / deg[:, None, None]
     if dst_scale is not None:
         out = out * dst_scale.to(dt)[:, None, None]
-    out = out.reshape(num_rows, h * d)
+    return epilogue(out, bias, relu).to(x.dtype)
+
+
+def epilogue(out: Tensor, bias: Tensor | None, relu: bool) -> Tensor:
+    """``out`` [R, H, D] plus ``bias`` [H * D] (per flattened column), then ReLU if asked."""
+    r, h, d = out.shape
     if bias is not None:
-        out = out + bias.to(dt)
-    if relu:
-        out = torch.relu(out)
-    return out.reshape(num_rows, h, d).to(x.dtype)
+        out = (out.reshape(r, h * d) + bias.to(out.dtype)).reshape(r, h, d)
+    return torch.relu(out) if relu else out
 
 
 def sddmm(indptr: Tensor, indices: Tensor, a_dst: Tensor, b_src: Tensor) -> Tensor:

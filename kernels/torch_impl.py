@@ -47,12 +47,7 @@ def spmm(indptr, indices, x, w, ss, ds, bias, mean: bool, relu: bool) -> Tensor:
         scale = inv if scale is None else scale * inv
     if scale is not None:
         out = out * scale[:, None, None]
-    out = out.reshape(num_rows, h * d)
-    if bias is not None:
-        out = out + bias.to(dt)
-    if relu:
-        out = torch.relu(out)
-    return out.reshape(num_rows, h, d).to(x.dtype)
+    return reference.epilogue(out, bias, relu).to(x.dtype)
 
 
 def spmm_max(indptr, indices, x, w, ss, ds, bias, relu: bool) -> tuple[Tensor, Tensor]:

@@ -9,6 +9,18 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for tests on tiny tensors: they gain nothing from threads, and on a shared
+    2-core machine OpenMP threads contending with other processes make small ops far slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def shared_datasets() -> Path:
     """``<repo>/../shared/datasets`` (Cora/CiteSeer .npz); tests using it skip where it is absent."""

@@ -35,15 +35,7 @@ def parts(tmp_path_factory):
     return out
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """In-process training runs on tiny graphs: one intra-op thread avoids OpenMP contention."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # in-process training on tiny graphs
 
 
 def run_cli(args: list[str]) -> tuple[int, str, str]:

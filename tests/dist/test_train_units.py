@@ -21,13 +21,7 @@ from distgnn.models.registry import build_model
 from distgnn.train import NodeData, Trainer, model_input, param_groups, row_normalize
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: one intra-op thread avoids OpenMP contention on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors (see tests/conftest.py)
 
 
 def test_row_normalize_sums_to_one_and_keeps_zero_rows():

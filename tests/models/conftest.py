@@ -1,15 +1,10 @@
-"""One intra-op thread for the model tests: tiny tensors gain nothing from threads, and on a shared
-2-core machine OpenMP threads contending with other processes make small ops orders of magnitude slower."""
+"""The model tests run on tiny tensors: one intra-op thread (the suite's ``one_thread`` fixture)."""
 
 from __future__ import annotations
 
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
     yield
-    torch.set_num_threads(threads)
