@@ -117,8 +117,11 @@ def edge_softmax_backward(indptr, out, grad) -> Tensor:
     return load_extension().edge_softmax_backward(indptr, _f32(out), _f32(grad)).to(out.dtype)
 
 
-def dropout(x: Tensor, seed: int, threshold: int, scale: float, relu: bool, bias: Tensor | None) -> Tensor:
-    return load_extension().dropout(x.contiguous(), seed, threshold, scale, relu, _f32(bias))
+def dropout(
+    x: Tensor, seed: int, threshold: int, scale: float, relu: bool, bias: Tensor | None, keys: Tensor | None
+) -> Tensor:
+    k = None if keys is None else keys.to(torch.int64).contiguous()
+    return load_extension().dropout(x.contiguous(), seed, threshold, scale, relu, _f32(bias), k)
 
 
 def positive_scale(out: Tensor, grad: Tensor, scale: float) -> Tensor:

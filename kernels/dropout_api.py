@@ -1,10 +1,14 @@
 """Dropout with a counter-based mask: fast, deterministic per seed, and no mask kept for the backward.
 
-``keep[i] = (splitmix64(seed, i) >> 32) >= floor(p * 2^32)`` for the flat element index ``i``: a pure
-function of (seed, index), so the C++ kernel is parallel and vectorised with no generator state, the
-result does not depend on the thread count, and the backward recomputes the mask from the seed (an
-N x F bool mask is never stored). The seed of each call is drawn from torch's RNG (the global one, or
-``generator``), so ``torch.manual_seed`` and a checkpointed RNG state keep runs reproducible.
+``keep[i] = (splitmix64(seed, c_i) >> 32) >= floor(p * 2^32)`` for each element's counter ``c_i``: its flat
+index, or with ``keys`` (one per row) ``keys[row] * width + col``. A pure function of (seed, counter), so
+the C++ kernel is parallel and vectorised with no generator state, the result does not depend on the
+thread count, and the backward recomputes the mask from the seed (an N x F bool mask is never stored).
+
+The seed is ``seed`` when given, else one draw from torch's RNG (the global one, or ``generator``), so
+``torch.manual_seed`` and a checkpointed RNG state keep runs reproducible. A shared ``seed`` with row
+``keys`` = global node ids makes a node's mask independent of which process holds the row and where:
+distributed training then draws exactly the masks single-process training draws.
 
 Implementations: ``cpu`` (C++/OpenMP, csrc/dropout.cpp), ``torch`` (the same hash in torch integer ops,
 any device, through the custom op) and ``reference`` (the same hash under torch autograd). All three give
@@ -69,14 +73,17 @@ def dropout(
     training: bool = True,
     relu: bool = False,
     bias: Tensor | None = None,
+    seed: int | None = None,
+    keys: Tensor | None = None,
     generator: torch.Generator | None = None,
     impl: str = "auto",
 ) -> Tensor:
     """``x * keep / (1 - p)``, ``keep ~ Bernoulli(1 - p)``; ``x`` itself if p == 0 or not training.
 
     ``bias`` (added along the last dimension) and ``relu`` are applied first, in the same pass: a layer's
-    bias and activation and the next layer's input dropout cost one read and one write. The seed is one
-    draw from ``generator`` (torch's global CPU RNG if None). Output is contiguous.
+    bias and activation and the next layer's input dropout cost one read and one write. ``seed``: the mask's
+    seed (default: one draw from ``generator``, torch's global CPU RNG if None). ``keys``: int64 [rows] row
+    counters for a 2-D ``x`` (or a 1-D ``x`` without bias), see the module docstring. Output is contiguous.
     """
     if not isinstance(x, Tensor):
         raise DistGNNError(f"dropout expects a torch.Tensor, got {type(x).__name__}")
@@ -91,13 +98,28 @@ def dropout(
         not isinstance(bias, Tensor) or tuple(bias.shape) != tuple(x.shape[-1:]) or bias.device != x.device
     ):
         raise DistGNNError(f"dropout bias must be a tensor of shape {tuple(x.shape[-1:])} on {x.device}")
+    if keys is not None:
+        _check_keys(x, keys, bias)
+    if seed is not None and not 0 <= seed < _SEED_BOUND:
+        raise DistGNNError(f"dropout seed must be in [0, 2^62), got {seed}")
     if not training or p == 0.0:
         v = x if bias is None else x + bias
         return torch.relu(v) if relu else v
-    device = generator.device if generator is not None else torch.device("cpu")
-    seed = torch.randint(0, _SEED_BOUND, (1,), generator=generator, device=device)
+    if seed is None:
+        device = generator.device if generator is not None else torch.device("cpu")
+        seed = int(torch.randint(0, _SEED_BOUND, (1,), generator=generator, device=device).item())
     threshold = int(float(p) * 4294967296.0)  # keep iff the 32-bit draw >= threshold
     scale = 1.0 / (1.0 - float(p))
     if impl == "reference":
-        return reference.dropout(x, int(seed.item()), threshold, scale, relu, bias)
-    return ops.dropout_op(x.contiguous(), seed, threshold, scale, relu, bias, impl)
+        return reference.dropout(x, seed, threshold, scale, relu, bias, keys)
+    seed_t = torch.tensor([seed], dtype=torch.int64)
+    return ops.dropout_op(x.contiguous(), seed_t, threshold, scale, relu, bias, keys, impl)
+
+
+def _check_keys(x: Tensor, keys: Tensor, bias: Tensor | None) -> None:
+    if not isinstance(keys, Tensor) or keys.dtype != torch.int64 or keys.dim() != 1:
+        raise DistGNNError("dropout keys must be a 1-D int64 tensor (one counter per row)")
+    if not (x.dim() == 2 or (x.dim() == 1 and bias is None)):
+        raise DistGNNError(f"dropout keys need a 2-D x (or a 1-D x without bias), got shape {tuple(x.shape)}")
+    if keys.shape[0] != x.shape[0] or keys.device != x.device:
+        raise DistGNNError(f"dropout keys must have {x.shape[0]} entries on {x.device}, got {keys.shape[0]}")

@@ -287,35 +287,48 @@ edge_softmax_op.register_autograd(_softmax_backward, setup_context=_softmax_setu
 # ------------------------------------------------------------------------------------------- dropout
 @torch.library.custom_op("distgnn::dropout", mutates_args=())
 def dropout_op(
-    x: Tensor, seed: Tensor, threshold: int, scale: float, relu: bool, bias: Tensor | None, impl: str
+    x: Tensor,
+    seed: Tensor,
+    threshold: int,
+    scale: float,
+    relu: bool,
+    bias: Tensor | None,
+    keys: Tensor | None,
+    impl: str,
 ) -> Tensor:
-    """v * scale where the counter-based mask of ``seed`` keeps, else 0; v = [relu](x [+ bias])."""
-    return backend(impl).dropout(x, int(seed.item()), threshold, scale, relu, bias)
+    """v * scale where the mask of ``seed`` (and row ``keys``) keeps, else 0; v = [relu](x [+ bias])."""
+    return backend(impl).dropout(x, int(seed.item()), threshold, scale, relu, bias, keys)
 
 
 @dropout_op.register_fake
-def _(x, seed, threshold, scale, relu, bias, impl):
+def _(x, seed, threshold, scale, relu, bias, keys, impl):
     return x.new_empty(x.shape)
 
 
 def _dropout_setup(ctx, inputs, output) -> None:
-    x, seed, threshold, scale, relu, bias, impl = inputs
+    x, seed, threshold, scale, relu, bias, keys, impl = inputs
     ctx.threshold, ctx.scale, ctx.relu, ctx.impl = threshold, scale, relu, impl
     ctx.bias_dtype = None if bias is None else bias.dtype
-    # Plain dropout keeps one int64 (the mask is regenerated); with ReLU the output marks what passed.
-    ctx.save_for_backward(output if relu else seed)
+    ctx.has_keys = keys is not None
+    # Plain dropout keeps the seed and the row keys (the mask is regenerated); with ReLU the output marks
+    # what passed.
+    if relu:
+        ctx.save_for_backward(output)
+    else:
+        ctx.save_for_backward(seed, *([keys] if keys is not None else []))
 
 
 def _dropout_backward(ctx, grad: Tensor):
-    (saved,) = ctx.saved_tensors
+    saved = ctx.saved_tensors
     if ctx.relu:
-        g = positive_scale_op(saved, grad.contiguous(), ctx.scale, ctx.impl)
+        g = positive_scale_op(saved[0], grad.contiguous(), ctx.scale, ctx.impl)
     else:
-        g = dropout_op(grad.contiguous(), saved, ctx.threshold, ctx.scale, False, None, ctx.impl)
+        keys = saved[1] if ctx.has_keys else None
+        g = dropout_op(grad.contiguous(), saved[0], ctx.threshold, ctx.scale, False, None, keys, ctx.impl)
     g_bias = None
     if ctx.bias_dtype is not None and ctx.needs_input_grad[5]:
         g_bias = g.reshape(-1, g.shape[-1]).float().sum(0).to(ctx.bias_dtype)
-    return g, None, None, None, None, g_bias, None
+    return g, None, None, None, None, g_bias, None, None
 
 
 dropout_op.register_autograd(_dropout_backward, setup_context=_dropout_setup)

@@ -130,13 +130,26 @@ def _shr(z: Tensor, k: int) -> Tensor:
     return (z >> k) & ((1 << (64 - k)) - 1)
 
 
-def dropout_keep(seed: int, threshold: int, shape: tuple[int, ...], device: torch.device) -> Tensor:
-    """The dropout keep mask: (splitmix64(seed, i) >> 32) >= threshold for flat index i (csrc/dropout.cpp).
+def dropout_counters(numel: int, device: torch.device, keys: Tensor | None = None, width: int = 1) -> Tensor:
+    """Each element's RNG counter: its flat index, or ``keys[row] * width + col`` for rows of ``width``."""
+    if keys is None:
+        return torch.arange(numel, dtype=torch.int64, device=device)
+    cols = torch.arange(width, dtype=torch.int64, device=device)
+    return (keys.to(device=device, dtype=torch.int64)[:, None] * width + cols).reshape(-1)
 
-    uint64 arithmetic emulated on int64: add and multiply wrap modulo 2^64 with the same bits either way,
-    xor is bitwise, and right shifts are masked to be logical.
+
+def dropout_keep(
+    seed: int, threshold: int, shape: tuple[int, ...], device: torch.device, keys: Tensor | None = None
+) -> Tensor:
+    """The dropout keep mask: (splitmix64(seed, c) >> 32) >= threshold for each element's counter c.
+
+    The counter is the flat index, or with ``keys`` (one per row of a 1-D or 2-D shape)
+    ``keys[row] * width + col`` (csrc/dropout.cpp). uint64 arithmetic emulated on int64: add and
+    multiply wrap modulo 2^64 with the same bits either way, xor is bitwise, and right shifts are masked
+    to be logical.
     """
-    i = torch.arange(1, math.prod(shape) + 1, dtype=torch.int64, device=device)
+    width = shape[1] if len(shape) == 2 else 1
+    i = dropout_counters(math.prod(shape), device, keys, width) + 1
     z = i * _GAMMA + _i64(seed)
     z = (z ^ _shr(z, 30)) * _MUL1
     z = (z ^ _shr(z, 27)) * _MUL2
@@ -145,14 +158,20 @@ def dropout_keep(seed: int, threshold: int, shape: tuple[int, ...], device: torc
 
 
 def dropout(
-    x: Tensor, seed: int, threshold: int, scale: float, relu: bool = False, bias: Tensor | None = None
+    x: Tensor,
+    seed: int,
+    threshold: int,
+    scale: float,
+    relu: bool = False,
+    bias: Tensor | None = None,
+    keys: Tensor | None = None,
 ) -> Tensor:
     """``v * scale`` where the mask keeps (and, if ``relu``, v > 0), 0 elsewhere; differentiable.
 
     ``v = x + bias`` (bias along the last dimension, added in float32 and rounded once, as the kernel
-    does) or ``x``.
+    does) or ``x``. ``keys``: per-row counters (see :func:`dropout_keep`).
     """
-    keep = dropout_keep(seed, threshold, tuple(x.shape), x.device)
+    keep = dropout_keep(seed, threshold, tuple(x.shape), x.device, keys)
     v = x if bias is None else x.float() + bias.float()
     if relu:
         keep = keep & (v > 0)

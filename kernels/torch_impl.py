@@ -83,9 +83,11 @@ def edge_softmax_backward(indptr, out, grad) -> Tensor:
     return reference.edge_softmax_backward(indptr, out, grad)
 
 
-def dropout(x: Tensor, seed: int, threshold: int, scale: float, relu: bool, bias: Tensor | None) -> Tensor:
+def dropout(
+    x: Tensor, seed: int, threshold: int, scale: float, relu: bool, bias: Tensor | None, keys: Tensor | None
+) -> Tensor:
     """The reference hash in torch integer ops: same mask as ``cpu``, runs on any device."""
-    return reference.dropout(x.contiguous(), seed, threshold, scale, relu, bias)
+    return reference.dropout(x.contiguous(), seed, threshold, scale, relu, bias, keys)
 
 
 def positive_scale(out: Tensor, grad: Tensor, scale: float) -> Tensor:

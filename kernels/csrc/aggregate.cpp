@@ -500,7 +500,7 @@ torch::Tensor edge_softmax_backward(torch::Tensor indptr, torch::Tensor out, tor
 
 // dropout.cpp
 torch::Tensor dropout(torch::Tensor x, int64_t seed, int64_t threshold, double scale, bool relu,
-                      std::optional<torch::Tensor> bias);
+                      std::optional<torch::Tensor> bias, std::optional<torch::Tensor> keys);
 torch::Tensor positive_scale(torch::Tensor out, torch::Tensor grad, double scale);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {

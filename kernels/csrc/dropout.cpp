@@ -65,37 +65,49 @@ DGD_INLINE float load(const uint16_t* p, int64_t i) { return bf16_to_f(p[i]); }
 DGD_INLINE void store(float* p, int64_t i, float v) { p[i] = v; }
 DGD_INLINE void store(uint16_t* p, int64_t i, float v) { p[i] = f_to_bf16(v); }
 
-// Elements [begin, end) of the flat input. BIAS: x + bias[column] first (rows of `width` columns);
-// RELU: then max(., 0). Both fuse a layer's epilogue into the next layer's input dropout.
-template <typename T, bool RELU, bool BIAS>
+// Elements [begin, end) of the flat input, rows of `width` columns. BIAS: x + bias[column] first; RELU:
+// then max(., 0); both fuse a layer's epilogue into the next layer's input dropout. KEYS: the counter of
+// element (row, col) is keys[row] * width + col instead of its flat index, so a row's mask follows the
+// row's key (a global node id) wherever the row sits: partitioning and chunking leave masks unchanged.
+template <typename T, bool RELU, bool BIAS, bool KEYS>
 DGD_CLONES void dropout_range(const T* x, T* out, int64_t begin, int64_t end, uint64_t seed, uint64_t thr,
-                              float scale, const float* bias, int64_t width) {
+                              float scale, const float* bias, int64_t width, const int64_t* keys) {
+  constexpr bool ROWS = BIAS || KEYS;
   int64_t i = begin;
-  while (i < end) {  // one row segment at a time, so the bias index is a plain offset
-    const int64_t col = BIAS ? i % width : 0;
+  while (i < end) {  // one row segment at a time, so the bias index and the counter are plain offsets
+    const int64_t row = ROWS ? i / width : 0;
+    const int64_t col = ROWS ? i - row * width : 0;
     const int64_t off = col - i;  // in this segment the bias of element j is bias[j + off]
-    const int64_t stop = BIAS ? std::min(end, i + width - col) : end;
+    const uint64_t ctr_off = KEYS ? static_cast<uint64_t>(keys[row] * width + col - i) : 0;
+    const int64_t stop = ROWS ? std::min(end, i + width - col) : end;
     for (; i < stop; ++i) {
       float v = load(x, i);
       if (BIAS) v += bias[i + off];
-      const bool keep = draw(seed, static_cast<uint64_t>(i)) >= thr && (!RELU || v > 0.f);
+      const bool keep = draw(seed, static_cast<uint64_t>(i) + ctr_off) >= thr && (!RELU || v > 0.f);
       store(out, i, keep ? v * scale : 0.f);
     }
   }
 }
 
-template <typename T>
-void dropout_run(const T* x, T* out, int64_t n, uint64_t seed, uint64_t thr, float scale, bool relu,
-                 const float* bias, int64_t width) {
+template <typename T, bool KEYS>
+void dropout_run_keys(const T* x, T* out, int64_t n, uint64_t seed, uint64_t thr, float scale, bool relu,
+                      const float* bias, int64_t width, const int64_t* keys) {
   at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
     if (bias != nullptr) {
-      relu ? dropout_range<T, true, true>(x, out, b, e, seed, thr, scale, bias, width)
-           : dropout_range<T, false, true>(x, out, b, e, seed, thr, scale, bias, width);
+      relu ? dropout_range<T, true, true, KEYS>(x, out, b, e, seed, thr, scale, bias, width, keys)
+           : dropout_range<T, false, true, KEYS>(x, out, b, e, seed, thr, scale, bias, width, keys);
     } else {
-      relu ? dropout_range<T, true, false>(x, out, b, e, seed, thr, scale, bias, width)
-           : dropout_range<T, false, false>(x, out, b, e, seed, thr, scale, bias, width);
+      relu ? dropout_range<T, true, false, KEYS>(x, out, b, e, seed, thr, scale, bias, width, keys)
+           : dropout_range<T, false, false, KEYS>(x, out, b, e, seed, thr, scale, bias, width, keys);
     }
   });
+}
+
+template <typename T>
+void dropout_run(const T* x, T* out, int64_t n, uint64_t seed, uint64_t thr, float scale, bool relu,
+                 const float* bias, int64_t width, const int64_t* keys) {
+  keys ? dropout_run_keys<T, true>(x, out, n, seed, thr, scale, relu, bias, width, keys)
+       : dropout_run_keys<T, false>(x, out, n, seed, thr, scale, relu, bias, width, keys);
 }
 
 // The gradient of relu + dropout from its output: an element passed both iff out > 0 (scale >= 1 keeps
@@ -122,10 +134,11 @@ void check_float(const torch::Tensor& t, const char* what) {
 }  // namespace
 
 // out = keep ? v * scale : 0 with v = x (+ bias[column]) (then max(v, 0) when relu), for contiguous
-// float32 / bfloat16 x and float32 bias of x's last-dimension size; keep as described at the top.
+// float32 / bfloat16 x and float32 bias of x's last-dimension size; keep as described at the top, with
+// the counters of `keys` (int64, one per row of a 1-D or 2-D x) when given.
 // threshold is in [0, 2^32]: an element is kept with probability 1 - threshold / 2^32.
 torch::Tensor dropout(torch::Tensor x, int64_t seed, int64_t threshold, double scale, bool relu,
-                      std::optional<torch::Tensor> bias) {
+                      std::optional<torch::Tensor> bias, std::optional<torch::Tensor> keys) {
   check_float(x, "dropout input");
   TORCH_CHECK(threshold >= 0 && threshold <= (int64_t(1) << 32), "dropout threshold out of range");
   const float* pb = nullptr;
@@ -137,15 +150,25 @@ torch::Tensor dropout(torch::Tensor x, int64_t seed, int64_t threshold, double s
     pb = bias->data_ptr<float>();
     width = std::max<int64_t>(bias->numel(), 1);
   }
+  const int64_t* pk = nullptr;
+  if (keys.has_value()) {
+    TORCH_CHECK(keys->scalar_type() == torch::kInt64 && keys->is_contiguous() && keys->dim() == 1,
+                "dropout keys must be a contiguous int64 vector");
+    TORCH_CHECK((x.dim() == 1 && !bias.has_value()) || x.dim() == 2,
+                "dropout keys need a 2-D x (or a 1-D x without bias)");
+    TORCH_CHECK(keys->numel() == x.size(0), "dropout keys must have one entry per row of x");
+    pk = keys->data_ptr<int64_t>();
+    width = x.dim() == 2 ? std::max<int64_t>(x.size(1), 1) : 1;
+  }
   auto out = distgnn::new_output(x.sizes(), x.options());
   const int64_t n = x.numel();
   const uint64_t s = static_cast<uint64_t>(seed), thr = static_cast<uint64_t>(threshold);
   const float sc = static_cast<float>(scale);
   if (x.scalar_type() == torch::kFloat32) {
-    dropout_run(x.data_ptr<float>(), out.data_ptr<float>(), n, s, thr, sc, relu, pb, width);
+    dropout_run(x.data_ptr<float>(), out.data_ptr<float>(), n, s, thr, sc, relu, pb, width, pk);
   } else {
     dropout_run(reinterpret_cast<const uint16_t*>(x.data_ptr<at::BFloat16>()),
-                reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>()), n, s, thr, sc, relu, pb, width);
+                reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>()), n, s, thr, sc, relu, pb, width, pk);
   }
   return out;
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 
 import pytest
 import torch
@@ -276,3 +277,57 @@ def test_torch_compile_matches_eager():
     (g_ref,) = torch.autograd.grad(ref.sum(), x)
     assert torch.equal(out, ref)
     assert torch.equal(g, g_ref)
+
+
+# --------------------------------------------------------------------- row keys (global node ids)
+@pytest.mark.parametrize("relu_bias", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("impl", ["cpu", "torch"])
+def test_row_keys_match_reference_bitwise_forward_and_backward(impl, dtype, relu_bias):
+    x = torch.randn(61, 33).to(dtype).requires_grad_(True)
+    keys = torch.randperm(10_000)[:61]
+    bias = torch.randn(33) if relu_bias else None
+    outs = []
+    for which in (impl, "reference"):
+        out = dropout(x, 0.3, seed=77, keys=keys, relu=relu_bias, bias=bias, impl=which)
+        (g,) = torch.autograd.grad((out.float() * torch.arange(33.0)).sum(), x)
+        outs.append((out.detach(), g))
+    assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])
+
+
+def test_row_keys_make_the_mask_follow_the_row():
+    """Element (r, c) draws counter keys[r] * F + c: permuting rows with their keys permutes the output,
+    a row's mask equals its mask inside the whole matrix (keys = arange is the flat index), and a sparse
+    copy of the values keyed per element (keys = row * F + col, width 1) draws the same mask."""
+    x = torch.rand(40, 9) + 0.5
+    whole = dropout(x, 0.5, seed=11, impl="cpu")
+    assert torch.equal(dropout(x, 0.5, seed=11, keys=torch.arange(40), impl="cpu"), whole)
+    rows = torch.tensor([31, 2, 17, 5])
+    assert torch.equal(dropout(x[rows], 0.5, seed=11, keys=rows, impl="cpu"), whole[rows])
+    r, c = torch.meshgrid(torch.arange(40), torch.arange(9), indexing="ij")
+    flat = dropout(x.reshape(-1), 0.5, seed=11, keys=(r * 9 + c).reshape(-1), impl="cpu")
+    assert torch.equal(flat.reshape(40, 9), whole)
+    assert not torch.equal(dropout(x, 0.5, seed=12, impl="cpu"), whole)  # the seed matters
+
+
+def test_explicit_seed_does_not_touch_the_rng():
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    a = dropout(torch.ones(10, 4), 0.5, seed=3, impl="cpu")
+    assert torch.equal(torch.get_rng_state(), before)
+    assert torch.equal(a, reference.dropout(torch.ones(10, 4), 3, 2**31, 2.0))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(keys=torch.arange(5.0)), "dropout keys must be a 1-D int64 tensor (one counter per row)"),
+        (dict(keys=torch.arange(4)), "dropout keys must have 5 entries on cpu, got 4"),
+        (dict(seed=-1), "dropout seed must be in [0, 2^62), got -1"),
+    ],
+)
+def test_bad_keys_or_seed(kwargs, message):
+    with pytest.raises(DistGNNError, match=f"^{re.escape(message)}$"):
+        dropout(torch.ones(5, 3), 0.5, **kwargs)
+    with pytest.raises(DistGNNError, match=r"^dropout keys need a 2-D x"):
+        dropout(torch.ones(5, 3, 2), 0.5, keys=torch.arange(5))
