@@ -5,8 +5,9 @@ product ``x @ W`` and its weight gradient ``x^T @ grad`` are sparse-dense produc
 for a CSR operand transposes the matrix on every backward, which costs more than the dense product.
 Dropout acts on the stored values (zeros stay zero either way, so it is the same operation as dense
 dropout, as in the GCN paper's sparse dropout). It runs :func:`distgnn.kernels.dropout` (counter-based
-mask regenerated in the backward, seeded from torch's global RNG, so ``torch.manual_seed`` and the
-checkpointed RNG state keep runs reproducible).
+mask regenerated in the backward). With a :class:`~distgnn.models.masks.MaskKey` the mask is keyed by
+global node id (a stored value at (row, col) draws the counter ``id[row] * F + col``, the same as the
+dense element), else seeded from torch's global RNG.
 
 Models call :func:`dropout`, :func:`matmul`, :func:`linear` and :func:`dense` on their first-layer
 input; each also accepts a plain dense tensor, so a model never needs to know which it got.
@@ -21,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from distgnn.kernels import dropout as _dropout
+from distgnn.models.masks import MaskKey
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,10 @@ class SparseRows:
     def to_dense(self) -> Tensor:
         return self.csr().to_dense()
 
+    def value_rows(self) -> Tensor:
+        """The row of every stored value."""
+        return torch.repeat_interleave(torch.arange(self.shape[0], device=self.crow.device), self.crow.diff())
+
 
 def _csr(crow: Tensor, col: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
     """A CSR tensor from trusted parts (built once from a valid CSR, so no invariant checks)."""
@@ -87,13 +93,25 @@ class _SparseMatmul(torch.autograd.Function):
 Input = Tensor | SparseRows
 
 
-def dropout(x: Input, p: float, training: bool) -> Input:
-    """Dropout (``impl="auto"``) for dense or sparse rows (sparse: on the stored values)."""
+def dropout(
+    x: Input,
+    p: float,
+    training: bool,
+    key: MaskKey | None = None,
+    *,
+    relu: bool = False,
+    bias: Tensor | None = None,
+) -> Input:
+    """Dropout (``impl="auto"``) for dense or sparse rows (sparse: on the stored values), optionally of
+    ``relu(x + bias)`` in the same pass (dense only). ``key``: mask seed and rows' global ids."""
+    seed = None if key is None else key.seed
     if not isinstance(x, SparseRows):
-        return _dropout(x, p, training=training)
+        keys = None if key is None else key.rows
+        return _dropout(x, p, training=training, relu=relu, bias=bias, seed=seed, keys=keys)
     if not training or p == 0.0:
         return x
-    return x.with_values(_dropout(x.values, p))
+    keys = None if key is None else key.rows[x.value_rows()] * x.shape[1] + x.col
+    return x.with_values(_dropout(x.values, p, seed=seed, keys=keys))
 
 
 def matmul(x: Input, w: Tensor) -> Tensor:

@@ -4,7 +4,8 @@ Models only see this protocol. A single process answers it locally; a parallel s
 a halo exchange (and may overlap that exchange with the local part of the aggregation). Inputs and
 outputs are rows of the nodes this process owns; the strategy fetches whatever neighbour rows it needs.
 ``key`` identifies the call site (e.g. the layer index) so a strategy can keep per-call state such as
-stale halo buffers and byte counters.
+stale halo buffers and byte counters. ``mask_key(site)`` gives the dropout seed of a site and the global
+node id of every row, so masks do not depend on which process computes a row (see ``models/masks.py``).
 """
 
 from __future__ import annotations
@@ -13,11 +14,17 @@ from typing import Literal, Protocol
 
 from torch import Tensor
 
+from distgnn.models.masks import MaskKey
+
 Norm = Literal["gcn", "mean", "sum"]
 
 
 class Propagation(Protocol):
     num_nodes: int  # rows this process owns
+
+    def mask_key(self, site: int) -> MaskKey | None:
+        """Dropout seed of ``site`` for this step and the rows' global node ids (None: torch's RNG)."""
+        ...
 
     def aggregate(self, h: Tensor, *, key: int, norm: Norm) -> Tensor:
         """Aggregate ``h`` [owned, F] over each owned node's in-edges.

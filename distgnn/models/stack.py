@@ -7,15 +7,14 @@ from typing import Literal
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from distgnn.kernels import dropout
-from distgnn.models.inputs import Input
-from distgnn.models.inputs import dropout as input_dropout
+from distgnn.models.inputs import Input, dropout
+from distgnn.models.layered import LayeredModel
 from distgnn.models.propagation import Propagation
 
 Activation = Literal["relu", "elu"]
 
 
-class LayerStack(nn.Module):
+class LayerStack(LayeredModel):
     """Applies ``convs`` in order; layer ``i`` aggregates with ``key=i`` so a strategy tells calls apart.
 
     Between layers: the activation, then the next layer's input dropout. A ReLU runs fused with that
@@ -33,6 +32,10 @@ class LayerStack(nn.Module):
         self.fuse_bias = fuse_bias and activation == "relu"
 
     @property
+    def num_layers(self) -> int:
+        return len(self.convs)
+
+    @property
     def first_layer(self) -> nn.Module:
         return self.convs[0]
 
@@ -40,16 +43,27 @@ class LayerStack(nn.Module):
         """Per layer, the width of the rows aggregated over the graph (what a halo exchange sends)."""
         return [conv.exchange_width for conv in self.convs]
 
-    def forward(self, x: Input, prop: Propagation) -> Tensor:
-        h = input_dropout(x, self.dropout, self.training)
-        for i, conv in enumerate(self.convs[:-1]):
-            if self.fuse_bias:
-                h = self._relu_dropout(conv(h, prop, key=i, add_bias=False), conv.bias)
-            elif self.activation == "relu":
-                h = self._relu_dropout(conv(h, prop, key=i), None)
-            else:
-                h = dropout(F.elu(conv(h, prop, key=i)), self.dropout, training=self.training)
-        return self.convs[-1](h, prop, key=len(self.convs) - 1)
+    def range_parameters(self, start: int, stop: int) -> list[nn.Parameter]:
+        self.check_range(start, stop)
+        return [p for conv in self.convs[start:stop] for p in conv.parameters()]
 
-    def _relu_dropout(self, h: Tensor, bias: Tensor | None) -> Tensor:
-        return dropout(h, self.dropout, training=self.training, relu=True, bias=bias)
+    def forward_range(
+        self, h: Input, prop: Propagation, start: int, stop: int, *, x: Input | None = None
+    ) -> Tensor:
+        self.check_range(start, stop)
+        if start == 0:
+            h = dropout(h, self.dropout, self.training, prop.mask_key(0))
+        last = self.num_layers - 1
+        for i in range(start, stop):
+            conv = self.convs[i]
+            if i == last:
+                return conv(h, prop, key=i)
+            key = prop.mask_key(i + 1)  # the next layer's input dropout
+            if self.fuse_bias:
+                out = conv(h, prop, key=i, add_bias=False)
+                h = dropout(out, self.dropout, self.training, key, relu=True, bias=conv.bias)
+            elif self.activation == "relu":
+                h = dropout(conv(h, prop, key=i), self.dropout, self.training, key, relu=True)
+            else:
+                h = dropout(F.elu(conv(h, prop, key=i)), self.dropout, self.training, key)
+        return h

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from distgnn.models.masks import MaskKey, MaskSeeds
+
 
 class DensePropagation:
     """Answers the Propagation protocol for one process owning the whole graph.
@@ -16,6 +18,12 @@ class DensePropagation:
         self.adj = adj.to(torch.float64)
         self.num_nodes = int(adj.shape[0])
         self.calls: list[tuple[str, int, int]] = []  # (op, key, row width)
+        self.seeds: MaskSeeds | None = None  # set to key dropout masks by node id (else torch's RNG)
+
+    def mask_key(self, site: int) -> MaskKey | None:
+        if self.seeds is None:
+            return None
+        return self.seeds.key(site, torch.arange(self.num_nodes))
 
     def aggregate(self, h: Tensor, *, key: int, norm: str) -> Tensor:
         self.calls.append(("aggregate", key, h.shape[1]))
