@@ -18,6 +18,8 @@ MODELS = ("gcn", "sage", "gat", "deepgcn")  # distgnn.models.registry.MODELS bui
 COMM_DTYPES = ("fp32", "bf16", "fp16")
 FEATURE_NORMS = ("none", "row")
 KERNELS = ("auto", "reference", "cpu", "triton")
+STRATEGIES = ("graph", "pipeline", "hybrid")
+HISTORY_DTYPES = ("fp32", "bf16", "fp16")
 WEIGHT_DECAY_SCOPES = ("all", "first")  # "first": the first layer only, as in the GCN paper
 
 
@@ -45,6 +47,9 @@ class TrainConfig:
     comm_dtype: str = "fp32"
     overlap: bool = True
     kernel: str = "auto"
+    strategy: str = "graph"
+    stages: int = 1
+    chunks: int = 1
     eval_every: int = 1
     checkpoint_dir: str | None = None
     checkpoint_every: int = 0
@@ -76,6 +81,14 @@ class TrainConfig:
             raise DistGNNError(f"halo-staleness must be 0 or 1, got {self.halo_staleness}")
         if self.comm_dtype not in COMM_DTYPES:
             raise DistGNNError(f"comm-dtype must be one of {', '.join(COMM_DTYPES)}, got {self.comm_dtype!r}")
+        if self.strategy not in STRATEGIES:
+            raise DistGNNError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        if self.stages < 1 or self.chunks < 1:
+            raise DistGNNError(
+                f"stages and chunks must be >= 1, got stages={self.stages}, chunks={self.chunks}"
+            )
+        if self.strategy == "graph" and (self.stages != 1 or self.chunks != 1):
+            raise DistGNNError("--stages and --chunks need --strategy pipeline or hybrid")
         if self.kernel not in KERNELS:
             raise DistGNNError(f"kernel must be one of {', '.join(KERNELS)}, got {self.kernel!r}")
         if self.checkpoint_every < 0:
@@ -95,7 +108,7 @@ class TrainConfig:
         """The fields a checkpoint must match to be resumed (the shape of the model and optimiser)."""
         keys = (
             "model", "layers", "hidden", "heads", "lr", "weight_decay", "weight_decay_scope",
-            "halo_staleness", "seed",
+            "halo_staleness", "seed", "strategy", "stages", "chunks",
         )  # fmt: skip
         d = asdict(self)
         return {k: d[k] for k in keys}

@@ -14,13 +14,15 @@ process it is the single-process engine (no exchange). With several, ``aggregate
 - ``comm_dtype`` bf16/fp16: the payload is cast for the wire (forward and backward), an approximation.
 
 Every rank must call ``aggregate``/``attend`` (and run backward) in the same order: exchanges are
-collectives.
+collectives. :class:`GraphStrategy` is the strategy (``--strategy graph``) that trains with it: every rank
+runs every layer over its own rows, and gradients are summed over all ranks.
 """
 
 from __future__ import annotations
 
 import os
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -32,10 +34,15 @@ from distgnn.comm.stale import StaleHalo
 from distgnn.comm.volume import analytic_bytes
 from distgnn.errors import DistGNNError
 from distgnn.kernels import edge_softmax, gspmm, sddmm
+from distgnn.models.layered import LayeredModel
+from distgnn.models.masks import MaskKey, MaskSeeds
 from distgnn.models.propagation import Norm
 from distgnn.parallel.layout import ProcessLayout
 from distgnn.parallel.local_graph import LocalGraph
+from distgnn.parallel.mesh import Mesh2D
+from distgnn.parallel.node_data import NodeData, model_input
 from distgnn.parallel.overlap import OverlapSchedule
+from distgnn.parallel.strategy import StepStats, Strategy
 from distgnn.partitioning.part import Part
 
 NORMS = ("gcn", "mean", "sum")
@@ -81,6 +88,8 @@ class GraphParallel:
         self.stale = StaleHalo(self.exchange) if staleness else None
         self.schedule = OverlapSchedule(self.graph, self.exchange, self.counters, kernel_impl=kernel_impl)
         self._halo_sizes: list[int] | None = None
+        self.seeds = MaskSeeds(run_seed=0)  # the strategy sets the run seed and the step
+        self.row_keys = torch.from_numpy(np.array(part.orig_ids, dtype=np.int64)).to(layout.device)
 
     @classmethod
     def from_partition_dir(
@@ -98,6 +107,10 @@ class GraphParallel:
         return cls(load_part(part_dir, layout.rank), layout, **kwargs)  # type: ignore[arg-type]
 
     # -- the Propagation protocol -----------------------------------------------------------------
+    def mask_key(self, site: int) -> MaskKey | None:
+        """Dropout masks keyed by the owned rows' original node ids (the same on any partitioning)."""
+        return self.seeds.key(site, self.row_keys)
+
     def aggregate(self, h: Tensor, *, key: int, norm: Norm) -> Tensor:
         """Aggregate ``h`` [owned, F] over each owned node's in-edges (see the Propagation protocol)."""
         src, dst = self._scales(h, norm)
@@ -220,3 +233,49 @@ class GraphParallel:
     def _check_rows(self, t: Tensor, name: str) -> None:
         if t.shape[0] != self.num_nodes:
             raise DistGNNError(f"{name} has {t.shape[0]} rows but this process owns {self.num_nodes} nodes")
+
+
+class GraphStrategy(Strategy):
+    """Graph parallelism (``--strategy graph``): one partition per rank, every layer, halo exchanges."""
+
+    name = "graph"
+
+    def __init__(self, mesh: Mesh2D, data: NodeData, prop: GraphParallel, *, seed: int) -> None:
+        if mesh.stages != 1:
+            raise DistGNNError(f"the graph strategy runs one stage, the layout has {mesh.stages}")
+        super().__init__(mesh, data)
+        self.prop = prop
+        self.prop.seeds.run_seed = seed
+        self.x = model_input(data.x)
+
+    def train_step(self, model: LayeredModel, epoch: int) -> StepStats:
+        self.prop.reset_counters()
+        model.train()
+        self.prop.seeds.step = epoch
+        try:
+            loss = self.loss(model(self.x, self.prop))
+            # Every rank runs backward, even without training rows: the halo exchange in it is a collective.
+            loss.backward()
+        finally:
+            self.prop.seeds.step = None
+        c = self.prop.counters
+        return StepStats(
+            loss=float(loss.detach()),
+            comm_bytes=c.bytes_sent(direction="fwd") + c.bytes_sent(direction="bwd"),
+            comm_s=float(c.times.get("comm", 0.0)),
+            exposed_comm_s=float(c.times.get("exposed_comm", 0.0)),
+        )
+
+    @torch.no_grad()
+    def evaluate(self, model: LayeredModel) -> Tensor:
+        model.eval()
+        return self.counts(model(self.x, self.prop))
+
+    def state_dict(self) -> dict:
+        return self.prop.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.prop.load_state_dict(state)
+
+    def flush(self) -> None:
+        self.prop.flush()

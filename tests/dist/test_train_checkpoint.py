@@ -68,7 +68,7 @@ def test_resume_reproduces_uninterrupted_run(part_dir, tmp_path):
     assert sorted(p.name for p in root.iterdir()) == ["epoch-000003", "epoch-000006", "latest.json"]
     state = torch.load(ckpt.rank_file(root, 6, 1), weights_only=True)
     assert state["epoch"] == 6 and state["rank"] == 1 and state["world_size"] == 2
-    assert set(state["prop"]["stale"]["rows"]) == {0, 1}  # one stale buffer per layer
+    assert set(state["strategy"]["stale"]["rows"]) == {0, 1}  # one stale buffer per layer
 
 
 def test_commit_refuses_an_incomplete_set(tmp_path):

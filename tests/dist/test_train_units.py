@@ -14,10 +14,11 @@ from distgnn.data.synthetic import synthetic_graph
 from distgnn.errors import DistGNNError
 from distgnn.metrics import format_summary, summarize
 from distgnn.models.inputs import SparseRows
-from distgnn.parallel.graph import GraphParallel
-from distgnn.parallel.layout import ProcessLayout
-from distgnn.partitioning import load_part, partition_graph
 from distgnn.models.registry import build_model
+from distgnn.parallel.graph import GraphParallel, GraphStrategy
+from distgnn.parallel.layout import ProcessLayout
+from distgnn.parallel.mesh import Mesh2D
+from distgnn.partitioning import load_part, partition_graph
 from distgnn.train import NodeData, Trainer, model_input, param_groups, row_normalize
 
 
@@ -55,15 +56,16 @@ def _trainer(part, **kw):
     layout = ProcessLayout.single("cpu")
     cfg = TrainConfig(**({"progress": False, "kernel": "reference"} | kw))
     prop = GraphParallel(part, layout, kernel_impl="reference")
-    return Trainer(cfg, NodeData.from_part(part, feature_norm=cfg.feature_norm), prop, layout)
+    data = NodeData.from_part(part, feature_norm=cfg.feature_norm)
+    return Trainer(cfg, GraphStrategy(Mesh2D.build(layout), data, prop, seed=cfg.seed))
 
 
 def test_loss_is_mean_cross_entropy_over_training_nodes(part):
     tr = _trainer(part, dropout=0.0, epochs=1)
     with torch.no_grad():
-        logits = tr.model(tr.x, tr.prop)
-    m = tr.data.train_mask
-    expected = F.cross_entropy(logits[m], tr.data.y[m]).item()
+        logits = tr.model(tr.strategy.x, tr.strategy.prop)
+    m = tr.strategy.data.train_mask
+    expected = F.cross_entropy(logits[m], tr.strategy.data.y[m]).item()
     assert tr.global_counts == [
         int(part.train_mask.sum()),
         int(part.val_mask.sum()),

@@ -15,13 +15,18 @@ from distgnn.train import train_partition
 def train_once(layout: ProcessLayout, part_dir: str, **overrides: Any) -> dict:
     """Train one configuration on this rank's part; return history, parameters and the part's halo size."""
     cfg = TrainConfig(**({"progress": False} | overrides))
-    result, prop = train_partition(cfg, part_dir, layout)
-    params = {k: v.detach().cpu().numpy().copy() for k, v in result.model.state_dict().items()}
+    result, strategy = train_partition(cfg, part_dir, layout)
+    # The parameters this rank updates (a pipeline stage owns its layers'; graph ranks own all).
+    owned = {id(p) for p in strategy.attach(result.model)}
+    params = {
+        k: v.detach().cpu().numpy().copy() for k, v in result.model.named_parameters() if id(v) in owned
+    }
+    prop = getattr(strategy, "prop", None)
     return {
         "history": result.history,
         "summary": result.summary,
         "params": params,
-        "n_halo": prop.part.n_halo,
+        "n_halo": prop.part.n_halo if prop is not None else 0,
         "widths": result.model.exchange_widths(),
     }
 
@@ -31,8 +36,8 @@ def train_many(layout: ProcessLayout, part_dir: str, configs: list[dict]) -> lis
     out = []
     for overrides in configs:
         r = train_once(layout, part_dir, **overrides)
-        if layout.rank != 0:  # parameters are identical on every rank; only rank 0 ships them back
-            r["params"] = {}
+        if r["params"] and layout.rank % max(1, layout.world_size // overrides.get("stages", 1)):
+            r["params"] = {}  # identical on every rank of a stage; its first rank ships them back
         out.append(r)
     return out
 

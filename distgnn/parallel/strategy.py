@@ -1,0 +1,130 @@
+"""The strategy seam: how one training step and one evaluation run across ranks.
+
+The trainer (``distgnn/train.py``) owns the loop, the optimiser, metrics, evaluation bookkeeping and
+checkpoints. A strategy owns the rest: which rows and layers this rank computes, how a step's forward and
+backward run (and communicate), which parameters this rank updates and over which process groups their
+gradients are summed, and its own state for checkpoints. ``graph``, ``pipeline`` and ``hybrid`` are one
+file each in this folder.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from distgnn.errors import DistGNNError
+from distgnn.metrics import correct_counts
+from distgnn.models.layered import LayeredModel
+from distgnn.parallel.layout import ProcessLayout
+from distgnn.parallel.mesh import Mesh2D
+from distgnn.parallel.node_data import NodeData
+
+
+@dataclass
+class StepStats:
+    """This rank's numbers for one training step (summed or averaged over ranks by the trainer)."""
+
+    loss: float  # this rank's share of the global loss (0 on ranks that compute no loss)
+    comm_bytes: int = 0  # bytes this rank sent (halo exchange and stage-to-stage)
+    comm_s: float = 0.0
+    exposed_comm_s: float = 0.0
+    bubble_s: float = 0.0  # time waiting for a neighbouring stage
+    history_bytes: int = 0  # bytes held in historical-embedding caches
+    stale_reads: int = 0  # neighbour rows read from history
+    neighbour_reads: int = 0  # all neighbour rows read by aggregations
+
+
+class Strategy(ABC):
+    """One rank's part of a distributed training run. Subclasses implement the step and the evaluation."""
+
+    name: str = ""
+
+    def __init__(self, mesh: Mesh2D, data: NodeData) -> None:
+        self.mesh = mesh
+        self.data = data
+        self.layers: tuple[int, int] | None = None  # this rank's layer range, set by attach
+        counts = torch.stack([m.sum() for m in data.masks()]).to(torch.float64)
+        if self.rows_are_partitioned:
+            counts = all_reduce(counts, mesh.graph)
+        self.global_counts = [int(c) for c in counts.tolist()]  # train, val, test over the whole graph
+
+    @property
+    def rows_are_partitioned(self) -> bool:
+        """True when the graph's rows are split over ``mesh.graph`` (counts and losses are summed there)."""
+        return self.mesh.graph_size > 1
+
+    # -- what the trainer calls ----------------------------------------------------------------------
+    def attach(self, model: LayeredModel) -> list[nn.Parameter]:
+        """Check the model can run here and fix this rank's layer range; the parameters it updates."""
+        if not isinstance(model, LayeredModel):
+            raise DistGNNError(f"the {self.name} strategy needs a LayeredModel, got {type(model).__name__}")
+        self.layers = self.layer_range(model.num_layers)
+        return model.range_parameters(*self.layers)
+
+    def layer_range(self, num_layers: int) -> tuple[int, int]:
+        """This rank's layers (all of them unless the strategy pipelines)."""
+        return (0, num_layers)
+
+    @abstractmethod
+    def train_step(self, model: LayeredModel, epoch: int) -> StepStats:
+        """Forward and backward of one epoch; leaves this rank's (unreduced) gradients in ``.grad``."""
+
+    @abstractmethod
+    def evaluate(self, model: LayeredModel) -> Tensor:
+        """This rank's (correct, total) counts for train/val/test, float64 [6] (zeros where no logits)."""
+
+    def reduce_gradients(self, model: LayeredModel, params: list[nn.Parameter]) -> None:
+        """Sum gradients over the ranks that computed them: the stage's graph group for every parameter,
+        and across stages too for the parameters every stage reads (``replicated_parameters``)."""
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        sum_grads(params, self.mesh.graph)
+        replicated = {id(p) for p in model.replicated_parameters()}
+        sum_grads([p for p in params if id(p) in replicated], self.mesh.pipe)
+
+    def state_dict(self) -> dict:
+        """Strategy state for checkpoints (history caches, stale buffers); empty by default."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        return None
+
+    def flush(self) -> None:
+        """Wait for communication still in flight (before the process group goes away)."""
+        return None
+
+    # -- shared by the strategies ----------------------------------------------------------------------
+    def loss(self, logits: Tensor, rows: Tensor | slice = slice(None)) -> Tensor:
+        """Summed cross-entropy over the training rows among ``rows``, over the *global* training count."""
+        m = self.data.train_mask[rows]
+        y = self.data.y[rows]
+        # Indexing keeps the graph connected: a rank without training rows still runs its backward.
+        return F.cross_entropy(logits[m], y[m], reduction="sum") / self.global_counts[0]
+
+    def counts(self, logits: Tensor) -> Tensor:
+        return correct_counts(logits, self.data.y, self.data.masks())
+
+
+def all_reduce(t: Tensor, layout: ProcessLayout) -> Tensor:
+    """Sum ``t`` over ``layout``'s group in place (no-op for one process)."""
+    if layout.is_distributed:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM, group=layout.group)
+    return t
+
+
+def sum_grads(params: list[nn.Parameter], layout: ProcessLayout) -> None:
+    """Sum the gradients of ``params`` over ``layout``'s group with one all-reduce of a flat buffer."""
+    if not params or not layout.is_distributed:
+        return
+    flat = all_reduce(torch.cat([p.grad.reshape(-1) for p in params]), layout)
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.grad.copy_(flat[offset : offset + n].view_as(p.grad))
+        offset += n
