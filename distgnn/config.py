@@ -50,6 +50,9 @@ class TrainConfig:
     strategy: str = "graph"
     stages: int = 1
     chunks: int = 1
+    stage_layers: tuple[int, ...] | None = None  # layers per stage (default: balanced by a cost model)
+    history_dtype: str = "fp32"
+    exact_epochs: int = 0  # warm-up epochs without history (epoch 0 always is)
     eval_every: int = 1
     checkpoint_dir: str | None = None
     checkpoint_every: int = 0
@@ -89,6 +92,22 @@ class TrainConfig:
             )
         if self.strategy == "graph" and (self.stages != 1 or self.chunks != 1):
             raise DistGNNError("--stages and --chunks need --strategy pipeline or hybrid")
+        if self.history_dtype not in HISTORY_DTYPES:
+            raise DistGNNError(
+                f"history-dtype must be one of {', '.join(HISTORY_DTYPES)}, got {self.history_dtype!r}"
+            )
+        if self.exact_epochs < 0:
+            raise DistGNNError(f"exact-epochs must be >= 0, got {self.exact_epochs}")
+        if self.stage_layers is not None:
+            self.stage_layers = tuple(int(v) for v in self.stage_layers)
+            if len(self.stage_layers) != self.stages or min(self.stage_layers) < 1:
+                raise DistGNNError(
+                    f"--stage-layers needs {self.stages} positive layer counts, got {list(self.stage_layers)}"
+                )
+        if self.strategy != "graph" and self.stages > self.layers:
+            raise DistGNNError(
+                f"{self.stages} pipeline stages need at least {self.stages} layers, got {self.layers}"
+            )
         if self.kernel not in KERNELS:
             raise DistGNNError(f"kernel must be one of {', '.join(KERNELS)}, got {self.kernel!r}")
         if self.checkpoint_every < 0:
@@ -108,7 +127,7 @@ class TrainConfig:
         """The fields a checkpoint must match to be resumed (the shape of the model and optimiser)."""
         keys = (
             "model", "layers", "hidden", "heads", "lr", "weight_decay", "weight_decay_scope",
-            "halo_staleness", "seed", "strategy", "stages", "chunks",
+            "halo_staleness", "seed", "strategy", "stages", "chunks", "history_dtype",
         )  # fmt: skip
         d = asdict(self)
         return {k: d[k] for k in keys}

@@ -69,6 +69,12 @@ class DeepGCN(LayeredModel):
     def exchange_widths(self) -> list[int]:
         return [self.hidden] * len(self.convs)
 
+    def input_width(self, layer: int) -> int:
+        return self.lin_in.in_features if layer == 0 else self.hidden
+
+    def output_width(self) -> int:
+        return self.lin_out.out_features
+
     def range_parameters(self, start: int, stop: int) -> list[nn.Parameter]:
         self.check_range(start, stop)
         params = list(self.lin_in.parameters()) + [conv.weight for conv in self.convs[start:stop]]

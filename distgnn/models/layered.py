@@ -36,6 +36,14 @@ class LayeredModel(nn.Module):
         """The parameters layers ``[start, stop)`` read (a pipeline stage owns and updates these)."""
         raise NotImplementedError
 
+    def input_width(self, layer: int) -> int:
+        """Width of the rows ``forward_range`` takes at layer ``layer`` (what crosses a stage boundary)."""
+        raise NotImplementedError
+
+    def output_width(self) -> int:
+        """Width of the logits."""
+        raise NotImplementedError
+
     def replicated_parameters(self) -> list[nn.Parameter]:
         """Parameters every range reads (their gradients are summed over pipeline stages)."""
         return []

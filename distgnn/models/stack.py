@@ -43,6 +43,12 @@ class LayerStack(LayeredModel):
         """Per layer, the width of the rows aggregated over the graph (what a halo exchange sends)."""
         return [conv.exchange_width for conv in self.convs]
 
+    def input_width(self, layer: int) -> int:
+        return int(self.convs[layer].in_dim)
+
+    def output_width(self) -> int:
+        return int(self.convs[-1].out_dim)  # GAT's output layer averages its heads
+
     def range_parameters(self, start: int, stop: int) -> list[nn.Parameter]:
         self.check_range(start, stop)
         return [p for conv in self.convs[start:stop] for p in conv.parameters()]

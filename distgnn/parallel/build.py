@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from distgnn.config import TrainConfig
+from distgnn.errors import DistGNNError
 from distgnn.parallel.layout import ProcessLayout
 from distgnn.parallel.mesh import Mesh2D
 from distgnn.parallel.node_data import NodeData
@@ -27,4 +28,21 @@ def build_strategy(cfg: TrainConfig, part_dir: str | os.PathLike, world: Process
         )
         data = NodeData.from_part(prop.part, device=world.device, feature_norm=cfg.feature_norm)
         return GraphStrategy(mesh, data, prop, seed=cfg.seed)
-    raise NotImplementedError(cfg.strategy)
+    if cfg.strategy == "pipeline":
+        from distgnn.parallel.pipeline import PipelineStrategy
+        from distgnn.partitioning import load_meta, load_part
+
+        if mesh.graph_size != 1:
+            raise DistGNNError(
+                f"--strategy pipeline runs one process per stage: {world.world_size} processes for "
+                f"{cfg.stages} stages (use --strategy hybrid for stages x graph parts)"
+            )
+        if int(load_meta(part_dir)["num_parts"]) != 1:
+            raise DistGNNError(
+                f"--strategy pipeline needs a 1-part partition directory (each stage holds the whole graph); "
+                f"{part_dir} has {load_meta(part_dir)['num_parts']} parts"
+            )
+        part = load_part(part_dir, 0)
+        data = NodeData.from_part(part, device=world.device, feature_norm=cfg.feature_norm)
+        return PipelineStrategy(mesh, data, part, cfg)
+    raise DistGNNError(f"--strategy {cfg.strategy} is not implemented yet")

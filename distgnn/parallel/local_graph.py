@@ -36,19 +36,39 @@ class LocalGraph:
 
     @classmethod
     def from_part(cls, part: Part, device: torch.device | str = "cpu") -> LocalGraph:
-        n, nh = part.n_owned, part.n_halo
-        indptr = np.asarray(part.indptr, dtype=np.int64)
-        src = np.asarray(part.indices, dtype=np.int64)
+        return cls.from_csr(
+            part.n_owned, part.n_halo, part.indptr, part.indices, part.in_degree, part.out_degree,
+            device=device, name=f"part {part.part_id}",
+        )  # fmt: skip
+
+    @classmethod
+    def from_csr(
+        cls,
+        n_owned: int,
+        n_halo: int,
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        in_degree: np.ndarray,
+        out_degree: np.ndarray,
+        *,
+        device: torch.device | str = "cpu",
+        name: str = "graph",
+    ) -> LocalGraph:
+        """In-edges of ``n_owned`` rows over ``[owned | halo]`` sources, with the global degrees of those
+        ``n_owned + n_halo`` nodes (self-loops in the CSR are dropped)."""
+        n, nh = n_owned, n_halo
+        indptr = np.asarray(indptr, dtype=np.int64)
+        src = np.asarray(indices, dtype=np.int64)
         dst = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
         keep = src != dst
         src, dst = src[keep], dst[keep]
-        in_deg = np.asarray(part.in_degree, dtype=np.int64)
-        out_deg = np.asarray(part.out_degree, dtype=np.int64)
+        in_deg = np.asarray(in_degree, dtype=np.int64)
+        out_deg = np.asarray(out_degree, dtype=np.int64)
         local_deg = np.bincount(dst, minlength=n)
         if not np.array_equal(local_deg, in_deg[:n]):
             bad = int(np.flatnonzero(local_deg != in_deg[:n])[0])
             raise DistGNNError(
-                f"part {part.part_id} is inconsistent: owned row {bad} has {local_deg[bad]} local in-edges "
+                f"{name} is inconsistent: owned row {bad} has {local_deg[bad]} local in-edges "
                 f"but global in-degree {in_deg[bad]}"
             )
         dev_f = {"dtype": torch.float32, "device": device}

@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from distgnn.partitioning.part import Part
 from torch import Tensor
 
 from distgnn.data.graph import Graph
+from distgnn.partitioning.part import Part
 
 
 class RankFailed(RuntimeError):

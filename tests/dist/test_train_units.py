@@ -21,7 +21,6 @@ from distgnn.parallel.mesh import Mesh2D
 from distgnn.partitioning import load_part, partition_graph
 from distgnn.train import NodeData, Trainer, model_input, param_groups, row_normalize
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors (see tests/conftest.py)
 
 

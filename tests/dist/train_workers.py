@@ -21,12 +21,11 @@ def train_once(layout: ProcessLayout, part_dir: str, **overrides: Any) -> dict:
     params = {
         k: v.detach().cpu().numpy().copy() for k, v in result.model.named_parameters() if id(v) in owned
     }
-    prop = getattr(strategy, "prop", None)
     return {
         "history": result.history,
         "summary": result.summary,
         "params": params,
-        "n_halo": prop.part.n_halo if prop is not None else 0,
+        "n_halo": strategy.prop.part.n_halo if strategy.name == "graph" else 0,
         "widths": result.model.exchange_widths(),
     }
 

@@ -1,0 +1,196 @@
+"""Pipeline parallelism (``--strategy pipeline --stages S --chunks C``, GNNPipe-style): each rank runs a
+contiguous range of layers over the *whole* graph, and the graph's chunks stream through the stages.
+
+Semantics (the contract): in epoch t, chunk c at layer l aggregates its in-neighbours' layer-l message
+rows; a neighbour in a chunk computed earlier in this epoch (or in c itself) is fresh, one in a later
+chunk is historical (its epoch t-1 value, from ``distgnn.history``), a constant in the backward pass.
+Epoch 0 (no history yet) and ``exact_epochs`` warm-up epochs run as one chunk: exactly full-graph
+training. Evaluation is always exact (the whole graph as one chunk, no history).
+
+Schedule: forward chunks 0..C-1 (stage s works on chunk c while s+1 works on c-1: activations go to the
+next stage with asynchronous point-to-point sends), then backward in reverse chunk order (a chunk's input
+gradient is complete once every later chunk's backward at that stage is done; it goes back to the
+previous stage at once), gradients accumulated over chunks, one optimiser step per epoch. The loss is
+computed on the last stage. Time spent waiting for a neighbouring stage is reported as ``bubble_s``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from distgnn.config import TrainConfig
+from distgnn.errors import DistGNNError
+from distgnn.history import HistoryCache
+from distgnn.models.layered import LayeredModel
+from distgnn.parallel.chunk_prop import ChunkedPropagation
+from distgnn.parallel.chunks import Chunk, assign_chunks, build_chunks
+from distgnn.parallel.mesh import Mesh2D
+from distgnn.parallel.node_data import NodeData, model_input
+from distgnn.parallel.strategy import StepStats, Strategy
+from distgnn.partitioning.part import Part
+
+FWD, BWD = 0, 1
+
+
+def split_layers(costs: list[float], stages: int) -> list[tuple[int, int]]:
+    """Contiguous layer ranges, one per stage, minimising the largest stage cost (exact, small DP)."""
+    n = len(costs)
+    if stages > n:
+        raise DistGNNError(f"{stages} pipeline stages need at least {stages} layers, the model has {n}")
+    prefix = np.concatenate([[0.0], np.cumsum(costs)])
+    best = {(0, 0): (0.0, [])}
+    for s in range(1, stages + 1):
+        for end in range(s, n - (stages - s) + 1):
+            options = []
+            for start in range(s - 1, end):
+                if (s - 1, start) in best:
+                    worst, cuts = best[s - 1, start]
+                    options.append((max(worst, prefix[end] - prefix[start]), cuts + [(start, end)]))
+            best[s, end] = min(options, key=lambda o: o[0])
+    return best[stages, n][1]
+
+
+def layer_costs(model: LayeredModel, num_rows: int, num_edges: int) -> list[float]:
+    """Per layer: aggregation (edges x aggregated width) plus the dense product (rows x in x out)."""
+    widths = model.exchange_widths()
+    dims = [model.input_width(layer) for layer in range(model.num_layers)] + [model.output_width()]
+    return [num_edges * widths[i] + num_rows * dims[i] * dims[i + 1] for i in range(model.num_layers)]
+
+
+class PipelineStrategy(Strategy):
+    name = "pipeline"
+
+    def __init__(self, mesh: Mesh2D, data: NodeData, part: Part, cfg: TrainConfig) -> None:
+        if mesh.graph_size != 1:
+            raise DistGNNError("the pipeline strategy holds the whole graph per stage (one graph part)")
+        if part.n_halo:
+            raise DistGNNError("the pipeline strategy needs a 1-part partition directory (the whole graph)")
+        super().__init__(mesh, data)
+        self.cfg = cfg
+        device = mesh.world.device
+        n = part.n_owned
+        chunk_of = assign_chunks(part.indptr, part.indices, cfg.chunks, seed=cfg.seed)
+        args = (part.indptr, part.indices, part.in_degree, part.out_degree)
+        self.chunks = build_chunks(chunk_of, *args, cfg.chunks, device)
+        self.whole = build_chunks(np.zeros(n, np.int64), *args, 1, device)
+        self.num_edges = int(part.indptr[-1])
+        self.history = HistoryCache(n, cfg.history_dtype, device)
+        self.prop = ChunkedPropagation(self.history, data.keys, seed=cfg.seed, kernel_impl=cfg.kernel)
+        self.x_chunks = {id(c): model_input(data.x[c.rows]) for c in self.chunks + self.whole}
+        self.stats = StepStats(loss=0.0)
+
+    def layer_range(self, num_layers: int) -> tuple[int, int]:
+        return self.stage_ranges[self.mesh.stage]
+
+    def attach(self, model: LayeredModel) -> list:
+        if self.cfg.stage_layers:
+            sizes = self.cfg.stage_layers
+            if len(sizes) != self.mesh.stages or sum(sizes) != model.num_layers:
+                raise DistGNNError(
+                    f"--stage-layers {','.join(map(str, sizes))} must give {self.mesh.stages} stages "
+                    f"summing to the model's {model.num_layers} layers"
+                )
+            bounds = np.concatenate([[0], np.cumsum(sizes)])
+            self.stage_ranges = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        else:
+            costs = layer_costs(model, self.data.x.shape[0], self.num_edges)
+            self.stage_ranges = split_layers(costs, self.mesh.stages)
+        start, stop = self.stage_ranges[self.mesh.stage]
+        self.in_width = model.input_width(start)
+        self.out_width = model.input_width(stop) if stop < model.num_layers else model.output_width()
+        return super().attach(model)
+
+    # -- one epoch ---------------------------------------------------------------------------------------
+    def train_step(self, model: LayeredModel, epoch: int) -> StepStats:
+        model.train()
+        exact = epoch < max(1, self.cfg.exact_epochs)
+        chunks = self.whole if exact else self.chunks
+        self.prop.record, self.prop.stale_reads, self.prop.reads = True, 0, 0
+        self.prop.seeds.step = epoch
+        self.stats = StepStats(loss=0.0)
+        position = {c.index: i for i, c in enumerate(chunks)}
+        saved: list[tuple[Chunk, Tensor | None, Tensor]] = []  # (chunk, received input, output or loss)
+        sends = []
+        try:
+            for c in chunks:  # forward, chunk order
+                h = self._receive(c, epoch, FWD)
+                self.prop.use(c, position)
+                out = model.forward_range(self._input(c, h), self.prop, *self.layers, x=self.x_chunks[id(c)])
+                if self.is_last:
+                    out = self.loss(out, c.rows)
+                    self.stats.loss += float(out.detach())
+                else:
+                    sends.append(self._send(out.detach(), c, epoch, FWD, +1))
+                saved.append((c, h, out))
+            for c, h, out in reversed(saved):  # backward, reverse chunk order
+                self.prop.use(c, position)
+                grad = None if self.is_last else self._receive(c, epoch, BWD)
+                out.backward(grad)
+                if h is not None:
+                    g = h.grad if h.grad is not None else torch.zeros_like(h)
+                    sends.append(self._send(g, c, epoch, BWD, -1))
+            for w in sends:
+                w.wait()
+        finally:
+            self.prop.seeds.step = None
+        self.stats.history_bytes = self.history.nbytes()
+        self.stats.stale_reads, self.stats.neighbour_reads = self.prop.stale_reads, self.prop.reads
+        return self.stats
+
+    @torch.no_grad()
+    def evaluate(self, model: LayeredModel) -> Tensor:
+        model.eval()
+        self.stats = StepStats(loss=0.0)  # evaluation waits are not part of the training step's numbers
+        self.prop.record = False
+        c = self.whole[0]
+        self.prop.use(c, {0: 0})
+        h = self._receive(c, -1, FWD, grad=False)
+        out = model.forward_range(self._input(c, h), self.prop, *self.layers, x=self.x_chunks[id(c)])
+        self.prop.record = True
+        if not self.is_last:
+            self._send(out, c, -1, FWD, +1).wait()
+            return torch.zeros(6, dtype=torch.float64)
+        return self.counts(out)
+
+    def state_dict(self) -> dict:
+        return {"history": self.history.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.history.load_state_dict(state["history"])
+
+    # -- point to point ----------------------------------------------------------------------------------
+    @property
+    def is_last(self) -> bool:
+        return self.mesh.stage == self.mesh.stages - 1
+
+    def _input(self, c: Chunk, h: Tensor | None):
+        return self.x_chunks[id(c)] if h is None else h
+
+    def _peer(self, step: int) -> int:
+        return self.mesh.world_rank(self.mesh.stage + step, self.mesh.graph_rank)
+
+    def _tag(self, c: Chunk, epoch: int, direction: int) -> int:
+        return (max(epoch, 0) % 1024) * 4096 + c.index * 2 + direction
+
+    def _send(self, t: Tensor, c: Chunk, epoch: int, direction: int, step: int):
+        t = t.contiguous()
+        self.stats.comm_bytes += t.numel() * t.element_size()
+        return dist.isend(t, dst=self._peer(step), tag=self._tag(c, epoch, direction))
+
+    def _receive(self, c: Chunk, epoch: int, direction: int, *, grad: bool = True) -> Tensor | None:
+        """Chunk ``c``'s activations from the previous stage (FWD) or its output gradient (BWD)."""
+        if direction == FWD and self.mesh.stage == 0:
+            return None
+        width = self.in_width if direction == FWD else self.out_width
+        buf = torch.empty(c.rows.numel(), width, device=self.mesh.world.device)
+        t0 = time.perf_counter()
+        dist.irecv(
+            buf, src=self._peer(-1 if direction == FWD else +1), tag=self._tag(c, epoch, direction)
+        ).wait()
+        self.stats.bubble_s += time.perf_counter() - t0
+        return buf.requires_grad_(grad and direction == FWD)
