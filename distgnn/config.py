@@ -1,4 +1,9 @@
-"""Training configuration: one validated dataclass shared by the CLI and the trainer.
+"""Training configuration: nested, validated dataclasses shared by the CLI and the trainer.
+
+Each field carries its command-line help in ``metadata`` (:func:`option`), and ``distgnn train``'s options,
+the argument list handed to worker processes and the parsed config are all generated from these classes
+(``distgnn/commands/options.py``): a new option is written once, here. Flat keyword access for scripts
+and tests: :meth:`TrainConfig.from_flat` (``TrainConfig.from_flat(model="gat", stages=2)``).
 
 Torch-free on purpose: the CLI builds every subcommand's parser, and `distgnn partition` should not pay
 for importing torch.
@@ -6,8 +11,8 @@ for importing torch.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any
 
 from distgnn.errors import DistGNNError
 
@@ -18,104 +23,147 @@ MODELS = ("gcn", "sage", "gat", "deepgcn")  # distgnn.models.registry.MODELS bui
 COMM_DTYPES = ("fp32", "bf16", "fp16")
 FEATURE_NORMS = ("none", "row")
 KERNELS = ("auto", "reference", "cpu", "triton")
+WEIGHT_DECAY_SCOPES = ("all", "first")  # "first": the first layer only, as in the GCN paper
 STRATEGIES = ("graph", "pipeline", "hybrid")
 HISTORY_DTYPES = ("fp32", "bf16", "fp16")
-WEIGHT_DECAY_SCOPES = ("all", "first")  # "first": the first layer only, as in the GCN paper
+
+
+def option(help: str, *, flag: str | None = None, metavar: str | None = None, choices: Any = None) -> dict:
+    """Field metadata for the generated CLI: help text, flag (default ``--field-name``), metavar, choices.
+
+    A bool field that defaults to True becomes a ``--no-...`` switch (give it as ``flag``).
+    """
+    return {"help": help, "flag": flag, "metavar": metavar, "choices": choices}
+
+
+def _choice(value: str, choices: tuple[str, ...], what: str) -> None:
+    if value not in choices:
+        raise DistGNNError(f"{what} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def _at_least(obj: Any, names: tuple[str, ...], bound: int) -> None:
+    for name in names:
+        if getattr(obj, name) < bound:
+            raise DistGNNError(f"{name.replace('_', '-')} must be >= {bound}, got {getattr(obj, name)}")
 
 
 @dataclass
-class TrainConfig:
-    """Everything that decides what a training run computes (and what a checkpoint must agree with).
+class ModelConfig:
+    """What model is trained. Defaults: the GCN paper's Cora setup (2 layers, 16 hidden, dropout 0.5)."""
 
-    Defaults are the GCN paper's Cora setup: 2 layers, 16 hidden, 200 epochs, Adam lr 0.01, weight
-    decay 5e-4, dropout 0.5.
-    """
-
-    model: str = "gcn"
-    layers: int = 2
-    hidden: int = 16
-    heads: int = 8
-    epochs: int = 200
-    lr: float = 0.01
-    weight_decay: float = 5e-4
-    weight_decay_scope: str = "all"
-    dropout: float = 0.5
-    feature_norm: str = "none"
-    seed: int = 0
-    deterministic: bool = False
-    halo_staleness: int = 0
-    comm_dtype: str = "fp32"
-    overlap: bool = True
-    kernel: str = "auto"
-    strategy: str = "graph"
-    stages: int = 1
-    chunks: int = 1
-    stage_layers: tuple[int, ...] | None = None  # layers per stage (default: balanced by a cost model)
-    history_dtype: str = "fp32"
-    exact_epochs: int = 0  # warm-up epochs without history (epoch 0 always is)
-    eval_every: int = 1
-    checkpoint_dir: str | None = None
-    checkpoint_every: int = 0
-    resume: bool = False
-    metrics_out: str | None = None
-    progress: bool = True
+    name: str = field(default="gcn", metadata=option("model family", flag="--model", choices=MODELS))
+    layers: int = field(default=2, metadata=option("layers", metavar="L"))
+    hidden: int = field(default=16, metadata=option("hidden width (per head for GAT)", metavar="H"))
+    heads: int = field(default=8, metadata=option("GAT heads", metavar="K"))
+    dropout: float = field(default=0.5, metadata=option("dropout", metavar="D"))
 
     def __post_init__(self) -> None:
-        if self.model not in MODELS:
-            raise DistGNNError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
-        for name in ("layers", "hidden", "heads", "epochs", "eval_every"):
-            if getattr(self, name) < 1:
-                raise DistGNNError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.name not in MODELS:
+            raise DistGNNError(f"unknown model {self.name!r}; choose one of {', '.join(MODELS)}")
+        _at_least(self, ("layers", "hidden", "heads"), 1)
+        if not 0.0 <= self.dropout < 1.0:
+            raise DistGNNError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass
+class OptimConfig:
+    """How it is optimised: Adam, full-graph, one step per epoch."""
+
+    epochs: int = field(default=200, metadata=option("epochs", metavar="E"))
+    lr: float = field(default=0.01, metadata=option("Adam learning rate"))
+    weight_decay: float = field(default=5e-4, metadata=option("L2", metavar="WD"))
+    weight_decay_scope: str = field(
+        default="all",
+        metadata=option(
+            "parameters the L2 applies to: all, or first (the first layer only, as in the GCN paper and "
+            "PyG's Planetoid example)",
+            choices=WEIGHT_DECAY_SCOPES,
+        ),
+    )
+    feature_norm: str = field(
+        default="none",
+        metadata=option(
+            "row: scale each node's features to sum 1, as in the GCN paper", choices=FEATURE_NORMS
+        ),
+    )
+    seed: int = field(default=0, metadata=option("seed for initialisation and dropout masks", metavar="S"))
+    deterministic: bool = field(default=False, metadata=option("torch.use_deterministic_algorithms(True)"))
+
+    def __post_init__(self) -> None:
+        _at_least(self, ("epochs",), 1)
         if not self.lr > 0:
             raise DistGNNError(f"lr must be > 0, got {self.lr}")
         if self.weight_decay < 0:
             raise DistGNNError(f"weight-decay must be >= 0, got {self.weight_decay}")
-        if self.weight_decay_scope not in WEIGHT_DECAY_SCOPES:
-            raise DistGNNError(
-                f"weight-decay-scope must be one of {', '.join(WEIGHT_DECAY_SCOPES)}, "
-                f"got {self.weight_decay_scope!r}"
-            )
-        if not 0.0 <= self.dropout < 1.0:
-            raise DistGNNError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.feature_norm not in FEATURE_NORMS:
-            choices = ", ".join(FEATURE_NORMS)
-            raise DistGNNError(f"feature-norm must be one of {choices}, got {self.feature_norm!r}")
-        if self.halo_staleness not in (0, 1):
-            raise DistGNNError(f"halo-staleness must be 0 or 1, got {self.halo_staleness}")
-        if self.comm_dtype not in COMM_DTYPES:
-            raise DistGNNError(f"comm-dtype must be one of {', '.join(COMM_DTYPES)}, got {self.comm_dtype!r}")
-        if self.strategy not in STRATEGIES:
-            raise DistGNNError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        _choice(self.weight_decay_scope, WEIGHT_DECAY_SCOPES, "weight-decay-scope")
+        _choice(self.feature_norm, FEATURE_NORMS, "feature-norm")
+
+
+@dataclass
+class ParallelConfig:
+    """How the work is split over processes: strategy, stages, chunks, and the explicit approximations."""
+
+    strategy: str = field(
+        default="graph",
+        metadata=option(
+            "graph: one partition per process, every layer; pipeline: a range of layers per process over the "
+            "whole graph (1-part partition directory), chunks streaming through the stages; hybrid: stages x "
+            "graph partitions",
+            choices=STRATEGIES,
+        ),
+    )
+    stages: int = field(default=1, metadata=option("pipeline stages (pipeline, hybrid)", metavar="S"))
+    chunks: int = field(
+        default=1, metadata=option("graph chunks streaming through the pipeline (METIS-cut)", metavar="C")
+    )
+    stage_layers: tuple[int, ...] | None = field(
+        default=None,
+        metadata=option(
+            "layers per stage, e.g. 3,3,2 (default: balanced by a cost model)", metavar="N,N,..."
+        ),
+    )
+    history_dtype: str = field(
+        default="fp32",
+        metadata=option(
+            "storage of the historical-embedding cache (16-bit: approximate)", choices=HISTORY_DTYPES
+        ),
+    )
+    exact_epochs: int = field(
+        default=0, metadata=option("warm-up epochs without history (epoch 0 always is)", metavar="K")
+    )
+    halo_staleness: int = field(
+        default=0,
+        metadata=option(
+            "1: use one-epoch-stale halo rows/gradients, overlapping all communication (approximate)",
+            choices=(0, 1),
+        ),
+    )
+    comm_dtype: str = field(default="fp32", metadata=option("halo wire format", choices=COMM_DTYPES))
+    overlap: bool = field(
+        default=True, metadata=option("exchange halos before aggregating (no overlap)", flag="--no-overlap")
+    )
+    kernel: str = field(default="auto", metadata=option("aggregation kernel", choices=KERNELS))
+
+    def __post_init__(self) -> None:
+        _choice(self.strategy, STRATEGIES, "strategy")
         if self.stages < 1 or self.chunks < 1:
             raise DistGNNError(
                 f"stages and chunks must be >= 1, got stages={self.stages}, chunks={self.chunks}"
             )
         if self.strategy == "graph" and (self.stages != 1 or self.chunks != 1):
             raise DistGNNError("--stages and --chunks need --strategy pipeline or hybrid")
-        if self.history_dtype not in HISTORY_DTYPES:
-            raise DistGNNError(
-                f"history-dtype must be one of {', '.join(HISTORY_DTYPES)}, got {self.history_dtype!r}"
-            )
-        if self.exact_epochs < 0:
-            raise DistGNNError(f"exact-epochs must be >= 0, got {self.exact_epochs}")
+        _choice(self.history_dtype, HISTORY_DTYPES, "history-dtype")
+        _at_least(self, ("exact_epochs",), 0)
         if self.stage_layers is not None:
             self.stage_layers = tuple(int(v) for v in self.stage_layers)
             if len(self.stage_layers) != self.stages or min(self.stage_layers) < 1:
                 raise DistGNNError(
                     f"--stage-layers needs {self.stages} positive layer counts, got {list(self.stage_layers)}"
                 )
-        if self.strategy != "graph" and self.stages > self.layers:
-            raise DistGNNError(
-                f"{self.stages} pipeline stages need at least {self.stages} layers, got {self.layers}"
-            )
-        if self.kernel not in KERNELS:
-            raise DistGNNError(f"kernel must be one of {', '.join(KERNELS)}, got {self.kernel!r}")
-        if self.checkpoint_every < 0:
-            raise DistGNNError(f"checkpoint-every must be >= 0, got {self.checkpoint_every}")
-        if self.checkpoint_every and not self.checkpoint_dir:
-            raise DistGNNError("--checkpoint-every needs --checkpoint-dir")
-        if self.resume and not self.checkpoint_dir:
-            raise DistGNNError("--resume needs --checkpoint-dir")
+        if self.halo_staleness not in (0, 1):
+            raise DistGNNError(f"halo-staleness must be 0 or 1, got {self.halo_staleness}")
+        _choice(self.comm_dtype, COMM_DTYPES, "comm-dtype")
+        _choice(self.kernel, KERNELS, "kernel")
 
     @property
     def torch_comm_dtype(self) -> torch.dtype:
@@ -123,11 +171,91 @@ class TrainConfig:
 
         return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[self.comm_dtype]
 
+
+@dataclass
+class RunConfig:
+    """Bookkeeping: evaluation, checkpoints, metrics, progress."""
+
+    eval_every: int = field(default=1, metadata=option("evaluate every N epochs", metavar="N"))
+    checkpoint_dir: str | None = field(
+        default=None, metadata=option("where checkpoints go (one file per rank)", metavar="DIR")
+    )
+    checkpoint_every: int = field(default=0, metadata=option("checkpoint every K epochs", metavar="K"))
+    resume: bool = field(
+        default=False, metadata=option("continue from the newest checkpoint in --checkpoint-dir")
+    )
+    metrics_out: str | None = field(
+        default=None, metadata=option("JSON lines, one per epoch (written by rank 0)", metavar="FILE")
+    )
+    progress: bool = field(
+        default=True, metadata=option("no progress bar or summary table", flag="--no-progress")
+    )
+
+    def __post_init__(self) -> None:
+        _at_least(self, ("eval_every",), 1)
+        _at_least(self, ("checkpoint_every",), 0)
+        if self.checkpoint_every and not self.checkpoint_dir:
+            raise DistGNNError("--checkpoint-every needs --checkpoint-dir")
+        if self.resume and not self.checkpoint_dir:
+            raise DistGNNError("--resume needs --checkpoint-dir")
+
+
+SECTIONS = ("model", "optim", "parallel", "run")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides what a training run computes (and what a checkpoint must agree with)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def __post_init__(self) -> None:
+        p = self.parallel
+        if p.strategy != "graph" and p.stages > self.model.layers:
+            raise DistGNNError(
+                f"{p.stages} pipeline stages need at least {p.stages} layers, got {self.model.layers}"
+            )
+
+    @classmethod
+    def from_flat(cls, **values: Any) -> TrainConfig:
+        """Build from flat keywords (field names; ``model`` is the model family's name)."""
+        routed: dict[str, dict] = {s: {} for s in SECTIONS}
+        for key, value in values.items():
+            section, name = flat_field(key)
+            routed[section][name] = value
+        sections = {s: section_type(s)(**routed[s]) for s in SECTIONS}
+        return cls(**sections)
+
+    def flat(self) -> dict[str, Any]:
+        """The config as flat keywords (the inverse of :meth:`from_flat`)."""
+        out = {}
+        for s in SECTIONS:
+            for name, value in asdict(getattr(self, s)).items():
+                out["model" if (s, name) == ("model", "name") else name] = value
+        return out
+
     def model_signature(self) -> dict:
         """The fields a checkpoint must match to be resumed (the shape of the model and optimiser)."""
         keys = (
             "model", "layers", "hidden", "heads", "lr", "weight_decay", "weight_decay_scope",
             "halo_staleness", "seed", "strategy", "stages", "chunks", "history_dtype",
         )  # fmt: skip
-        d = asdict(self)
+        d = self.flat()
         return {k: d[k] for k in keys}
+
+
+def section_type(section: str) -> type:
+    return {f.name: f.default_factory for f in fields(TrainConfig)}[section]  # type: ignore[return-value]
+
+
+def flat_field(key: str) -> tuple[str, str]:
+    """(section, field) of a flat keyword; one clear error for an unknown one."""
+    if key == "model":
+        return "model", "name"
+    for s in SECTIONS:
+        if key in {f.name for f in fields(section_type(s))} and key != "name":
+            return s, key
+    raise DistGNNError(f"unknown training option {key!r}")

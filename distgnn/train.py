@@ -73,24 +73,25 @@ class Trainer:
         self.cfg, self.strategy = cfg, strategy
         self.world = strategy.mesh.world
         self.rank = self.world.rank
-        torch.use_deterministic_algorithms(cfg.deterministic)
+        torch.use_deterministic_algorithms(cfg.optim.deterministic)
         # Same seed on every rank -> same initial parameters; the broadcast below makes it a guarantee.
         # Dropout masks do not use torch's RNG: they are keyed by (seed, epoch, site, node id).
-        torch.manual_seed(cfg.seed)
+        torch.manual_seed(cfg.optim.seed)
         data = strategy.data
         self.model = build_model(
-            cfg.model,
+            cfg.model.name,
             int(data.x.shape[1]),
-            cfg.hidden,
+            cfg.model.hidden,
             data.num_classes,
-            layers=cfg.layers,
-            dropout=cfg.dropout,
-            heads=cfg.heads,
+            layers=cfg.model.layers,
+            dropout=cfg.model.dropout,
+            heads=cfg.model.heads,
         ).to(self.world.device)
         self._broadcast_parameters()
         self.params = strategy.attach(self.model)  # the parameters this rank updates
         self.optimizer = torch.optim.Adam(
-            param_groups(self.model, cfg.weight_decay, cfg.weight_decay_scope, self.params), lr=cfg.lr
+            param_groups(self.model, cfg.optim.weight_decay, cfg.optim.weight_decay_scope, self.params),
+            lr=cfg.optim.lr,
         )
         self.global_counts = strategy.global_counts  # train, val, test
         if self.global_counts[0] == 0:
@@ -123,7 +124,7 @@ class Trainer:
         return vars(stats) | {"epoch_s": time.perf_counter() - t0, "grad_sync_s": grad_sync_s}
 
     def is_eval_epoch(self, epoch: int) -> bool:
-        return (epoch + 1) % self.cfg.eval_every == 0 or epoch + 1 == self.cfg.epochs
+        return (epoch + 1) % self.cfg.run.eval_every == 0 or epoch + 1 == self.cfg.optim.epochs
 
     def local_epoch(self, epoch: int) -> Tensor:
         """Train one epoch (and evaluate when scheduled); this rank's numbers as one row, not yet reduced."""
@@ -210,23 +211,23 @@ class Trainer:
 
     def maybe_resume(self) -> None:
         """With ``--resume``, continue from the newest complete checkpoint (if there is one)."""
-        if not (self.cfg.resume and self.cfg.checkpoint_dir):
+        if not (self.cfg.run.resume and self.cfg.run.checkpoint_dir):
             return
-        found = ckpt.latest(self.cfg.checkpoint_dir)
+        found = ckpt.latest(self.cfg.run.checkpoint_dir)
         if found is None:
-            self._log(f"no checkpoint in {self.cfg.checkpoint_dir}; starting from epoch 0")
+            self._log(f"no checkpoint in {self.cfg.run.checkpoint_dir}; starting from epoch 0")
             return
         epoch, world = found
         if world != self.world.world_size:
             raise DistGNNError(
-                f"checkpoint in {self.cfg.checkpoint_dir} was written by {world} processes, "
+                f"checkpoint in {self.cfg.run.checkpoint_dir} was written by {world} processes, "
                 f"this job has {self.world.world_size}"
             )
-        self.load_state_dict(ckpt.load_rank_state(self.cfg.checkpoint_dir, epoch, self.rank))
-        self._log(f"resumed from epoch {epoch} ({self.cfg.checkpoint_dir})")
+        self.load_state_dict(ckpt.load_rank_state(self.cfg.run.checkpoint_dir, epoch, self.rank))
+        self._log(f"resumed from epoch {epoch} ({self.cfg.run.checkpoint_dir})")
 
     def save_checkpoint(self, epoch: int) -> None:
-        root = self.cfg.checkpoint_dir
+        root = self.cfg.run.checkpoint_dir
         assert root is not None
         ckpt.save_rank_state(root, epoch, self.rank, self.state_dict(epoch))
         self.world.barrier()
@@ -239,23 +240,25 @@ class Trainer:
         self.maybe_resume()
         cfg = self.cfg
         writer = None
-        if self.rank == 0 and cfg.metrics_out:
-            writer = MetricsWriter(cfg.metrics_out, keep_through=self.start_epoch)
+        if self.rank == 0 and cfg.run.metrics_out:
+            writer = MetricsWriter(cfg.run.metrics_out, keep_through=self.start_epoch)
         bar = tqdm(
-            total=cfg.epochs,
+            total=cfg.optim.epochs,
             initial=self.start_epoch,
-            desc=f"train {cfg.model}",
+            desc=f"train {cfg.model.name}",
             unit="epoch",
             file=sys.stderr,
-            disable=not (self.rank == 0 and cfg.progress),
+            disable=not (self.rank == 0 and cfg.run.progress),
             dynamic_ncols=True,
         )
         try:
             pending: list[Tensor] = []
-            for epoch in range(self.start_epoch, cfg.epochs):
+            for epoch in range(self.start_epoch, cfg.optim.epochs):
                 pending.append(self.local_epoch(epoch))
                 done = epoch + 1
-                save = bool(cfg.checkpoint_every) and (done % cfg.checkpoint_every == 0 or done == cfg.epochs)
+                save = bool(cfg.run.checkpoint_every) and (
+                    done % cfg.run.checkpoint_every == 0 or done == cfg.optim.epochs
+                )
                 # Metrics are reduced at evaluation epochs, checkpoints and the end: no extra sync between.
                 if self.is_eval_epoch(epoch) or save:
                     for record in self.reduce_epochs(done - len(pending), pending):
@@ -273,12 +276,12 @@ class Trainer:
             if writer is not None:
                 writer.close()
         summary = summarize(self.history)
-        if self.rank == 0 and cfg.progress:
+        if self.rank == 0 and cfg.run.progress:
             print(format_summary(summary), file=sys.stderr, flush=True)
         return TrainResult(history=self.history, summary=summary, model=self.model)
 
     def _log(self, message: str) -> None:
-        if self.rank == 0 and self.cfg.progress:
+        if self.rank == 0 and self.cfg.run.progress:
             print(message, file=sys.stderr, flush=True)
 
 

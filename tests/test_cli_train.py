@@ -150,6 +150,14 @@ def test_worker_argv_drops_nproc_and_keeps_everything_else():
             "--checkpoint-dir",
             "c",
             "--no-overlap",
+            "--strategy",
+            "pipeline",
+            "--stages",
+            "2",
+            "--layers",
+            "3",
+            "--stage-layers",
+            "2,1",
         ]
     )
     argv = worker_argv(args, "runs/x")
@@ -219,3 +227,25 @@ def test_no_partitions_trains_on_cached_synthetic_graph(tmp_path, no_launcher_en
     code, _, err = run_cli(["train", "--epochs", "1", *FAST])
     assert code == 0, err
     assert meta.stat().st_mtime_ns == stamp  # partitioned only once
+
+
+def test_every_config_field_is_an_option_with_its_default():
+    """The options are generated from the config dataclasses: defaults parse back to the default config,
+    and every field round-trips through the argument list the launcher hands its workers."""
+    from distgnn.cli import build_parser
+    from distgnn.commands.options import config_argv, config_from_args
+    from distgnn.config import TrainConfig
+
+    parse = lambda argv: config_from_args(build_parser().parse_args(["train", *argv]))  # noqa: E731
+    assert parse([]) == TrainConfig()
+    assert config_argv(TrainConfig()) == []
+    custom = TrainConfig.from_flat(
+        model="deepgcn", layers=6, hidden=32, heads=2, dropout=0.1, epochs=7, lr=0.05, weight_decay=0.0,
+        weight_decay_scope="first", feature_norm="row", seed=9, deterministic=True, strategy="pipeline",
+        stages=3, chunks=4, stage_layers=(2, 2, 2), history_dtype="bf16", exact_epochs=2, halo_staleness=1,
+        comm_dtype="fp16", overlap=False, kernel="cpu", eval_every=3, checkpoint_dir="c", checkpoint_every=2,
+        resume=True, metrics_out="m.jsonl", progress=False,
+    )  # fmt: skip
+    assert set(custom.flat()) == set(TrainConfig().flat())  # every field is set above
+    assert all(v != d for v, d in zip(custom.flat().values(), TrainConfig().flat().values(), strict=True))
+    assert parse(config_argv(custom)) == custom

@@ -16,26 +16,26 @@ def build_strategy(cfg: TrainConfig, part_dir: str | os.PathLike, world: Process
     """Split ``world`` into the config's (stages x graph parts) mesh and load this rank's data."""
     from distgnn.parallel.graph import GraphParallel, GraphStrategy
 
-    mesh = Mesh2D.build(world, cfg.stages)
-    if cfg.strategy == "graph":
+    mesh = Mesh2D.build(world, cfg.parallel.stages)
+    if cfg.parallel.strategy == "graph":
         prop = GraphParallel.from_partition_dir(
             part_dir,
             mesh.graph,
-            staleness=cfg.halo_staleness,
-            comm_dtype=cfg.torch_comm_dtype,
-            overlap=cfg.overlap,
-            kernel_impl=cfg.kernel,
+            staleness=cfg.parallel.halo_staleness,
+            comm_dtype=cfg.parallel.torch_comm_dtype,
+            overlap=cfg.parallel.overlap,
+            kernel_impl=cfg.parallel.kernel,
         )
-        data = NodeData.from_part(prop.part, device=world.device, feature_norm=cfg.feature_norm)
-        return GraphStrategy(mesh, data, prop, seed=cfg.seed)
-    if cfg.strategy == "pipeline":
+        data = NodeData.from_part(prop.part, device=world.device, feature_norm=cfg.optim.feature_norm)
+        return GraphStrategy(mesh, data, prop, seed=cfg.optim.seed)
+    if cfg.parallel.strategy == "pipeline":
         from distgnn.parallel.pipeline import PipelineStrategy
         from distgnn.partitioning import load_meta, load_part
 
         if mesh.graph_size != 1:
             raise DistGNNError(
                 f"--strategy pipeline runs one process per stage: {world.world_size} processes for "
-                f"{cfg.stages} stages (use --strategy hybrid for stages x graph parts)"
+                f"{cfg.parallel.stages} stages (use --strategy hybrid for stages x graph parts)"
             )
         if int(load_meta(part_dir)["num_parts"]) != 1:
             raise DistGNNError(
@@ -43,6 +43,6 @@ def build_strategy(cfg: TrainConfig, part_dir: str | os.PathLike, world: Process
                 f"{part_dir} has {load_meta(part_dir)['num_parts']} parts"
             )
         part = load_part(part_dir, 0)
-        data = NodeData.from_part(part, device=world.device, feature_norm=cfg.feature_norm)
+        data = NodeData.from_part(part, device=world.device, feature_norm=cfg.optim.feature_norm)
         return PipelineStrategy(mesh, data, part, cfg)
-    raise DistGNNError(f"--strategy {cfg.strategy} is not implemented yet")
+    raise DistGNNError(f"--strategy {cfg.parallel.strategy} is not implemented yet")

@@ -74,13 +74,15 @@ class PipelineStrategy(Strategy):
         self.cfg = cfg
         device = mesh.world.device
         n = part.n_owned
-        chunk_of = assign_chunks(part.indptr, part.indices, cfg.chunks, seed=cfg.seed)
+        chunk_of = assign_chunks(part.indptr, part.indices, cfg.parallel.chunks, seed=cfg.optim.seed)
         args = (part.indptr, part.indices, part.in_degree, part.out_degree)
-        self.chunks = build_chunks(chunk_of, *args, cfg.chunks, device)
+        self.chunks = build_chunks(chunk_of, *args, cfg.parallel.chunks, device)
         self.whole = build_chunks(np.zeros(n, np.int64), *args, 1, device)
         self.num_edges = int(part.indptr[-1])
-        self.history = HistoryCache(n, cfg.history_dtype, device)
-        self.prop = ChunkedPropagation(self.history, data.keys, seed=cfg.seed, kernel_impl=cfg.kernel)
+        self.history = HistoryCache(n, cfg.parallel.history_dtype, device)
+        self.prop = ChunkedPropagation(
+            self.history, data.keys, seed=cfg.optim.seed, kernel_impl=cfg.parallel.kernel
+        )
         self.x_chunks = {id(c): model_input(data.x[c.rows]) for c in self.chunks + self.whole}
         self.stats = StepStats(loss=0.0)
 
@@ -88,8 +90,8 @@ class PipelineStrategy(Strategy):
         return self.stage_ranges[self.mesh.stage]
 
     def attach(self, model: LayeredModel) -> list:
-        if self.cfg.stage_layers:
-            sizes = self.cfg.stage_layers
+        if self.cfg.parallel.stage_layers:
+            sizes = self.cfg.parallel.stage_layers
             if len(sizes) != self.mesh.stages or sum(sizes) != model.num_layers:
                 raise DistGNNError(
                     f"--stage-layers {','.join(map(str, sizes))} must give {self.mesh.stages} stages "
@@ -108,7 +110,7 @@ class PipelineStrategy(Strategy):
     # -- one epoch ---------------------------------------------------------------------------------------
     def train_step(self, model: LayeredModel, epoch: int) -> StepStats:
         model.train()
-        exact = epoch < max(1, self.cfg.exact_epochs)
+        exact = epoch < max(1, self.cfg.parallel.exact_epochs)
         chunks = self.whole if exact else self.chunks
         self.prop.record, self.prop.stale_reads, self.prop.reads = True, 0, 0
         self.prop.seeds.step = epoch

@@ -159,12 +159,12 @@ def test_layer_split_balances_cost():
 )
 def test_bad_pipeline_settings_are_refused(overrides, message):
     with pytest.raises(DistGNNError, match=f"^{re.escape(message)}$"):
-        TrainConfig(**(dict(strategy="pipeline") | overrides))
+        TrainConfig.from_flat(**(dict(strategy="pipeline") | overrides))
 
 
 def test_pipeline_needs_the_whole_graph(tmp_path):
     graph = synthetic_graph(num_nodes=60, num_edges=300, num_features=4, num_classes=2, seed=1)
     partition_graph(graph, 2, tmp_path / "p2", progress=False)
-    cfg = TrainConfig(strategy="pipeline", epochs=1, progress=False)
+    cfg = TrainConfig.from_flat(strategy="pipeline", epochs=1, progress=False)
     with pytest.raises(DistGNNError, match="needs a 1-part partition directory"):
         train_partition(cfg, str(tmp_path / "p2"), ProcessLayout.single("cpu"))

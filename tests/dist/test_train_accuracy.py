@@ -3,12 +3,14 @@
 Setup (Kipf & Welling 2017): hidden 16, dropout 0.5, Adam lr 0.01, weight decay 5e-4 on the first
 layer (the paper's regularisation, ``weight_decay_scope="first"``), 200 epochs, row-normalised features,
 the public split. Test accuracy is that of the *final* model after 200 epochs (no early stopping),
-averaged over 5 seeds, must lie within 1.0 point of the published 81.5% (Cora) and 70.3% (CiteSeer):
+averaged over 10 seeds, must lie within 1.0 point of the published 81.5% (Cora) and 70.3% (CiteSeer):
 too low catches a broken engine, too high points at leakage (e.g. evaluating on training nodes).
 With weight decay on every parameter instead, CiteSeer on 4 ranks measures 71.40%, 1.1 points over the
 paper (the other three cases stay inside). Staleness 1 (one-epoch-stale halos) must stay within 1.0
 point of exact training on the same seeds. All seeds and datasets run inside one process group per
-world size.
+world size. Ten seeds, not five: a 5-seed mean moves by about 0.4-0.8 points between seed sets (CiteSeer,
+one process, node-keyed dropout masks: 71.34% on seeds 0-4, 70.57% on seeds 5-14; the former per-rank
+mask stream: 70.50% and 70.82%), too much noise against a 1.0-point bound.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from distgnn.data.npz import load_npz
 from distgnn.partitioning import partition_graph
 
 PUBLISHED = {"cora": 0.815, "citeseer": 0.703}  # Kipf & Welling (2017), Table 2
-SEEDS = range(5)
+SEEDS = range(10)
 KIPF = dict(
     model="gcn", layers=2, hidden=16, dropout=0.5, lr=0.01, weight_decay=5e-4, weight_decay_scope="first",
     epochs=200, feature_norm="row",
@@ -53,7 +55,7 @@ def _mean_acc(results, part_dir, staleness):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(840)
 @pytest.mark.parametrize(
     "world_size,stale",
     [(2, True), (4, False)],  # staleness runs on 2 ranks only, to keep the suite's time down
@@ -65,7 +67,7 @@ def test_gcn_matches_published_accuracy(partitions, world_size, stale):
             for seed in SEEDS:
                 cfg = KIPF | FAST | dict(seed=seed, halo_staleness=staleness)
                 runs.append((partitions[name, world_size], cfg))
-    results = run_ranks(accuracy_runs, world_size, runs, timeout=400)[0]
+    results = run_ranks(accuracy_runs, world_size, runs, timeout=800)[0]
     report = []
     for name, published in PUBLISHED.items():
         exact, accs = _mean_acc(results, partitions[name, world_size], 0)

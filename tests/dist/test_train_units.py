@@ -53,10 +53,10 @@ def part(tmp_path_factory):
 
 def _trainer(part, **kw):
     layout = ProcessLayout.single("cpu")
-    cfg = TrainConfig(**({"progress": False, "kernel": "reference"} | kw))
+    cfg = TrainConfig.from_flat(**({"progress": False, "kernel": "reference"} | kw))
     prop = GraphParallel(part, layout, kernel_impl="reference")
-    data = NodeData.from_part(part, feature_norm=cfg.feature_norm)
-    return Trainer(cfg, GraphStrategy(Mesh2D.build(layout), data, prop, seed=cfg.seed))
+    data = NodeData.from_part(part, feature_norm=cfg.optim.feature_norm)
+    return Trainer(cfg, GraphStrategy(Mesh2D.build(layout), data, prop, seed=cfg.optim.seed))
 
 
 def test_loss_is_mean_cross_entropy_over_training_nodes(part):
@@ -150,4 +150,4 @@ def test_weight_decay_scope_first_regularises_only_the_first_layer(model):
 
 def test_weight_decay_scope_is_validated():
     with pytest.raises(DistGNNError, match=r"^weight-decay-scope must be one of all, first, got 'last'$"):
-        TrainConfig(weight_decay_scope="last")
+        TrainConfig.from_flat(weight_decay_scope="last")

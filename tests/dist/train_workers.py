@@ -14,7 +14,7 @@ from distgnn.train import train_partition
 
 def train_once(layout: ProcessLayout, part_dir: str, **overrides: Any) -> dict:
     """Train one configuration on this rank's part; return history, parameters and the part's halo size."""
-    cfg = TrainConfig(**({"progress": False} | overrides))
+    cfg = TrainConfig.from_flat(**({"progress": False} | overrides))
     result, strategy = train_partition(cfg, part_dir, layout)
     # The parameters this rank updates (a pipeline stage owns its layers'; graph ranks own all).
     owned = {id(p) for p in strategy.attach(result.model)}
