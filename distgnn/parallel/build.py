@@ -45,4 +45,15 @@ def build_strategy(cfg: TrainConfig, part_dir: str | os.PathLike, world: Process
         part = load_part(part_dir, 0)
         data = NodeData.from_part(part, device=world.device, feature_norm=cfg.optim.feature_norm)
         return PipelineStrategy(mesh, data, part, cfg)
-    raise DistGNNError(f"--strategy {cfg.parallel.strategy} is not implemented yet")
+    from distgnn.parallel.hybrid import HybridStrategy
+    from distgnn.partitioning import load_meta, load_part
+
+    num_parts = int(load_meta(part_dir)["num_parts"])
+    if num_parts * cfg.parallel.stages != world.world_size:
+        raise DistGNNError(
+            f"--strategy hybrid runs stages x parts processes: {cfg.parallel.stages} x {num_parts} "
+            f"({part_dir}) = {num_parts * cfg.parallel.stages}, the job has {world.world_size}"
+        )
+    part = load_part(part_dir, mesh.graph_rank)
+    data = NodeData.from_part(part, device=world.device, feature_norm=cfg.optim.feature_norm)
+    return HybridStrategy(mesh, data, part, cfg)

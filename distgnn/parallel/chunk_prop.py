@@ -3,11 +3,15 @@
 For chunk c at layer ``key`` the rows handed to ``aggregate`` (the chunk's message rows, with autograd)
 are written to the cache, then the chunk's in-edges are aggregated over ``[chunk rows | other sources]``
 where the other sources come from the cache: rows of chunks processed earlier this epoch are *fresh*,
-rows of later chunks are *historical* (last epoch's). Gradients: fresh reads send their gradient back
-through the cache (``HistoryCache.deposit``) and a chunk adds what later chunks deposited for its rows
-when its own backward reaches the layer (``take_grad``), so processing backward in reverse chunk order
-gives every row its complete gradient; historical rows are constants. With one chunk nothing is read
-from the cache and the stage computes exactly the full-graph layer.
+rows of later chunks are *historical* (last epoch's). In the hybrid strategy the stage's graph-parallel
+ranks first exchange the rows of their chunk c that peers read (``chunk_exchange``), so halo rows follow
+the same rule.
+
+Gradients (:class:`ChunkSources`): fresh reads send their gradient back through the cache
+(``HistoryCache.deposit``; halo rows then travel to their owners in chunk c's backward exchange), and a
+chunk adds what later chunks deposited for its rows when its own backward reaches the layer, so
+processing backward in reverse chunk order gives every row its complete gradient; historical rows are
+constants. With one chunk nothing is read from history and a stage computes exactly the full-graph layer.
 """
 
 from __future__ import annotations
@@ -21,14 +25,24 @@ from distgnn.history import HistoryCache
 from distgnn.kernels import edge_softmax, gspmm, sddmm
 from distgnn.models.masks import MaskKey, MaskSeeds
 from distgnn.models.propagation import Norm
+from distgnn.parallel.chunk_exchange import ChunkTransfer, all_to_all
 from distgnn.parallel.chunks import Chunk
 
 
 class ChunkedPropagation:
     def __init__(
-        self, history: HistoryCache, row_keys: Tensor, *, seed: int, kernel_impl: str = "auto"
+        self,
+        history: HistoryCache,
+        row_keys: Tensor,
+        *,
+        seed: int,
+        kernel_impl: str = "auto",
+        graph: ProcessLayout | None = None,
     ) -> None:
         self.history = history
+        self.graph = graph  # the stage's graph-parallel ranks (hybrid), None for one part
+        self.transfers: dict[int, ChunkTransfer] | None = None
+        self.comm_bytes = 0
         self.row_keys = row_keys  # original node id of every local row
         self.seeds = MaskSeeds(run_seed=seed)
         self.kernel_impl = kernel_impl
@@ -38,9 +52,12 @@ class ChunkedPropagation:
         self.stale_reads = 0
         self.reads = 0
 
-    def use(self, chunk: Chunk, position: dict[int, int]) -> None:
-        """Aggregate for ``chunk`` next; ``position`` orders this epoch's chunks (earlier = fresh)."""
-        self.chunk, self.position = chunk, position
+    def use(
+        self, chunk: Chunk, position: dict[int, int], transfers: dict[int, ChunkTransfer] | None = None
+    ) -> None:
+        """Aggregate for ``chunk`` next; ``position`` orders this epoch's chunks (earlier = fresh);
+        ``transfers``: the chunking's halo exchange plan (hybrid)."""
+        self.chunk, self.position, self.transfers = chunk, position, transfers
 
     @property
     def num_nodes(self) -> int:
@@ -77,28 +94,59 @@ class ChunkedPropagation:
         c = self.chunk
         if m.shape[0] != c.rows.numel():
             raise DistGNNError(f"chunk {c.index} has {c.rows.numel()} rows, got {m.shape[0]}")
-        if self.record:
-            self.history.write(key, c.rows, m)
+        order = torch.tensor([self.position[k] for k in range(len(self.position))])
         me = self.position[c.index]
-        later = torch.tensor([self.position[k] > me for k in range(len(self.position))])
+        later = order > me
         self.stale_reads += int(c.edges_from_other_chunks[later].sum())
         self.reads += int(c.edges_from_other_chunks.sum())
-        grad = torch.is_grad_enabled() and m.requires_grad
-        if grad:
-            rows, history = c.rows, self.history
+        fresh = order[c.other_chunk.cpu()] <= me  # own rows of other chunks are never in chunk c itself
+        return ChunkSources.apply(m, self, key, fresh.to(c.others.device))
 
-            def add_deposits(g: Tensor) -> Tensor:
-                extra = history.take_grad(key, rows)
-                return g if extra is None else g + extra.to(g.dtype)
+    def exchange(self, rows: Tensor, t: ChunkTransfer, *, backward: bool) -> Tensor:
+        """Forward: send ``rows`` (this chunk's rows peers read), receive theirs; backward: the reverse."""
+        counts = (t.recv_counts, t.send_counts) if backward else (t.send_counts, t.recv_counts)
+        self.comm_bytes += rows.numel() * rows.element_size()
+        return all_to_all(rows, counts[0], counts[1], self.graph)
 
-            m.register_hook(add_deposits)
+
+class ChunkSources(torch.autograd.Function):
+    """``[m | other sources]`` for the current chunk, as one autograd node so the backward runs in a fixed
+    order: deposit the gradients of fresh reads, return halo gradients of this chunk to their owners
+    (a collective, the same step on every rank), then give ``m`` its own share plus what later chunks
+    and peers deposited for its rows."""
+
+    @staticmethod
+    def forward(ctx, m: Tensor, prop: ChunkedPropagation, key: int, fresh: Tensor) -> Tensor:
+        c, history = prop.chunk, prop.history
+        t = prop.transfers[c.index] if prop.transfers is not None else None
+        if prop.record:
+            history.write(key, c.rows, m)
+        received = prop.exchange(m.detach()[t.send_pos], t, backward=False) if t is not None else None
+        if received is not None and prop.record:
+            history.write(key, t.recv_rows, received)
+        ctx.prop, ctx.key, ctx.fresh, ctx.chunk, ctx.transfer = prop, key, fresh, c, t
         if c.others.numel() == 0:
-            return m
-        other = self.history.read(key, c.others)
-        if grad:
-            order = torch.tensor([self.position[int(k)] for k in range(len(self.position))])
-            fresh = order[c.other_chunk] < me
-            fresh_rows = c.others[fresh]
-            other.requires_grad_(True)
-            other.register_hook(lambda g: self.history.deposit(key, fresh_rows, g[fresh]))
-        return torch.cat([m, other.to(m.dtype)])
+            return m.clone()
+        other = history.read(key, c.others).to(m.dtype)
+        if received is not None:
+            other[t.used_pos] = received[t.used].to(m.dtype)
+        return torch.cat([m, other])
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        prop, key, c, t = ctx.prop, ctx.key, ctx.chunk, ctx.transfer
+        history = prop.history
+        n = c.rows.numel()
+        g_m = grad[:n].clone()
+        if c.others.numel():
+            g_other = grad[n:]
+            history.deposit(key, c.others[ctx.fresh], g_other[ctx.fresh])
+        if t is not None:
+            back = history.take_grad(key, t.recv_rows)
+            if back is None:
+                back = grad.new_zeros(t.recv_rows.numel(), grad.shape[1])
+            g_m.index_add_(0, t.send_pos, prop.exchange(back.to(grad.dtype), t, backward=True))
+        extra = history.take_grad(key, c.rows)
+        if extra is not None:
+            g_m += extra.to(g_m.dtype)
+        return g_m, None, None, None

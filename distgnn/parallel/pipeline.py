@@ -1,5 +1,7 @@
 """Pipeline parallelism (``--strategy pipeline --stages S --chunks C``, GNNPipe-style): each rank runs a
 contiguous range of layers over the *whole* graph, and the graph's chunks stream through the stages.
+The same stage runs over one graph part in the hybrid strategy (``hybrid.py``): chunks are then cut per
+part, and a stage's graph-parallel ranks exchange each chunk's halo rows (``chunk_exchange.py``).
 
 Semantics (the contract): in epoch t, chunk c at layer l aggregates its in-neighbours' layer-l message
 rows; a neighbour in a chunk computed earlier in this epoch (or in c itself) is fresh, one in a later
@@ -27,6 +29,7 @@ from distgnn.config import TrainConfig
 from distgnn.errors import DistGNNError
 from distgnn.history import HistoryCache
 from distgnn.models.layered import LayeredModel
+from distgnn.parallel.chunk_exchange import chunk_transfers, halo_chunk_ids
 from distgnn.parallel.chunk_prop import ChunkedPropagation
 from distgnn.parallel.chunks import Chunk, assign_chunks, build_chunks
 from distgnn.parallel.mesh import Mesh2D
@@ -62,26 +65,49 @@ def layer_costs(model: LayeredModel, num_rows: int, num_edges: int) -> list[floa
     return [num_edges * widths[i] + num_rows * dims[i] * dims[i + 1] for i in range(model.num_layers)]
 
 
+def owned_chunks(part: Part, num_chunks: int, seed: int) -> np.ndarray:
+    """The chunk of every owned row: METIS on the subgraph the owned rows induce."""
+    n = part.n_owned
+    indptr = np.asarray(part.indptr, dtype=np.int64)
+    indices = np.asarray(part.indices, dtype=np.int64)
+    if not part.n_halo:
+        return assign_chunks(indptr, indices, num_chunks, seed=seed)
+    keep = indices < n
+    rows = np.repeat(np.arange(n), np.diff(indptr))[keep]
+    sub_indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])
+    return assign_chunks(sub_indptr, indices[keep], num_chunks, seed=seed)
+
+
 class PipelineStrategy(Strategy):
     name = "pipeline"
 
     def __init__(self, mesh: Mesh2D, data: NodeData, part: Part, cfg: TrainConfig) -> None:
-        if mesh.graph_size != 1:
-            raise DistGNNError("the pipeline strategy holds the whole graph per stage (one graph part)")
-        if part.n_halo:
-            raise DistGNNError("the pipeline strategy needs a 1-part partition directory (the whole graph)")
+        if part.num_parts != mesh.graph_size or part.part_id != mesh.graph_rank:
+            raise DistGNNError(
+                f"rank {mesh.world.rank} (stage {mesh.stage}, graph rank {mesh.graph_rank}) was given part "
+                f"{part.part_id} of {part.num_parts}"
+            )
         super().__init__(mesh, data)
         self.cfg = cfg
         device = mesh.world.device
-        n = part.n_owned
-        chunk_of = assign_chunks(part.indptr, part.indices, cfg.parallel.chunks, seed=cfg.optim.seed)
+        n, num_chunks = part.n_owned, cfg.parallel.chunks
+        # Chunks of the owned rows (METIS on the edges among them); halo rows get their owners' chunk ids.
+        chunk_of = owned_chunks(part, num_chunks, cfg.optim.seed)
+        if mesh.graph_size > 1:
+            chunk_of = np.concatenate([chunk_of, halo_chunk_ids(part, chunk_of, mesh.graph)])
+        whole_of = np.zeros(n + part.n_halo, np.int64)
         args = (part.indptr, part.indices, part.in_degree, part.out_degree)
-        self.chunks = build_chunks(chunk_of, *args, cfg.parallel.chunks, device)
-        self.whole = build_chunks(np.zeros(n, np.int64), *args, 1, device)
+        self.chunks = build_chunks(chunk_of, *args, num_chunks, device)
+        self.whole = build_chunks(whole_of, *args, 1, device)
+        self.transfers = self.whole_transfers = None
+        if mesh.graph_size > 1:
+            self.transfers = chunk_transfers(part, chunk_of, self.chunks, device)
+            self.whole_transfers = chunk_transfers(part, whole_of, self.whole, device)
         self.num_edges = int(part.indptr[-1])
-        self.history = HistoryCache(n, cfg.parallel.history_dtype, device)
+        self.history = HistoryCache(n + part.n_halo, cfg.parallel.history_dtype, device)
+        graph = mesh.graph if mesh.graph_size > 1 else None
         self.prop = ChunkedPropagation(
-            self.history, data.keys, seed=cfg.optim.seed, kernel_impl=cfg.parallel.kernel
+            self.history, data.keys, seed=cfg.optim.seed, kernel_impl=cfg.parallel.kernel, graph=graph
         )
         self.x_chunks = {id(c): model_input(data.x[c.rows]) for c in self.chunks + self.whole}
         self.stats = StepStats(loss=0.0)
@@ -111,8 +137,8 @@ class PipelineStrategy(Strategy):
     def train_step(self, model: LayeredModel, epoch: int) -> StepStats:
         model.train()
         exact = epoch < max(1, self.cfg.parallel.exact_epochs)
-        chunks = self.whole if exact else self.chunks
-        self.prop.record, self.prop.stale_reads, self.prop.reads = True, 0, 0
+        chunks, transfers = (self.whole, self.whole_transfers) if exact else (self.chunks, self.transfers)
+        self.prop.record, self.prop.stale_reads, self.prop.reads, self.prop.comm_bytes = True, 0, 0, 0
         self.prop.seeds.step = epoch
         self.stats = StepStats(loss=0.0)
         position = {c.index: i for i, c in enumerate(chunks)}
@@ -121,7 +147,7 @@ class PipelineStrategy(Strategy):
         try:
             for c in chunks:  # forward, chunk order
                 h = self._receive(c, epoch, FWD)
-                self.prop.use(c, position)
+                self.prop.use(c, position, transfers)
                 out = model.forward_range(self._input(c, h), self.prop, *self.layers, x=self.x_chunks[id(c)])
                 if self.is_last:
                     out = self.loss(out, c.rows)
@@ -130,7 +156,7 @@ class PipelineStrategy(Strategy):
                     sends.append(self._send(out.detach(), c, epoch, FWD, +1))
                 saved.append((c, h, out))
             for c, h, out in reversed(saved):  # backward, reverse chunk order
-                self.prop.use(c, position)
+                self.prop.use(c, position, transfers)
                 grad = None if self.is_last else self._receive(c, epoch, BWD)
                 out.backward(grad)
                 if h is not None:
@@ -140,6 +166,7 @@ class PipelineStrategy(Strategy):
                 w.wait()
         finally:
             self.prop.seeds.step = None
+        self.stats.comm_bytes += self.prop.comm_bytes
         self.stats.history_bytes = self.history.nbytes()
         self.stats.stale_reads, self.stats.neighbour_reads = self.prop.stale_reads, self.prop.reads
         return self.stats
@@ -150,7 +177,7 @@ class PipelineStrategy(Strategy):
         self.stats = StepStats(loss=0.0)  # evaluation waits are not part of the training step's numbers
         self.prop.record = False
         c = self.whole[0]
-        self.prop.use(c, {0: 0})
+        self.prop.use(c, {0: 0}, self.whole_transfers)
         h = self._receive(c, -1, FWD, grad=False)
         out = model.forward_range(self._input(c, h), self.prop, *self.layers, x=self.x_chunks[id(c)])
         self.prop.record = True

@@ -92,8 +92,23 @@ class ChunkRuleProp:
         self.fresh = {}
 
 
-def train_reference(part_dir: str, cfg: dict) -> dict:
-    """Losses per epoch and final parameters of the chunk/history contract, trained plainly."""
+def hybrid_chunks(whole_dir: str, parts_dir: str, num_chunks: int, seed: int) -> np.ndarray:
+    """The chunk of every row of ``whole_dir`` (a 1-part directory) under the hybrid strategy's per-part
+    chunking of ``parts_dir`` (the same graph partitioned), matched through original node ids."""
+    from distgnn.parallel.pipeline import owned_chunks
+    from distgnn.partitioning import load_meta
+
+    by_orig = {}
+    for g in range(int(load_meta(parts_dir)["num_parts"])):
+        part = load_part(parts_dir, g)
+        by_orig.update(zip(part.orig_ids.tolist(), owned_chunks(part, num_chunks, seed).tolist()))
+    return np.array([by_orig[v] for v in load_part(whole_dir, 0).orig_ids.tolist()], dtype=np.int64)
+
+
+def train_reference(part_dir: str, cfg: dict, chunk_of: np.ndarray | None = None) -> dict:
+    """Losses per epoch and final parameters of the chunk/history contract, trained plainly.
+
+    ``chunk_of``: the chunk of every node (default: the pipeline's METIS chunks of the whole graph)."""
     part = load_part(part_dir, 0)
     torch.manual_seed(cfg["seed"])
     x = torch.as_tensor(np.array(part.x))
@@ -105,7 +120,9 @@ def train_reference(part_dir: str, cfg: dict) -> dict:
     )  # fmt: skip
     opt = torch.optim.Adam(param_groups(model, cfg["weight_decay"], "all"), lr=cfg["lr"])
     prop = ChunkRuleProp(part, cfg["seed"])
-    chunk_of = torch.as_tensor(assign_chunks(part.indptr, part.indices, cfg["chunks"], seed=cfg["seed"]))
+    if chunk_of is None:
+        chunk_of = assign_chunks(part.indptr, part.indices, cfg["chunks"], seed=cfg["seed"])
+    chunk_of = torch.as_tensor(chunk_of)
     n_train = int(train.sum())
     losses = []
     for epoch in range(cfg["epochs"]):
