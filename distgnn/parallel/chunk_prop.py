@@ -27,6 +27,7 @@ from distgnn.models.masks import MaskKey, MaskSeeds
 from distgnn.models.propagation import Norm
 from distgnn.parallel.chunk_exchange import ChunkTransfer, all_to_all
 from distgnn.parallel.chunks import Chunk
+from distgnn.parallel.layout import ProcessLayout
 
 
 class ChunkedPropagation:
