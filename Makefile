@@ -14,7 +14,8 @@ $(BIN)/python:
 
 install: $(BIN)/python
 	$(BIN)/pip install -q "$(TORCH_SPEC)"
-	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
+	$(BIN)/pip install -qq -e ".[$(EXTRAS)]"  # -qq: no setuptools notes about editable installs
+	$(BIN)/python -m distgnn.kernels.build  # compile the C++ kernels now, not in the first epoch
 
 demo: install
 	$(BIN)/distgnn partition --dataset synthetic --parts 2 --out runs/demo-parts --force

@@ -107,8 +107,12 @@ def launch_local(args: argparse.Namespace) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
+    from distgnn.kernels.build import prebuild
+
     nproc = args.nproc
-    part_dir = resolve_partitions(args, config_from_args(args), nproc, rank=0)
+    cfg = config_from_args(args)
+    part_dir = resolve_partitions(args, cfg, nproc, rank=0)
+    prebuild(cfg.parallel.kernel)  # compile the C++ kernels once here, not in every worker's first epoch
     config = LaunchConfig(
         min_nodes=1,
         max_nodes=1,
