@@ -36,7 +36,7 @@ def prebuild(kernel: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m distgnn.kernels.build",
-        description=f"Compile distgnn's C++/OpenMP kernels into the cache (${cpu.CACHE_ENV} overrides where).",
+        description=f"Compile the C++/OpenMP kernels into the cache (${cpu.CACHE_ENV} overrides where).",
     )
     parser.add_argument("--quiet", action="store_true", help="print nothing on success")
     args = parser.parse_args(argv)
