@@ -226,15 +226,21 @@ def _wait_for(path: Path, timeout: float) -> None:
 def worker(args: argparse.Namespace, cfg: TrainConfig) -> int:
     """One training process: join the group, load this rank's part, train, report on rank 0."""
     from distgnn.parallel.layout import ProcessLayout
+    from distgnn.preflight import has_meta, require_part
     from distgnn.train import train_partition
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", str(rank)))
-    # Checked before the process group exists: a mismatch fails on every rank at once, nobody waits.
-    part_dir = resolve_partitions(args, cfg, world, rank=local_rank, timeout=args.timeout)
+    # A part-count mismatch fails on every rank at once, before the group exists; a node lacking the
+    # directory or its part is found by all ranks together once the group exists (distgnn.preflight).
+    if args.partitions and world > 1 and not has_meta(args.partitions):
+        part_dir = args.partitions
+    else:
+        part_dir = resolve_partitions(args, cfg, world, rank=local_rank, timeout=args.timeout)
     layout = ProcessLayout.init_from_env(timeout=args.timeout)
     try:
+        require_part(part_dir, layout, expected_parts(cfg, world))  # one line on every rank, no hang
         train_partition(cfg, part_dir, layout)
     finally:
         layout.destroy()
