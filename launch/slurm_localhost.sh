@@ -71,7 +71,7 @@ echo "slurm $(sinfo -V | cut -d' ' -f2) up on $host ($cpus CPUs)"
 
 # A tiny 2-part graph; the reference losses from --nproc 2; then the Slurm job.
 "$PYTHON" -m distgnn partition --dataset "synthetic:nodes=200,edges=1200,features=8,classes=3,seed=5" \
-  --parts 2 --out "$WORK/parts" --force >/dev/null
+  --parts 2 --out "$WORK/parts" --force --no-progress >/dev/null
 args=(--partitions "$WORK/parts" --epochs 3 --dropout 0 --seed 3 --kernel reference --no-progress)
 OMP_NUM_THREADS=1 "$PYTHON" -m distgnn train "${args[@]}" --nproc 2 --metrics-out "$WORK/nproc.jsonl"
 rm -f "$WORK/slurm.jsonl"
