@@ -23,7 +23,7 @@ from pathlib import Path
 
 from distgnn.errors import DistGNNError
 
-PATH_OPTIONS = ("partitions", "metrics_out", "checkpoint_dir")  # made absolute: workers run elsewhere
+PATH_OPTIONS = ("partitions", "run.metrics_out", "run.checkpoint_dir")  # made absolute for the workers
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, argparse.Namespace]:
@@ -60,7 +60,8 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, argparse.Namespace]:
 
 def train_loop(config: dict) -> None:
     """One Ray Train worker: Ray's process group -> ProcessLayout -> the usual training entry point."""
-    from distgnn.commands.train import config_from_args
+    from distgnn.commands.options import config_from_args
+    from distgnn.commands.train import expected_parts
     from distgnn.kernels.build import prebuild
     from distgnn.parallel.layout import ProcessLayout
     from distgnn.preflight import require_part
@@ -68,9 +69,9 @@ def train_loop(config: dict) -> None:
 
     args = config["train_args"]
     cfg = config_from_args(args)
-    prebuild(cfg.kernel)  # a no-op where the launcher (or another worker on this node) built it
+    prebuild(cfg.parallel.kernel)  # a no-op where the launcher (or another worker on this node) built it
     layout = ProcessLayout.from_group()
-    require_part(args.partitions, layout)
+    require_part(args.partitions, layout, expected_parts(cfg, layout.world_size))
     train_partition(cfg, args.partitions, layout)
 
 
@@ -88,19 +89,23 @@ def _import_ray():
 
 def run(argv: list[str]) -> int:
     own, train_args = parse(argv)
-    from distgnn.commands.train import config_from_args
+    from distgnn.commands.options import config_from_args
+    from distgnn.commands.train import expected_parts
     from distgnn.kernels.build import prebuild
     from distgnn.partitioning import load_meta
 
     cfg = config_from_args(train_args)  # bad values fail here, before any worker starts
     num_parts = int(load_meta(train_args.partitions)["num_parts"])
-    if num_parts != own.workers:
-        raise DistGNNError(f"{train_args.partitions} has {num_parts} parts: run with --workers {num_parts}")
+    if num_parts != expected_parts(cfg, own.workers):
+        raise DistGNNError(
+            f"{train_args.partitions} has {num_parts} parts; {own.workers} workers need "
+            f"{expected_parts(cfg, own.workers)} for --strategy {cfg.parallel.strategy}"
+        )
     ray, RunConfig, ScalingConfig, TorchConfig, TorchTrainer = _import_ray()
     if own.address:
         ray.init(address=own.address)
     else:
-        prebuild(cfg.kernel)  # local instance: build once here, before the workers start
+        prebuild(cfg.parallel.kernel)  # local instance: build once here, before the workers start
         ray.init(
             num_cpus=max(os.cpu_count() or 1, int(own.workers * own.cpus_per_worker + 0.999)),
             include_dashboard=own.dashboard,

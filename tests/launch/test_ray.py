@@ -42,7 +42,9 @@ def test_bad_sizes_fail_before_ray_starts(tmp_path):
     parts = tiny_parts(tmp_path)
     proc = ray_train(["--workers", "3", "--", "--partitions", str(parts)], tmp_path, 120)
     assert proc.returncode == 2
-    assert proc.stderr == f"launch/ray_train.py: error: {parts} has 2 parts: run with --workers 2\n"
+    assert proc.stderr == (
+        f"launch/ray_train.py: error: {parts} has 2 parts; 3 workers need 3 for --strategy graph\n"
+    )
     proc = ray_train(["--workers", "2", "--", "--epochs", "2"], tmp_path, 120)
     assert proc.stderr == (
         "launch/ray_train.py: error: --partitions is required (a directory every Ray worker can read)\n"
