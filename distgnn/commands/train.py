@@ -130,7 +130,9 @@ def launch_local(args: argparse.Namespace) -> int:
     try:
         elastic_launch(config, entrypoint=sys.executable)(*child)
     except ChildFailedError as err:
-        rank, failure = err.get_first_failure()
+        # The root cause: a worker that stopped with distgnn's own error (exit 2) before one that only
+        # lost its peer (exit 1, "connection closed"), whichever the agent happened to see first.
+        rank, failure = min(err.failures.items(), key=lambda kv: (kv[1].exitcode != 2, kv[1].timestamp))
         raise DistGNNError(
             f"worker rank {rank} failed with exit code {failure.exitcode}; the other workers were stopped"
         ) from None
