@@ -6,7 +6,8 @@ TORCH_SPEC ?= torch>=2.4,<3
 EXTRAS ?= dev,kaminpar
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint clean
+BASELINES ?= .venv-baselines
+.PHONY: install demo test lint baselines clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +15,8 @@ $(BIN)/python:
 
 install: $(BIN)/python
 	$(BIN)/pip install -q "$(TORCH_SPEC)"
-	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
+	$(BIN)/pip install -qq -e ".[$(EXTRAS)]"  # -qq: no setuptools notes about editable installs
+	$(BIN)/python -m distgnn.kernels.build  # compile the C++ kernels now, not in the first epoch
 
 demo: install
 	$(BIN)/distgnn partition --dataset synthetic --parts 2 --out runs/demo-parts --force
@@ -22,10 +24,17 @@ demo: install
 
 test: install
 	$(BIN)/ruff check .
+	$(BIN)/hadolint docker/Dockerfile.cpu docker/Dockerfile.cuda
 	$(BIN)/python -m pytest -q
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/hadolint docker/Dockerfile.cpu docker/Dockerfile.cuda
+
+# DGL/PyG for the side-by-side benchmarks, in their own venv (DGL 2.1 wheels need torch <= 2.2).
+baselines:
+	$(PYTHON) -m venv $(BASELINES)
+	$(BASELINES)/bin/pip install -q torch==2.2.1 dgl==2.1.0 torch_geometric==2.8.1 "numpy<2"
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

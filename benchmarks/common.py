@@ -21,8 +21,18 @@ import numpy as np
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 MAIN_PYTHON = REPO / ".venv" / "bin" / "python"
-# The baseline venv (torch 2.2 + dgl 2.1 + torch_geometric); overridable for other machines.
-BASELINE_PYTHON = Path(os.environ.get("DISTGNN_BASELINE_PYTHON", "/work/venvs/dgl/bin/python"))
+# The baseline venv (torch 2.2 + dgl 2.1 + torch_geometric): $DISTGNN_BASELINE_PYTHON, else the one
+# `make baselines` creates in the project.
+BASELINE_VENV = REPO / ".venv-baselines"
+
+
+def baseline_python() -> Path:
+    """The baseline interpreter: ``$DISTGNN_BASELINE_PYTHON``, else ``<repo>/.venv-baselines/bin/python``."""
+    explicit = os.environ.get("DISTGNN_BASELINE_PYTHON")
+    return Path(explicit) if explicit else BASELINE_VENV / "bin" / "python"
+
+
+BASELINE_PYTHON = baseline_python()
 
 NPZ_KEYS = ("edge_src", "edge_dst", "x", "y", "train_mask", "val_mask", "test_mask")
 

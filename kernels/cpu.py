@@ -1,16 +1,23 @@
-"""The C++/OpenMP implementation: JIT-built once with torch.utils.cpp_extension and cached on disk.
+"""The C++/OpenMP implementation: built once per machine with torch.utils.cpp_extension, cached on disk.
 
-The extension name carries a hash of the source, so a changed kernel never loads a stale build and two
-checkouts with different sources do not fight over one cache entry.
+The extension name carries a hash of the sources, the compiler flags and the torch version, so a changed
+kernel or a new torch never loads a stale build and two checkouts do not fight over one cache entry.
+A cached build is imported directly (no ninja check, no torch.utils.cpp_extension import, so none of its
+CUDA warnings on CPU machines); only a missing one is compiled, under torch's file lock. Build ahead of
+training with ``python -m distgnn.kernels.build`` (``make install`` and ``distgnn train --nproc`` do).
+The cache is ``$DISTGNN_KERNEL_CACHE``, else ``$XDG_CACHE_HOME/distgnn/kernels`` (``~/.cache/...``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib.util
 import logging
 import os
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -21,6 +28,7 @@ from distgnn.errors import DistGNNError
 
 log = logging.getLogger("distgnn.kernels")
 
+CACHE_ENV = "DISTGNN_KERNEL_CACHE"
 _CSRC = Path(__file__).parent / "csrc"
 _SOURCES = [_CSRC / name for name in ("aggregate.cpp", "dropout.cpp")]
 _HEADERS = [_CSRC / "output.h"]  # hashed with the sources: a header change must rebuild
@@ -31,18 +39,40 @@ _ext: ModuleType | None = None
 _error: BaseException | None = None
 
 
-def _ext_name() -> str:
+def ext_name() -> str:
+    """The extension's module name: ``distgnn_cpu_<hash of sources, flags and torch version>``."""
     h = hashlib.sha256()
     for src in _SOURCES + _HEADERS:
         h.update(src.read_bytes())
     h.update(" ".join(_CFLAGS + _LDFLAGS).encode())
+    h.update(torch.__version__.encode())
     return f"distgnn_cpu_{h.hexdigest()[:12]}"
 
 
+def cache_root() -> Path:
+    """Where builds live (one sub-directory per extension name)."""
+    explicit = os.environ.get(CACHE_ENV)
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "distgnn" / "kernels"
+
+
+def library_path() -> Path:
+    """The shared library of the current sources (it may not exist yet)."""
+    name = ext_name()
+    return cache_root() / name / f"{name}.so"
+
+
+def is_built() -> bool:
+    """True if the current sources are already compiled in the cache (nothing to build)."""
+    return library_path().is_file()
+
+
 def load_extension() -> ModuleType:
-    """Build (first time on this machine) and load the extension; raise DistGNNError if the build fails."""
+    """Load the extension, compiling it first if the cache lacks it; raise DistGNNError if that fails."""
     global _ext, _error
-    if _ext is not None:  # lock-free fast path (also what torch.compile traces through)
+    if _ext is not None:  # lock-free fast path
         return _ext
     with _lock:
         if _ext is not None:
@@ -51,24 +81,79 @@ def load_extension() -> ModuleType:
             raise DistGNNError(
                 f"impl='cpu': the C++ extension failed to build: {_last_line(_error)}"
             ) from _error
-        from torch.utils.cpp_extension import _get_build_directory, load
-
-        name = _ext_name()
-        build_dir = _get_build_directory(name, verbose=False)
-        if not os.path.exists(os.path.join(build_dir, f"{name}.so")):
-            print("distgnn.kernels: compiling the CPU kernels (once, ~1 min)...", file=sys.stderr, flush=True)
         try:
-            _ext = load(
-                name=name,
-                sources=[str(s) for s in _SOURCES],
-                extra_cflags=_CFLAGS,
-                extra_ldflags=_LDFLAGS,
-                verbose=False,
-            )
+            _ext = _import_cached() or _compile()
         except Exception as exc:  # a compiler or loader failure: remember it, report it on every request
             _error = exc
             raise DistGNNError(f"impl='cpu': the C++ extension failed to build: {_last_line(exc)}") from exc
         return _ext
+
+
+@torch.compiler.assume_constant_result
+def build_error() -> str:
+    """Load (building if needed) the extension; the one-line reason it cannot, or "" if it loads.
+
+    torch.compile calls this eagerly while tracing and keeps the result as a constant, so a first kernel
+    call under torch.compile never traces the lock or the compiler invocation (Dynamo cannot).
+    """
+    try:
+        load_extension()
+    except DistGNNError as exc:
+        return str(exc)
+    return ""
+
+
+def _import_cached() -> ModuleType | None:
+    """Import the cached build directly; None if there is none or it does not import (then rebuild)."""
+    path = library_path()
+    if not path.is_file():
+        return None
+    try:
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    except ImportError as exc:  # e.g. a build another process is still linking: let torch's lock decide
+        log.debug("distgnn.kernels: cached %s did not import (%s); rebuilding", path, exc)
+        return None
+    return module
+
+
+def _compile() -> ModuleType:
+    path = library_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    print(
+        f"distgnn.kernels: compiling the CPU kernels into {path.parent} (once per machine, ~1 min)...",
+        file=sys.stderr,
+        flush=True,
+    )
+    with quiet_cpp_extension():
+        from torch.utils.cpp_extension import load
+
+        return load(
+            name=path.stem,
+            sources=[str(s) for s in _SOURCES],
+            extra_cflags=list(_CFLAGS),  # copies: load() appends to the lists it is given
+            extra_ldflags=list(_LDFLAGS),
+            build_directory=str(path.parent),
+            verbose=False,
+        )
+
+
+class _DropNoCuda(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("No CUDA runtime is found")
+
+
+@contextlib.contextmanager
+def quiet_cpp_extension() -> Iterator[None]:
+    """Drop torch.utils.cpp_extension's "No CUDA runtime is found" warning: the CPU kernels need no CUDA."""
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    flt = _DropNoCuda()
+    logger.addFilter(flt)
+    try:
+        yield
+    finally:
+        logger.removeFilter(flt)
 
 
 def _last_line(exc: BaseException) -> str:
@@ -78,11 +163,7 @@ def _last_line(exc: BaseException) -> str:
 
 def is_available() -> bool:
     """True if the extension builds and loads (builds it on first call)."""
-    try:
-        load_extension()
-    except DistGNNError:
-        return False
-    return True
+    return not build_error()
 
 
 def _f32(t: Tensor | None) -> Tensor | None:

@@ -41,7 +41,9 @@ def unavailable_reason(impl: str, device: torch.device) -> str | None:
             return f"impl='cpu' needs CPU tensors, got tensors on {device}"
         from distgnn.kernels import cpu
 
-        cpu.load_extension()  # raises DistGNNError carrying the build error
+        error = cpu.build_error()  # compile-safe: torch.compile evaluates it eagerly while tracing
+        if error:
+            raise DistGNNError(error)
         return None
     if impl == "triton":
         if not _triton_importable():

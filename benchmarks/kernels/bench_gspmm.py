@@ -33,7 +33,9 @@ from distgnn.kernels import CSR, gspmm
 from distgnn.partitioning.reorder import locality_order, permute_csr
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_DGL = Path("/work/venvs/dgl/bin/python")
+sys.path.insert(0, str(HERE.parent))
+from common import baseline_python  # noqa: E402
+
 DGL_LABEL = "DGL update_all(copy_u, sum)"
 
 
@@ -227,7 +229,7 @@ def machine_bandwidth(repeats: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dgl-python", type=Path, default=DEFAULT_DGL)
+    ap.add_argument("--dgl-python", type=Path, default=baseline_python())
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--features", type=int, default=128)

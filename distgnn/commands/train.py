@@ -107,8 +107,12 @@ def launch_local(args: argparse.Namespace) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
+    from distgnn.kernels.build import prebuild
+
     nproc = args.nproc
-    part_dir = resolve_partitions(args, config_from_args(args), nproc, rank=0)
+    cfg = config_from_args(args)
+    part_dir = resolve_partitions(args, cfg, nproc, rank=0)
+    prebuild(cfg.parallel.kernel)  # compile the C++ kernels once here, not in every worker's first epoch
     config = LaunchConfig(
         min_nodes=1,
         max_nodes=1,
@@ -126,7 +130,9 @@ def launch_local(args: argparse.Namespace) -> int:
     try:
         elastic_launch(config, entrypoint=sys.executable)(*child)
     except ChildFailedError as err:
-        rank, failure = err.get_first_failure()
+        # The root cause: a worker that stopped with distgnn's own error (exit 2) before one that only
+        # lost its peer (exit 1, "connection closed"), whichever the agent happened to see first.
+        rank, failure = min(err.failures.items(), key=lambda kv: (kv[1].exitcode != 2, kv[1].timestamp))
         raise DistGNNError(
             f"worker rank {rank} failed with exit code {failure.exitcode}; the other workers were stopped"
         ) from None
@@ -222,15 +228,21 @@ def _wait_for(path: Path, timeout: float) -> None:
 def worker(args: argparse.Namespace, cfg: TrainConfig) -> int:
     """One training process: join the group, load this rank's part, train, report on rank 0."""
     from distgnn.parallel.layout import ProcessLayout
+    from distgnn.preflight import has_meta, require_part
     from distgnn.train import train_partition
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", str(rank)))
-    # Checked before the process group exists: a mismatch fails on every rank at once, nobody waits.
-    part_dir = resolve_partitions(args, cfg, world, rank=local_rank, timeout=args.timeout)
+    # A part-count mismatch fails on every rank at once, before the group exists; a node lacking the
+    # directory or its part is found by all ranks together once the group exists (distgnn.preflight).
+    if args.partitions and world > 1 and not has_meta(args.partitions):
+        part_dir = args.partitions
+    else:
+        part_dir = resolve_partitions(args, cfg, world, rank=local_rank, timeout=args.timeout)
     layout = ProcessLayout.init_from_env(timeout=args.timeout)
     try:
+        require_part(part_dir, layout, expected_parts(cfg, world))  # one line on every rank, no hang
         train_partition(cfg, part_dir, layout)
     finally:
         layout.destroy()

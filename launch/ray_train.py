@@ -1,0 +1,146 @@
+#!/usr/bin/env python
+"""Run `distgnn train` on a Ray cluster with Ray Train's TorchTrainer (one worker per part/device).
+
+    python launch/ray_train.py --workers 4 [--address ray://head:10001] [--gpu] -- \\
+        --partitions /shared/parts --model gcn --epochs 200 --metrics-out /shared/runs/m.jsonl
+
+Everything after ``--`` is a ``distgnn train`` option (``--nproc`` excepted: ``--workers`` sets the size).
+Ray starts the workers and their process group (gloo on CPU, NCCL with ``--gpu``); each worker wraps it
+with ``ProcessLayout.from_group()``, checks it holds its part (all workers fail together if one does not)
+and runs ``distgnn.train.train_partition``. Partitions, metrics and checkpoints are paths every worker
+can read: shared storage on a cluster. Without ``--address`` a local Ray instance is started; its
+dashboard is off unless ``--dashboard`` (then bound to 127.0.0.1 unless ``--dashboard-host``).
+Needs the ``ray`` extra: ``pip install 'distgnn[ray]'``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import uuid
+from pathlib import Path
+
+from distgnn.errors import DistGNNError
+
+PATH_OPTIONS = ("partitions", "run.metrics_out", "run.checkpoint_dir")  # made absolute for the workers
+
+
+def parse(argv: list[str]) -> tuple[argparse.Namespace, argparse.Namespace]:
+    """(launcher options, ``distgnn train`` options) from ``LAUNCHER_OPTS -- TRAIN_OPTS``."""
+    from distgnn.cli import build_parser
+
+    if "--" in argv:
+        cut = argv.index("--")
+        own, rest = argv[:cut], argv[cut + 1 :]
+    else:
+        own, rest = argv, []
+    p = argparse.ArgumentParser(prog="launch/ray_train.py", description=__doc__.split("\n")[1])
+    p.add_argument("--workers", type=int, required=True, metavar="W", help="training workers (= parts)")
+    p.add_argument("--gpu", action="store_true", help="one GPU per worker, NCCL (default: CPU, gloo)")
+    p.add_argument("--cpus-per-worker", type=float, default=1.0, metavar="C", help="default 1")
+    p.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
+    p.add_argument("--dashboard", action="store_true", help="start the dashboard of the local instance")
+    p.add_argument("--dashboard-host", default="127.0.0.1", help="its bind address (default 127.0.0.1)")
+    p.add_argument("--storage", default="runs/ray", help="Ray Train's run storage (default runs/ray)")
+    own_args = p.parse_args(own)
+    if own_args.workers < 1:
+        raise DistGNNError(f"--workers must be >= 1, got {own_args.workers}")
+    train_args = build_parser().parse_args(["train", *rest])
+    if train_args.nproc is not None:
+        raise DistGNNError("--nproc is not a Ray option: the job size is --workers")
+    if not train_args.partitions:
+        raise DistGNNError("--partitions is required (a directory every Ray worker can read)")
+    for name in PATH_OPTIONS:
+        value = getattr(train_args, name)
+        if value is not None:
+            setattr(train_args, name, os.path.abspath(value))
+    return own_args, train_args
+
+
+def train_loop(config: dict) -> None:
+    """One Ray Train worker: Ray's process group -> ProcessLayout -> the usual training entry point."""
+    from distgnn.commands.options import config_from_args
+    from distgnn.commands.train import expected_parts
+    from distgnn.kernels.build import prebuild
+    from distgnn.parallel.layout import ProcessLayout
+    from distgnn.preflight import require_part
+    from distgnn.train import train_partition
+
+    args = config["train_args"]
+    cfg = config_from_args(args)
+    prebuild(cfg.parallel.kernel)  # a no-op where the launcher (or another worker on this node) built it
+    layout = ProcessLayout.from_group()
+    require_part(args.partitions, layout, expected_parts(cfg, layout.world_size))
+    train_partition(cfg, args.partitions, layout)
+
+
+def _import_ray():
+    try:
+        import ray
+        from ray.train import RunConfig, ScalingConfig
+        from ray.train.torch import TorchConfig, TorchTrainer
+    except ImportError as err:
+        raise DistGNNError(
+            f"the Ray launcher needs Ray Train ({err.name or err} is missing): pip install 'distgnn[ray]'"
+        ) from None
+    return ray, RunConfig, ScalingConfig, TorchConfig, TorchTrainer
+
+
+def run(argv: list[str]) -> int:
+    own, train_args = parse(argv)
+    from distgnn.commands.options import config_from_args
+    from distgnn.commands.train import expected_parts
+    from distgnn.kernels.build import prebuild
+    from distgnn.partitioning import load_meta
+
+    cfg = config_from_args(train_args)  # bad values fail here, before any worker starts
+    num_parts = int(load_meta(train_args.partitions)["num_parts"])
+    if num_parts != expected_parts(cfg, own.workers):
+        raise DistGNNError(
+            f"{train_args.partitions} has {num_parts} parts; {own.workers} workers need "
+            f"{expected_parts(cfg, own.workers)} for --strategy {cfg.parallel.strategy}"
+        )
+    ray, RunConfig, ScalingConfig, TorchConfig, TorchTrainer = _import_ray()
+    if own.address:
+        ray.init(address=own.address)
+    else:
+        prebuild(cfg.parallel.kernel)  # local instance: build once here, before the workers start
+        ray.init(
+            num_cpus=max(os.cpu_count() or 1, int(own.workers * own.cpus_per_worker + 0.999)),
+            include_dashboard=own.dashboard,
+            dashboard_host=own.dashboard_host,
+            _node_ip_address="127.0.0.1",
+        )
+    backend = "nccl" if own.gpu else "gloo"
+    try:
+        trainer = TorchTrainer(
+            train_loop,
+            train_loop_config={"train_args": train_args},
+            torch_config=TorchConfig(backend=backend, timeout_s=int(train_args.timeout)),
+            scaling_config=ScalingConfig(
+                num_workers=own.workers, use_gpu=own.gpu, resources_per_worker={"CPU": own.cpus_per_worker}
+            ),
+            run_config=RunConfig(
+                name=f"distgnn-{uuid.uuid4().hex[:8]}", storage_path=str(Path(own.storage).resolve())
+            ),
+        )
+        trainer.fit()
+    except Exception as err:  # Ray wraps a worker's error; report its last line
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        raise DistGNNError(f"Ray training failed: {lines[-1] if lines else type(err).__name__}") from err
+    finally:
+        ray.shutdown()
+    return 0
+
+
+def main() -> int:
+    try:
+        return run(sys.argv[1:])
+    except DistGNNError as err:
+        print(f"launch/ray_train.py: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
