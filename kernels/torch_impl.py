@@ -85,10 +85,17 @@ def spmm_max(indptr, indices, x, w, ss, ds, bias, relu: bool) -> tuple[Tensor, T
 
 
 def _sampled(indptr: Tensor, indices: Tensor, a: Tensor, b: Tensor) -> Tensor:
-    """Per-edge ``a[i] . b[j]`` for a [R, K], b [S, K] on the CSR pattern (``torch.sparse.sampled_addmm``)."""
+    """Per-edge ``a[i] . b[j]`` for a [R, K], b [S, K] on the CSR pattern (``torch.sparse.sampled_addmm``).
+
+    sampled_addmm rejects a row with more entries than columns (possible with duplicate edges), so ``b``
+    is padded with zero rows up to the largest in-degree; no edge points at the padding.
+    """
     if indices.numel() == 0:
         return a.new_zeros(0)
-    pattern = _adjacency(indptr, indices, a.new_zeros(indices.numel()), b.shape[0])
+    cols = max(b.shape[0], int((indptr[1:] - indptr[:-1]).max()))
+    if cols > b.shape[0]:
+        b = torch.cat([b, b.new_zeros(cols - b.shape[0], b.shape[1])])
+    pattern = _adjacency(indptr, indices, a.new_zeros(indices.numel()), cols)
     return torch.sparse.sampled_addmm(pattern, a, b.t(), beta=0.0).values()
 
 
