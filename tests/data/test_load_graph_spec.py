@@ -75,6 +75,15 @@ def test_cora_by_spec(shared_datasets):
     assert (g.num_nodes, g.num_edges, g.num_classes) == (2708, 10556, 7)
 
 
-def test_progress_goes_to_stderr_only(capsys):
+def test_progress_goes_to_stderr_only(capsys, monkeypatch):
+    import distgnn.data.progress as progress_mod
+
+    real = progress_mod.tqdm
+    # bars appear only after a second; draw at once so a quick load shows where they go
+    monkeypatch.setattr(progress_mod, "tqdm", lambda *a, **kw: real(*a, **{**kw, "delay": 0.0}))
     load_graph("synthetic:nodes=500,edges=2000", progress=True)
-    assert capsys.readouterr().out == ""
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "generating synthetic graph" in captured.err
+    load_graph("synthetic:nodes=500,edges=2000", progress=False)
+    assert capsys.readouterr() == ("", "")

@@ -1,8 +1,8 @@
 """Test harness for multi-process tests: start N real gloo ranks, collect their results, fail fast.
 
 ``run_ranks(fn, world_size, *args)`` spawns one process per rank. Each sets the torchrun environment
-(RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT), joins a gloo process group through a FileStore in a
-temporary directory, calls ``fn(layout, *args)`` with its :class:`ProcessLayout` and sends the
+(RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT of a TCPStore this process hosts on an OS-chosen
+port), joins a gloo process group through a FileStore in a temporary directory, calls ``fn(layout, *args)`` with its :class:`ProcessLayout` and sends the
 (picklable) return value back. If a rank raises, the others are killed and the traceback re-raised
 here; if the timeout expires, all are killed and ``TimeoutError`` names the ranks still running.
 ``fn`` must be a module-level function (spawn pickles it by name).
@@ -18,7 +18,6 @@ import multiprocessing as mp
 import os
 import pickle
 import queue
-import socket
 import tempfile
 import time
 import traceback
@@ -27,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -38,10 +38,13 @@ class RankFailed(RuntimeError):
     """A rank raised; the message holds its rank and traceback."""
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def store_server() -> dist.TCPStore:
+    """A TCPStore server on a port the OS picks when the store binds it (no free-port race).
+
+    Ranks reach it as torchrun's workers reach the agent's store: MASTER_ADDR/MASTER_PORT name it and
+    TORCHELASTIC_USE_AGENT_STORE=True makes every rank (rank 0 too) a client instead of a server.
+    """
+    return dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
 
 
 def _worker(
@@ -62,6 +65,7 @@ def _worker(
         LOCAL_WORLD_SIZE=str(world_size),
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
+        TORCHELASTIC_USE_AGENT_STORE="True",
     )
     import torch
     import torch.distributed as dist
@@ -110,8 +114,9 @@ def run_ranks(
     """
     ctx = mp.get_context("spawn")
     results_q = ctx.Queue()
+    server = store_server()  # for init=False ranks that join through torchrun's environment
     with tempfile.TemporaryDirectory(prefix="distgnn-test-") as tmp:
-        port = free_port()
+        port = server.port
         store_path = os.path.join(tmp, "store")
         procs = [
             ctx.Process(

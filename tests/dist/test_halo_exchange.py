@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from helpers import RankFailed, free_port, random_graph, run_ranks, split_graph
+from helpers import RankFailed, random_graph, run_ranks, split_graph, store_server
 
 from distgnn.comm.halo import HaloExchange, HaloPlan
 from distgnn.errors import DistGNNError
@@ -31,14 +31,14 @@ def _exchange_rank(layout: ProcessLayout, parts: list) -> dict:
         ex = HaloExchange(HaloPlan.from_part(part), layout, wire_dtype=wire)
         h = (own.unsqueeze(1) * torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)).requires_grad_(True)
         handle = ex.start(h, key=0)
-        local = float((h.detach() * 2).sum())  # computation while the exchange is in flight
+        with torch.no_grad():  # the caller may overwrite its rows while the exchange is in flight:
+            h.mul_(-1)  # the peers still receive the values at start()
         halo = handle.wait()
         gids = torch.as_tensor(part.halo_gids)
         (halo * _weight(gids)).sum().backward()
         out[name] = {
             "halo": halo.detach().numpy(),
             "grad": h.grad.numpy(),
-            "local": local,
             "sent": ex.counters.bytes_sent(),
             "recv": ex.counters.bytes_recv(),
             "fwd_sent": ex.counters.bytes_sent(direction="fwd"),
@@ -91,10 +91,11 @@ def _failing_rank(layout: ProcessLayout) -> int:
     return 0
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(60)
 def test_harness_fails_fast_when_a_rank_raises() -> None:
+    # without fail-fast, rank 0 would wait in its barrier for the 300 s process-group timeout
     with pytest.raises(RankFailed, match="rank 1 raised:(.|\n)*boom on rank 1"):
-        run_ranks(_failing_rank, 2, timeout=20)
+        run_ranks(_failing_rank, 2, timeout=45, pg_timeout=300)
 
 
 def _silent_peer(layout: ProcessLayout) -> int:
@@ -107,10 +108,10 @@ def _silent_peer(layout: ProcessLayout) -> int:
 
 @pytest.mark.timeout(40)
 def test_silent_peer_times_out_instead_of_hanging() -> None:
-    t0 = time.monotonic()
-    with pytest.raises(RankFailed, match="rank 0 raised:"):
+    # rank 0's collective raises after the 2 s process-group timeout (a hang would end in the harness's
+    # TimeoutError after 35 s instead, rank 1 is still asleep then)
+    with pytest.raises(RankFailed, match="rank 0 raised:(.|\n)*[Tt]imed? ?out"):
         run_ranks(_silent_peer, 2, timeout=35, pg_timeout=2)
-    assert time.monotonic() - t0 < 20
 
 
 def _env_layout(rank: int, world_size: int) -> tuple:
@@ -122,9 +123,9 @@ def _env_layout(rank: int, world_size: int) -> tuple:
     return info
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(60)
 def test_layout_from_torchrun_env() -> None:
-    assert run_ranks(_env_layout, 2, init=False, timeout=20) == [
+    assert run_ranks(_env_layout, 2, init=False, timeout=45) == [
         (0, 2, "gloo", "cpu", 3.0),
         (1, 2, "gloo", "cpu", 3.0),
     ]
@@ -144,6 +145,7 @@ def test_single_process_layout_and_plan_checks(monkeypatch: pytest.MonkeyPatch) 
         HaloExchange(HaloPlan.from_part(two[0]), layout)
 
 
+@pytest.mark.timeout(30)
 def test_layout_env_errors_are_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
@@ -152,10 +154,10 @@ def test_layout_env_errors_are_one_line(monkeypatch: pytest.MonkeyPatch) -> None
         DistGNNError, match="environment variable MASTER_ADDR is not set; launch with torchrun"
     ):
         ProcessLayout.init_from_env()
+    server = store_server()
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
-    monkeypatch.setenv("MASTER_PORT", str(free_port()))
-    t0 = time.monotonic()
+    monkeypatch.setenv("MASTER_PORT", str(server.port))
+    monkeypatch.setenv("TORCHELASTIC_USE_AGENT_STORE", "True")
     with pytest.raises(DistGNNError, match="rank 0 could not join the gloo process group of 2: .+") as info:
         ProcessLayout.init_from_env(timeout=1, backend="gloo")  # rank 1 never arrives
     assert "\n" not in str(info.value)
-    assert time.monotonic() - t0 < 15
