@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from helpers import run_ranks
-from train_workers import checkpoint_scenario
+from train_workers import checkpoint_scenario, train_once
 
 from distgnn import checkpoint as ckpt
+from distgnn.cli import main
 from distgnn.data.synthetic import synthetic_graph
 from distgnn.errors import DistGNNError
 from distgnn.metrics import EPOCH_KEYS
+from distgnn.parallel.layout import ProcessLayout
 from distgnn.partitioning import partition_graph
+from distgnn.train import Trainer
 
 # Dropout (RNG state) and staleness 1 (stale halo buffers) are both state a resume must restore.
 BASE = dict(
@@ -37,15 +44,64 @@ def part_dir(tmp_path_factory):
     return str(out)
 
 
-@pytest.mark.timeout(180)
-def test_resume_reproduces_uninterrupted_run(part_dir, tmp_path):
-    res = run_ranks(checkpoint_scenario, 2, part_dir, str(tmp_path), BASE, timeout=150)
+class SimulatedCrash(RuntimeError):
+    """Raised on every rank at the start of an epoch to stop a run between two checkpoints."""
+
+
+@contextlib.contextmanager
+def epochs_run(crash_at: int | None = None) -> Iterator[list[int]]:
+    """Record the (0-based) epochs this process trains; raise SimulatedCrash when ``crash_at`` starts."""
+    seen: list[int] = []
+    real = Trainer.local_epoch
+
+    def local_epoch(self, epoch):
+        if epoch == crash_at:
+            raise SimulatedCrash(f"crash at the start of epoch {epoch + 1}")
+        seen.append(epoch)
+        return real(self, epoch)
+
+    Trainer.local_epoch = local_epoch
+    try:
+        yield seen
+    finally:
+        Trainer.local_epoch = real
+
+
+def resume_scenarios(layout: ProcessLayout, part_dir: str, root: str, base: dict) -> dict:
+    """checkpoint_scenario with the epochs each run trained, plus a run that crashes between checkpoints
+    (after epoch 5, checkpoints every 2 epochs) and is resumed from epoch 4."""
+    with epochs_run() as trained:
+        out = checkpoint_scenario(layout, part_dir, root, base)
+    out["trained"] = trained
+    common = base | dict(
+        checkpoint_dir=f"{root}/crash-ckpt", checkpoint_every=2, metrics_out=f"{root}/crash.jsonl"
+    )
+    with epochs_run(crash_at=5), contextlib.suppress(SimulatedCrash):
+        train_once(layout, part_dir, **common)
+    layout.barrier()
+    out["after_crash"] = Path(f"{root}/crash.jsonl").read_text() if layout.rank == 0 else None
+    out["latest_after_crash"] = ckpt.latest(f"{root}/crash-ckpt")
+    with epochs_run() as trained:
+        out["crash_resumed"] = train_once(layout, part_dir, **(common | dict(resume=True)))
+    out["crash_trained"] = trained
+    return out
+
+
+@pytest.fixture(scope="module")
+def scenarios(part_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("resume")
+    return root, run_ranks(resume_scenarios, 2, part_dir, str(root), BASE, timeout=200)
+
+
+@pytest.mark.timeout(240)
+def test_resume_reproduces_uninterrupted_run(scenarios):
+    tmp_path, res = scenarios
     full, first, resumed = res[0]["full"], res[0]["first"], res[0]["resumed"]
     assert len(first["history"]) == 3
     assert [r["epoch"] for r in resumed["history"]] == [1, 2, 3, 4, 5, 6]
-    # epochs 1-3 were restored from the checkpoint, not re-run (their measured times are the same floats)
-    assert [r["epoch_s"] for r in resumed["history"][:3]] == [r["epoch_s"] for r in first["history"]]
-    assert resumed["history"][3]["epoch_s"] != full["history"][3]["epoch_s"]
+    # full run, first half, resumed half: epochs 1-3 were restored from the checkpoint, not re-run
+    assert res[0]["trained"] == res[1]["trained"] == [0, 1, 2, 3, 4, 5] + [0, 1, 2] + [3, 4, 5]
+    assert resumed["history"][:3] == first["history"]
     # bitwise: same process, same ops, state fully restored
     assert [r["loss"] for r in resumed["history"]] == [r["loss"] for r in full["history"]]
     for k, v in full["params"].items():
@@ -69,6 +125,52 @@ def test_resume_reproduces_uninterrupted_run(part_dir, tmp_path):
     state = torch.load(ckpt.rank_file(root, 6, 1), weights_only=True)
     assert state["epoch"] == 6 and state["rank"] == 1 and state["world_size"] == 2
     assert set(state["strategy"]["stale"]["rows"]) == {0, 1}  # one stale buffer per layer
+
+
+@pytest.mark.timeout(240)
+def test_crash_between_checkpoints_resumes_from_the_last_one(scenarios):
+    tmp_path, res = scenarios
+    full = res[0]["full"]
+    # the crashed run wrote epochs 1-5 to the metrics file; its newest checkpoint is epoch 4
+    crashed = [json.loads(line)["epoch"] for line in res[0]["after_crash"].splitlines()]
+    assert crashed == [1, 2, 3, 4, 5]
+    assert res[0]["latest_after_crash"] == (4, 2)
+    # the resume trained epochs 5 and 6 again (0-based 4, 5) on both ranks
+    assert res[0]["crash_trained"] == res[1]["crash_trained"] == [4, 5]
+    # the metrics file was cut back to epoch 4 before the resumed epochs were appended: one line each
+    records = [json.loads(line) for line in (tmp_path / "crash.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3, 4, 5, 6]
+    assert [r["loss"] for r in records] == [r["loss"] for r in full["history"]]
+    resumed = res[0]["crash_resumed"]
+    assert [r["loss"] for r in resumed["history"]] == [r["loss"] for r in full["history"]]
+    for k, v in full["params"].items():
+        np.testing.assert_array_equal(resumed["params"][k], v, err_msg=k)
+
+
+def _cli_rank(rank: int, world_size: int, args: list[str]) -> tuple[int, str]:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(args)
+    return code, err.getvalue()
+
+
+@pytest.mark.timeout(240)
+def test_resume_with_another_world_size_fails_on_every_rank(scenarios, tmp_path):
+    """A checkpoint of 2 processes resumed by 3: one line on every rank, non-zero, nothing written."""
+    root, _ = scenarios
+    graph = synthetic_graph(num_nodes=200, num_edges=1200, num_features=12, num_classes=3, seed=2)
+    parts3 = tmp_path / "p3"
+    partition_graph(graph, 3, parts3, progress=False)
+    ckpt_dir, metrics = root / "ckpt", tmp_path / "metrics.jsonl"
+    metrics.write_text("kept\n")
+    before = sorted(p.name for p in ckpt_dir.iterdir())
+    args = ["train", "--partitions", str(parts3), "--checkpoint-dir", str(ckpt_dir), "--resume"]
+    args += ["--metrics-out", str(metrics), "--no-progress", "--epochs", "6"]
+    results = run_ranks(_cli_rank, 3, args, init=False, timeout=120)
+    line = f"distgnn train: error: checkpoint in {ckpt_dir} was written by 2 processes, this job has 3\n"
+    assert results == [(2, line)] * 3
+    assert metrics.read_text() == "kept\n"
+    assert sorted(p.name for p in ckpt_dir.iterdir()) == before
 
 
 def test_commit_refuses_an_incomplete_set(tmp_path):
