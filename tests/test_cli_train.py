@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -205,10 +204,9 @@ def test_a_failing_rank_takes_the_job_down(parts, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(parts[2], broken)
     (broken / "part-1" / "x.npy").write_bytes(b"garbage")
-    t0 = time.monotonic()
+    # _cli's 100 s subprocess timeout bounds the run well below the 300 s process-group timeout
     proc = _cli(["--partitions", str(broken), "--nproc", "2", "--epochs", "50", *FAST], tmp_path, 100)
     assert proc.returncode == 2
-    assert time.monotonic() - t0 < 90
     assert "distgnn train: error:" in proc.stderr
     assert proc.stderr.splitlines()[-1] == (
         "distgnn train: error: worker rank 1 failed with exit code 2; the other workers were stopped"

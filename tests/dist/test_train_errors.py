@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import time
 
 import pytest
 from helpers import run_ranks
@@ -26,12 +25,11 @@ def test_world_size_mismatch_fails_on_every_rank_without_hanging(tmp_path):
     graph = synthetic_graph(num_nodes=90, num_edges=500, num_features=6, num_classes=3, seed=1)
     parts = tmp_path / "p3"
     partition_graph(graph, 3, parts, progress=False)
-    t0 = time.monotonic()
-    # torchrun's environment for 2 ranks (RANK, WORLD_SIZE, MASTER_*), no process group yet
+    # torchrun's environment for 2 ranks (RANK, WORLD_SIZE, MASTER_*), no process group yet; a rank
+    # that hung would end in the harness's TimeoutError instead of these results
     results = run_ranks(
         _rank_main, 2, ["train", "--partitions", str(parts), "--no-progress"], init=False, timeout=60
     )
-    assert time.monotonic() - t0 < 60
     expected = (
         f"distgnn train: error: partition directory {parts} has 3 parts but the job has 2 processes; "
         "run with --nproc 3 (or torchrun --nproc_per_node 3)\n"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 
 import numpy as np
 import pytest
@@ -123,16 +122,13 @@ def test_torch_compile_with_the_cpu_kernel():
     def layer(h):
         return gspmm(csr, h, dst_scale=ds, relu=True, impl="cpu").sum(1) * 2.0
 
-    t0 = time.perf_counter()
     compiled = torch.compile(layer, backend="aot_eager", fullgraph=True)
     out = compiled(x)
     (g,) = torch.autograd.grad(out.sum(), x)
-    elapsed = time.perf_counter() - t0
     ref = layer(x)
     (g_ref,) = torch.autograd.grad(ref.sum(), x)
     torch.testing.assert_close(out, ref)
     torch.testing.assert_close(g, g_ref)
-    assert elapsed < 60, f"torch.compile took {elapsed:.1f}s"
 
 
 # ------------------------------------------------------------------------------------------ reorder
