@@ -2,9 +2,10 @@
 
 ``run_ranks(fn, world_size, *args)`` spawns one process per rank. Each sets the torchrun environment
 (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT of a TCPStore this process hosts on an OS-chosen
-port), joins a gloo process group through a FileStore in a temporary directory, calls ``fn(layout, *args)`` with its :class:`ProcessLayout` and sends the
-(picklable) return value back. If a rank raises, the others are killed and the traceback re-raised
-here; if the timeout expires, all are killed and ``TimeoutError`` names the ranks still running.
+port), joins a gloo process group through a FileStore in a temporary directory, calls
+``fn(layout, *args)`` with its :class:`ProcessLayout` and sends the (picklable) return value back.
+If a rank raises, the others are killed and the traceback re-raised here; if the timeout expires,
+all are killed and ``TimeoutError`` names the ranks still running.
 ``fn`` must be a module-level function (spawn pickles it by name).
 
 ``split_graph(graph, P)`` is a small in-memory partitioner for tests only: it builds the same
@@ -14,6 +15,8 @@ here; if the timeout expires, all are killed and ``TimeoutError`` names the rank
 
 from __future__ import annotations
 
+import contextlib
+import io
 import multiprocessing as mp
 import os
 import pickle
@@ -161,6 +164,16 @@ def _collect(procs: list, results_q: Any, world_size: int, timeout: float) -> li
             raise RankFailed(f"rank {rank} raised:\n{payload}")
         results[rank] = pickle.loads(payload)
     return [results[r] for r in range(world_size)]
+
+
+def cli_rank(rank: int, world_size: int, args: list[str]) -> tuple[int, str]:
+    """Run ``distgnn ARGS`` in this rank (use with ``run_ranks(..., init=False)``): (exit code, stderr)."""
+    from distgnn.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(args)
+    return code, err.getvalue()
 
 
 # -- in-memory partitioning (tests only) ------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,11 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import run_ranks
+from helpers import cli_rank, run_ranks
 from train_workers import checkpoint_scenario, train_once
 
 from distgnn import checkpoint as ckpt
-from distgnn.cli import main
 from distgnn.data.synthetic import synthetic_graph
 from distgnn.errors import DistGNNError
 from distgnn.metrics import EPOCH_KEYS
@@ -147,13 +145,6 @@ def test_crash_between_checkpoints_resumes_from_the_last_one(scenarios):
         np.testing.assert_array_equal(resumed["params"][k], v, err_msg=k)
 
 
-def _cli_rank(rank: int, world_size: int, args: list[str]) -> tuple[int, str]:
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        code = main(args)
-    return code, err.getvalue()
-
-
 @pytest.mark.timeout(240)
 def test_resume_with_another_world_size_fails_on_every_rank(scenarios, tmp_path):
     """A checkpoint of 2 processes resumed by 3: one line on every rank, non-zero, nothing written."""
@@ -166,7 +157,7 @@ def test_resume_with_another_world_size_fails_on_every_rank(scenarios, tmp_path)
     before = sorted(p.name for p in ckpt_dir.iterdir())
     args = ["train", "--partitions", str(parts3), "--checkpoint-dir", str(ckpt_dir), "--resume"]
     args += ["--metrics-out", str(metrics), "--no-progress", "--epochs", "6"]
-    results = run_ranks(_cli_rank, 3, args, init=False, timeout=120)
+    results = run_ranks(cli_rank, 3, args, init=False, timeout=120)
     line = f"distgnn train: error: checkpoint in {ckpt_dir} was written by 2 processes, this job has 3\n"
     assert results == [(2, line)] * 3
     assert metrics.read_text() == "kept\n"

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-
 import pytest
-from helpers import run_ranks
+from helpers import cli_rank, run_ranks
 
-from distgnn.cli import main
 from distgnn.data.synthetic import synthetic_graph
 from distgnn.partitioning import partition_graph
-
-
-def _rank_main(rank: int, world_size: int, args: list[str]) -> tuple[int, str]:
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        code = main(args)
-    return code, err.getvalue()
 
 
 @pytest.mark.timeout(90)
@@ -28,7 +17,7 @@ def test_world_size_mismatch_fails_on_every_rank_without_hanging(tmp_path):
     # torchrun's environment for 2 ranks (RANK, WORLD_SIZE, MASTER_*), no process group yet; a rank
     # that hung would end in the harness's TimeoutError instead of these results
     results = run_ranks(
-        _rank_main, 2, ["train", "--partitions", str(parts), "--no-progress"], init=False, timeout=60
+        cli_rank, 2, ["train", "--partitions", str(parts), "--no-progress"], init=False, timeout=60
     )
     expected = (
         f"distgnn train: error: partition directory {parts} has 3 parts but the job has 2 processes; "
