@@ -101,7 +101,9 @@ def hybrid_chunks(whole_dir: str, parts_dir: str, num_chunks: int, seed: int) ->
     by_orig = {}
     for g in range(int(load_meta(parts_dir)["num_parts"])):
         part = load_part(parts_dir, g)
-        by_orig.update(zip(part.orig_ids.tolist(), owned_chunks(part, num_chunks, seed).tolist()))
+        by_orig.update(
+            zip(part.orig_ids.tolist(), owned_chunks(part, num_chunks, seed).tolist(), strict=True)
+        )
     return np.array([by_orig[v] for v in load_part(whole_dir, 0).orig_ids.tolist()], dtype=np.int64)
 
 
