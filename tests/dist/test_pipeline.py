@@ -17,7 +17,7 @@ import pytest
 import torch
 from chunk_reference import train_reference
 from helpers import run_ranks
-from train_workers import params_rel_error, train_many
+from train_workers import checkpoint_scenario, params_rel_error, train_many
 
 from distgnn.config import TrainConfig
 from distgnn.data.synthetic import synthetic_graph
@@ -168,3 +168,17 @@ def test_pipeline_needs_the_whole_graph(tmp_path):
     cfg = TrainConfig.from_flat(strategy="pipeline", epochs=1, progress=False)
     with pytest.raises(DistGNNError, match="needs a 1-part partition directory"):
         train_partition(cfg, str(tmp_path / "p2"), ProcessLayout.single("cpu"))
+
+
+@pytest.mark.timeout(300)
+def test_resume_restores_the_history_cache_exactly(part_dir, tmp_path):
+    """Run 6 epochs; separately run 3 with a checkpoint, then resume to 6: same losses and parameters. The
+    history cache (and the dropout masks, keyed by epoch) are what a resume of a chunked run needs."""
+    base = BASE | MODELS[0] | CHUNKED | dict(stages=2, epochs=6, exact_epochs=1, progress=False)
+    results = run_ranks(checkpoint_scenario, 2, part_dir, str(tmp_path), base, timeout=240)
+    for r in results:
+        full, resumed = r["full"], r["resumed"]
+        assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in full["history"]]
+        assert resumed["params"].keys() == full["params"].keys() and resumed["params"]
+        assert all(np.array_equal(resumed["params"][k], full["params"][k]) for k in full["params"])
+        assert full["history"][-1]["stale_read_frac"] > 0  # history was in use across the resume
