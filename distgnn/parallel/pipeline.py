@@ -146,22 +146,22 @@ class PipelineStrategy(Strategy):
         sends = []
         try:
             for c in chunks:  # forward, chunk order
-                h = self._receive(c, epoch, FWD)
+                h = self._receive(c, FWD)
                 self.prop.use(c, position, transfers)
                 out = model.forward_range(self._input(c, h), self.prop, *self.layers, x=self.x_chunks[id(c)])
                 if self.is_last:
                     out = self.loss(out, c.rows)
                     self.stats.loss += float(out.detach())
                 else:
-                    sends.append(self._send(out.detach(), c, epoch, FWD, +1))
+                    sends.append(self._send(out.detach(), c, FWD, +1))
                 saved.append((c, h, out))
             for c, h, out in reversed(saved):  # backward, reverse chunk order
                 self.prop.use(c, position, transfers)
-                grad = None if self.is_last else self._receive(c, epoch, BWD)
+                grad = None if self.is_last else self._receive(c, BWD)
                 out.backward(grad)
                 if h is not None:
                     g = h.grad if h.grad is not None else torch.zeros_like(h)
-                    sends.append(self._send(g, c, epoch, BWD, -1))
+                    sends.append(self._send(g, c, BWD, -1))
             for w in sends:
                 w.wait()
         finally:
@@ -178,11 +178,11 @@ class PipelineStrategy(Strategy):
         self.prop.record = False
         c = self.whole[0]
         self.prop.use(c, {0: 0}, self.whole_transfers)
-        h = self._receive(c, -1, FWD, grad=False)
+        h = self._receive(c, FWD, grad=False)
         out = model.forward_range(self._input(c, h), self.prop, *self.layers, x=self.x_chunks[id(c)])
         self.prop.record = True
         if not self.is_last:
-            self._send(out, c, -1, FWD, +1).wait()
+            self._send(out, c, FWD, +1).wait()
             return torch.zeros(6, dtype=torch.float64)
         return self.counts(out)
 
@@ -203,23 +203,24 @@ class PipelineStrategy(Strategy):
     def _peer(self, step: int) -> int:
         return self.mesh.world_rank(self.mesh.stage + step, self.mesh.graph_rank)
 
-    def _tag(self, c: Chunk, epoch: int, direction: int) -> int:
-        return (max(epoch, 0) % 1024) * 4096 + c.index * 2 + direction
+    @staticmethod
+    def _tag(c: Chunk, direction: int) -> int:
+        """Messages between two ranks are matched in order, and a stage starts an epoch only after its
+        neighbour consumed the last one, so (chunk, direction) tells every message apart."""
+        return c.index * 2 + direction
 
-    def _send(self, t: Tensor, c: Chunk, epoch: int, direction: int, step: int):
+    def _send(self, t: Tensor, c: Chunk, direction: int, step: int):
         t = t.contiguous()
         self.stats.comm_bytes += t.numel() * t.element_size()
-        return dist.isend(t, dst=self._peer(step), tag=self._tag(c, epoch, direction))
+        return dist.isend(t, dst=self._peer(step), tag=self._tag(c, direction))
 
-    def _receive(self, c: Chunk, epoch: int, direction: int, *, grad: bool = True) -> Tensor | None:
+    def _receive(self, c: Chunk, direction: int, *, grad: bool = True) -> Tensor | None:
         """Chunk ``c``'s activations from the previous stage (FWD) or its output gradient (BWD)."""
         if direction == FWD and self.mesh.stage == 0:
             return None
         width = self.in_width if direction == FWD else self.out_width
         buf = torch.empty(c.rows.numel(), width, device=self.mesh.world.device)
         t0 = time.perf_counter()
-        dist.irecv(
-            buf, src=self._peer(-1 if direction == FWD else +1), tag=self._tag(c, epoch, direction)
-        ).wait()
+        dist.irecv(buf, src=self._peer(-1 if direction == FWD else +1), tag=self._tag(c, direction)).wait()
         self.stats.bubble_s += time.perf_counter() - t0
         return buf.requires_grad_(grad and direction == FWD)
