@@ -82,7 +82,8 @@ def layer_bytes(profile: dict) -> dict[tuple[int, str], float]:
                 if x["direction"] != "eval":
                     key = (x["layer"], x["direction"])
                     acc[key] = acc.get(key, 0.0) + sum(x["sent_bytes"]) / epochs
-    return dict(sorted(acc.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])))
+    order = {"fwd": 0, "bwd": 1}
+    return dict(sorted(acc.items(), key=lambda kv: (str(kv[0][0]), order.get(kv[0][1], 2))))
 
 
 def profile_text(profile: dict) -> str:
@@ -123,31 +124,36 @@ def profile_plots(profile: dict, out: Path) -> list[Path]:
     plt = _pyplot()
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    title = f"{profile.get('strategy', '?')}, {profile['world_size']} ranks"
+    cfg = profile.get("config", {})
+    title = (
+        f"{profile.get('strategy', '?')} strategy, {profile['world_size']} ranks, {cfg.get('model')} "
+        f"{cfg.get('layers')} layers, hidden {cfg.get('hidden')}, {cfg.get('comm_dtype')} wire"
+    )
 
     lb = layer_bytes(profile)
     layers = sorted({k[0] for k in lb}, key=str)
+    totals = [sum(v for k, v in lb.items() if k[0] == layer) for layer in layers]
+    scale, unit = _unit(max(totals, default=0.0))
     fig, ax = plt.subplots(figsize=(7, 4))
     x = np.arange(len(layers))
     bottom = np.zeros(len(layers))
-    for d, colour in (("fwd", "tab:blue"), ("bwd", "tab:orange")):
-        vals = np.array([lb.get((layer, d), 0.0) for layer in layers]) / 2**20
-        ax.bar(
-            x,
-            vals,
-            bottom=bottom,
-            label={"fwd": "forward (rows)", "bwd": "backward (gradients)"}[d],
-            color=colour,
-        )
+    for d, label, colour in (
+        ("fwd", "forward (rows)", "tab:blue"),
+        ("bwd", "backward (gradients)", "tab:orange"),
+    ):
+        vals = np.array([lb.get((layer, d), 0.0) for layer in layers]) / scale
+        ax.bar(x, vals, bottom=bottom, label=label, color=colour)
         bottom += vals
     ax.set_xticks(x, [str(layer) for layer in layers])
     ax.set_xlabel("layer")
-    ax.set_ylabel("MiB per epoch (all ranks)")
-    ax.set_title(f"Halo bytes per layer: {title}")
+    ax.set_ylabel(f"{unit} per epoch (sent, all ranks)")
+    ax.set_title(f"Halo bytes per layer and direction\n{title}", fontsize=10)
     ax.legend()
     written.append(_save(fig, out / "bytes_per_layer.png"))
 
-    m = peer_matrix(profile) / 2**20
+    m = peer_matrix(profile)
+    scale, unit = _unit(float(m.max(initial=0.0)))
+    m = m / scale
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     im = ax.imshow(m, cmap="viridis")
     ax.set_xlabel("receiving rank")
@@ -157,26 +163,37 @@ def profile_plots(profile: dict, out: Path) -> list[Path]:
     ax.set_yticks(ticks)
     if m.shape[0] <= 8:
         for (i, j), v in np.ndenumerate(m):
-            ax.text(
-                j, i, f"{v:.2f}", ha="center", va="center", color="w" if v < m.max() / 2 else "k", fontsize=8
-            )
-    fig.colorbar(im, ax=ax, label="MiB per epoch")
-    ax.set_title(f"Peer-to-peer traffic: {title}")
+            text = "-" if i == j else f"{v:.3g}"
+            ax.text(j, i, text, ha="center", va="center", color="w" if v < m.max() / 2 else "k", fontsize=8)
+    fig.colorbar(im, ax=ax, label=f"{unit} per epoch")
+    ax.set_title(f"Peer-to-peer halo traffic (training)\n{title}", fontsize=10)
     written.append(_save(fig, out / "peer_heatmap.png"))
 
     br = epoch_breakdown(profile) * 1000
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(8, 4.8))
     ep = np.arange(1, br.shape[0] + 1)
     bottom = np.zeros(br.shape[0])
-    labels = ("compute", "exposed communication", "bubble (pipeline idle)", "other")
+    labels = (
+        "aggregation kernels",
+        "exposed communication (launch + wait)",
+        "pipeline bubble (idle)",
+        "other (dense layers, loss, optimiser, gradient all-reduce, evaluation)",
+    )
     colours = ("tab:green", "tab:red", "tab:gray", "tab:purple")
     for i, (label, colour) in enumerate(zip(labels, colours, strict=True)):
         ax.bar(ep, br[:, i], bottom=bottom, label=label, color=colour)
         bottom += br[:, i]
+    walls = br.sum(axis=1)
+    if len(walls) > 2 and walls[0] > 2 * walls[1:].max():  # one-off start-up: keep the rest readable
+        top = 1.25 * walls[1:].max()
+        ax.set_ylim(0, top)
+        label = f"epoch 1: {walls[0]:.0f} ms (one-off start-up, clipped)"
+        ax.annotate(label, (1.5, 0.97 * top), ha="left", va="top", fontsize=8)
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("ms (mean over ranks)")
-    ax.set_title(f"Where each epoch's time goes: {title}")
-    ax.legend(fontsize=8)
+    ax.set_ylabel("ms per epoch (mean over ranks)")
+    ax.set_title(f"Where each epoch's time goes\n{title}", fontsize=10)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, frameon=False)
     written.append(_save(fig, out / "epoch_breakdown.png"))
     return written
 
@@ -239,6 +256,14 @@ def _log_p_axes(ax, rows: list[dict]) -> None:
     ax.minorticks_off()
     ax.set_xlabel("parts P (ranks)")
     ax.grid(True, which="major", alpha=0.3)
+
+
+def _unit(largest: float) -> tuple[float, str]:
+    """The binary unit that shows ``largest`` bytes as a number between 1 and 1024."""
+    for scale, name in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if largest >= scale:
+            return float(scale), name
+    return 1.0, "B"
 
 
 def _pyplot():
