@@ -122,9 +122,10 @@ def main() -> None:
     print(f'  (use as --network "bandwidth={beta / 1e9:.3f}GB/s,latency={1e6 * alpha:.1f}us")')
     for part_dir in args.partitions:
         r = validate(part_dir, alpha, beta, args)
+        mib = r["bytes_per_epoch"] / 2**20
         print(
-            f"{r['parts']} ranks, {r['bytes_per_epoch'] / 2**20:.1f} MiB/epoch: predicted {r['predicted_ms']:.1f} ms, "
-            f"measured in flight {r['measured_in_flight_ms']:.1f} ms (exposed {r['measured_exposed_ms']:.1f} ms), "
+            f"{r['parts']} ranks, {mib:.1f} MiB/epoch: predicted {r['predicted_ms']:.1f} ms, measured in "
+            f"flight {r['measured_in_flight_ms']:.1f} ms (exposed {r['measured_exposed_ms']:.1f} ms), "
             f"predicted/measured {r['ratio']:.2f}"
         )
 
