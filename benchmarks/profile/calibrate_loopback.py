@@ -1,8 +1,8 @@
 """Calibrate the what-if network model on this machine, then check it against real training runs.
 
-1. Micro-benchmark: 2 gloo processes on loopback exchange one message each way with
+1. Micro-benchmark: 2 gloo processes (one thread each) on loopback exchange one message each way with
    ``all_to_all_single`` (the call the halo exchange makes), sizes 1 KiB .. 8 MiB; median seconds per
-   call; least squares fit of ``t = alpha + bytes / beta``.
+   call; least squares fit of ``t = alpha + bytes / beta`` on relative error.
 2. Validation: for each of the given partitions, train ``--epochs`` epochs with ``--profile-out``, then
    predict that run's per-epoch communication time with the calibrated model and compare it with the
    measured in-flight time (mean over ranks, epochs after the first).
@@ -64,8 +64,9 @@ def calibrate(repeats: int) -> tuple[float, float, dict[int, float]]:
             p.join()
     sizes = np.array(sorted(res), dtype=np.float64)
     t = np.array([res[int(s)] for s in sizes])
-    a = np.stack([np.ones_like(sizes), sizes], axis=1)
-    (alpha, inv_beta), *_ = np.linalg.lstsq(a, t, rcond=None)
+    # Least squares on relative error (rows divided by t): small and large messages count alike.
+    a = np.stack([np.ones_like(sizes), sizes], axis=1) / t[:, None]
+    (alpha, inv_beta), *_ = np.linalg.lstsq(a, np.ones_like(t), rcond=None)
     return float(alpha), float(1.0 / inv_beta), res
 
 
