@@ -1,9 +1,11 @@
 """Calibrate the what-if network model on this machine, then check it against real training runs.
 
-1. Micro-benchmark: 2 gloo processes (one thread each) on loopback exchange one message each way with
+1. Micro-benchmark, at each world size of the validation runs (and 2): gloo processes (one thread
+   each) on loopback send one message to every peer with
    ``all_to_all_single`` (the call the halo exchange makes), sizes 1 KiB .. 8 MiB; median seconds per
    call; least squares fit of ``t = alpha + bytes / beta`` on relative error.
-2. Validation: for each of the given partitions, train ``--epochs`` epochs with ``--profile-out``, then
+2. Validation: for each of the given partitions, train ``--epochs`` epochs with ``--profile-out``
+   (``--no-overlap`` unless ``--overlap``), then
    predict that run's per-epoch communication time with the calibrated model and compare it with the
    measured in-flight time (mean over ranks, epochs after the first).
 
@@ -35,9 +37,9 @@ def _bench(rank: int, world: int, store_path: str, repeats: int, out_q) -> None:
     results = {}
     for size in SIZES:
         n = size // 4
-        send = torch.ones(n * world)
-        recv = torch.empty(n * world)
-        splits = [n] * world
+        splits = [0 if q == rank else n for q in range(world)]  # one message to every peer
+        send = torch.ones(n * (world - 1))
+        recv = torch.empty(n * (world - 1))
         times = []
         for _ in range(repeats + 2):
             dist.barrier()
@@ -50,13 +52,18 @@ def _bench(rank: int, world: int, store_path: str, repeats: int, out_q) -> None:
     dist.destroy_process_group()
 
 
-def calibrate(repeats: int) -> tuple[float, float, dict[int, float]]:
-    """(alpha seconds, beta bytes/s, median seconds per size) for one message each way between 2 ranks."""
+def calibrate(world: int, repeats: int) -> tuple[float, float, dict[int, float]]:
+    """(alpha seconds, beta bytes/s, median seconds per size): every rank sends one message per peer.
+
+    The model's busiest rank sends ``world - 1`` messages one after another, so the fit is
+    ``t = (world - 1) * (alpha + size / beta)``; on one machine the processes share cores and memory
+    bandwidth, which a calibration at the run's own world size absorbs into alpha and beta.
+    """
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     with tempfile.TemporaryDirectory() as tmp:
         store = os.path.join(tmp, "store")
-        procs = [ctx.Process(target=_bench, args=(r, 2, store, repeats, q)) for r in range(2)]
+        procs = [ctx.Process(target=_bench, args=(r, world, store, repeats, q)) for r in range(world)]
         for p in procs:
             p.start()
         res = q.get(timeout=600)
@@ -65,7 +72,7 @@ def calibrate(repeats: int) -> tuple[float, float, dict[int, float]]:
     sizes = np.array(sorted(res), dtype=np.float64)
     t = np.array([res[int(s)] for s in sizes])
     # Least squares on relative error (rows divided by t): small and large messages count alike.
-    a = np.stack([np.ones_like(sizes), sizes], axis=1) / t[:, None]
+    a = (world - 1) * np.stack([np.ones_like(sizes), sizes], axis=1) / t[:, None]
     (alpha, inv_beta), *_ = np.linalg.lstsq(a, np.ones_like(t), rcond=None)
     return float(alpha), float(1.0 / inv_beta), res
 
@@ -83,7 +90,9 @@ def validate(part_dir: str, alpha: float, beta: float, args: argparse.Namespace)
         cmd = [sys.executable, "-m", "distgnn", "train", "--partitions", part_dir, "--nproc", str(nproc)]
         cmd += ["--model", args.model, "--layers", str(args.layers), "--hidden", str(args.hidden)]
         cmd += ["--epochs", str(args.epochs), "--eval-every", str(args.epochs), "--no-progress"]
-        cmd += ["--profile-out", prof_path]
+        cmd += ["--profile-out", prof_path, "--kernel", args.kernel]
+        if not args.overlap:
+            cmd.append("--no-overlap")
         subprocess.run(cmd, check=True)
         prof = load_profile(prof_path)
     measured = [
@@ -108,6 +117,8 @@ def validate(part_dir: str, alpha: float, beta: float, args: argparse.Namespace)
 
 
 def main() -> None:
+    from distgnn.partitioning import load_meta
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--partitions", nargs="*", default=[], help="partition dirs to validate on")
     ap.add_argument("--model", default="gcn")
@@ -115,14 +126,24 @@ def main() -> None:
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--kernel", default="auto")
+    ap.add_argument(
+        "--overlap",
+        action="store_true",
+        help="validate on overlapped runs (default: --no-overlap, so each exchange's in-flight time is "
+        "the transfer, not stretched by computation competing for the cores)",
+    )
     args = ap.parse_args()
-    alpha, beta, res = calibrate(args.repeats)
-    for size, t in sorted(res.items()):
-        print(f"  {size:>9} B  {1e6 * t:9.1f} us  model {1e6 * (alpha + size / beta):9.1f} us")
-    print(f"loopback fit: latency={1e6 * alpha:.1f}us bandwidth={beta / 1e9:.3f}GB/s")
-    print(f'  (use as --network "bandwidth={beta / 1e9:.3f}GB/s,latency={1e6 * alpha:.1f}us")')
+    fits = {}
+    for world in sorted({2} | {int(load_meta(d)["num_parts"]) for d in args.partitions}):
+        alpha, beta, res = calibrate(world, args.repeats)
+        fits[world] = (alpha, beta)
+        for size, t in sorted(res.items()):
+            model = (world - 1) * (alpha + size / beta)
+            print(f"  {world} ranks {size:>9} B/peer  {1e6 * t:9.1f} us  model {1e6 * model:9.1f} us")
+        print(f"{world} ranks, loopback fit: latency={1e6 * alpha:.1f}us bandwidth={beta / 1e9:.3f}GB/s")
     for part_dir in args.partitions:
-        r = validate(part_dir, alpha, beta, args)
+        r = validate(part_dir, *fits[int(load_meta(part_dir)["num_parts"])], args)
         mib = r["bytes_per_epoch"] / 2**20
         print(
             f"{r['parts']} ranks, {mib:.1f} MiB/epoch: predicted {r['predicted_ms']:.1f} ms, measured in "

@@ -211,11 +211,7 @@ def sweep_plots(sweep: dict, out: Path) -> list[Path]:
     written = []
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for s in strategies:
-        sel = [r for r in rows if r["strategy"] == s]
-        ps = [r["parts"] for r in sel]
-        ax.plot(ps, [r["total_bytes"] / GIB for r in sel], "o-", label=f"{s}: total")
-        ax.plot(ps, [r["straggler_bytes"] / GIB for r in sel], "s--", label=f"{s}: straggler rank")
+    _curves(ax, rows, strategies, ("total_bytes", "total"), ("straggler_bytes", "straggler rank"))
     _log_p_axes(ax, rows)
     ax.set_ylabel("GiB per training epoch")
     ax.set_title(f"Communication volume vs P\n{what}", fontsize=10)
@@ -223,11 +219,13 @@ def sweep_plots(sweep: dict, out: Path) -> list[Path]:
     written.append(_save(fig, out / "volume_vs_parts.png"))
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for s in strategies:
-        sel = [r for r in rows if r["strategy"] == s]
-        ps = [r["parts"] for r in sel]
-        ax.plot(ps, [r["max_rank_memory_bytes"] / GIB for r in sel], "o-", label=f"{s}: largest rank")
-        ax.plot(ps, [r["mean_rank_memory_bytes"] / GIB for r in sel], "s--", label=f"{s}: mean rank")
+    _curves(
+        ax,
+        rows,
+        strategies,
+        ("max_rank_memory_bytes", "largest rank"),
+        ("mean_rank_memory_bytes", "mean rank"),
+    )
     for name, cap in GPU_MEMORY.items():
         ax.axhline(cap / GIB, color="0.6", lw=0.8, ls=":")
         ax.annotate(
@@ -246,6 +244,17 @@ def sweep_plots(sweep: dict, out: Path) -> list[Path]:
     ax.legend(fontsize=8, loc="lower left")
     written.append(_save(fig, out / "memory_vs_parts.png"))
     return written
+
+
+def _curves(
+    ax, rows: list[dict], strategies: list[str], solid: tuple[str, str], dashed: tuple[str, str]
+) -> None:
+    """Per strategy, two byte columns of the sweep rows against P (in GiB): one solid, one dashed."""
+    for s in strategies:
+        sel = [r for r in rows if r["strategy"] == s]
+        ps = [r["parts"] for r in sel]
+        for (key, label), style in ((solid, "o-"), (dashed, "s--")):
+            ax.plot(ps, [r[key] / GIB for r in sel], style, label=f"{s}: {label}")
 
 
 def _log_p_axes(ax, rows: list[dict]) -> None:
