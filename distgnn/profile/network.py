@@ -25,7 +25,7 @@ from distgnn.errors import DistGNNError
 from distgnn.profile.volume import Volume
 
 _BW_UNITS = {"b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "kib": 2**10, "mib": 2**20, "gib": 2**30}
-_TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+_TIME_UNITS = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}  # divisors
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def _latency(value: str, spec: str) -> float:
     m = re.fullmatch(r"([0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?)\s*(s|ms|us|ns)", value)
     if not m:
         raise _bad(spec)
-    return float(m.group(1)) * _TIME_UNITS[m.group(2)]
+    return float(m.group(1)) / _TIME_UNITS[m.group(2)]
 
 
 def _bad(spec: str) -> DistGNNError:
