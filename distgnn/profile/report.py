@@ -207,13 +207,22 @@ def sweep_plots(sweep: dict, out: Path) -> list[Path]:
     rows = sweep["rows"]
     strategies = sorted({r["strategy"] for r in rows})
     m = sweep["model"]
-    what = f"{m['model']} {m['layers']} layers, hidden {m['hidden']}, {sweep['options']['comm_dtype']} wire"
+    what = (
+        f"{sweep['dataset']}: {m['model']} {m['layers']} layers, hidden {m['hidden']}, "
+        f"{sweep['options']['comm_dtype']} wire"
+    )
     written = []
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    _curves(ax, rows, strategies, ("total_bytes", "total"), ("straggler_bytes", "straggler rank"))
+    _curves(
+        ax,
+        rows,
+        strategies,
+        ("total_bytes", "total"),
+        ("straggler_bytes", "straggler (busiest rank, max of sent and received)"),
+    )
     _log_p_axes(ax, rows)
-    ax.set_ylabel("GiB per training epoch")
+    ax.set_ylabel("GiB sent per training epoch")
     ax.set_title(f"Communication volume vs P\n{what}", fontsize=10)
     ax.legend(fontsize=8)
     written.append(_save(fig, out / "volume_vs_parts.png"))
