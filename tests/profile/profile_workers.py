@@ -19,7 +19,9 @@ def profiled_runs(layout: ProcessLayout, part_dir: str, out_dir: str, configs: l
             os.path.join(out_dir, f"profile-{i}.json"),
             os.path.join(out_dir, f"metrics-{i}.jsonl"),
         )
-        cfg = TrainConfig(**({"progress": False, "profile_out": profile, "metrics_out": metrics} | overrides))
+        cfg = TrainConfig.from_flat(
+            **({"progress": False, "profile_out": profile, "metrics_out": metrics} | overrides)
+        )
         train_partition(cfg, part_dir, layout)
         layout.barrier()
         if layout.rank == 0:
