@@ -49,6 +49,10 @@ class _Recorder:
         self.num_nodes = rows
         self.calls: list[LayerExchange] = []
 
+    def mask_key(self, site: int) -> None:
+        """No keyed dropout masks (dropout is 0 here): torch's RNG, which the pass never draws from."""
+        return None
+
     def _record(self, h: Tensor, key: int) -> None:
         self.calls.append(LayerExchange(int(key), math.prod(h.shape[1:]), bool(h.requires_grad)))
 
