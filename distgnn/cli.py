@@ -9,7 +9,7 @@ import sys
 from distgnn.errors import DistGNNError
 
 # Each module defines `add_parser(subparsers)`, which registers its parser with `func=run`.
-SUBCOMMANDS = ("partition", "info", "train")
+SUBCOMMANDS = ("partition", "info", "train", "profile")
 
 
 def build_parser() -> argparse.ArgumentParser:

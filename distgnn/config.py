@@ -187,6 +187,13 @@ class RunConfig:
     metrics_out: str | None = field(
         default=None, metadata=option("JSON lines, one per epoch (written by rank 0)", metavar="FILE")
     )
+    profile_out: str | None = field(
+        default=None,
+        metadata=option("measured communication profile, one JSON file (rank 0)", metavar="FILE"),
+    )
+    trace: str | None = field(
+        default=None, metadata=option("torch.profiler Chrome trace per rank into DIR", metavar="DIR")
+    )
     progress: bool = field(
         default=True, metadata=option("no progress bar or summary table", flag="--no-progress")
     )

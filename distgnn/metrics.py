@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from distgnn import jsonio
+
 EPOCH_KEYS = (
     "epoch",
     "loss",
@@ -49,6 +51,9 @@ def accuracies(counts: Tensor) -> list[float]:
 class MetricsWriter:
     """One JSON object per line, flushed after each epoch, so a crashed run keeps what it measured.
 
+    Lines are strict JSON: a value that is absent (the accuracies of an epoch that was not evaluated,
+    NaN in memory) is written as ``null``.
+
     On resume the file is cut back (atomically) to the epochs before ``keep_through`` + 1, so the
     finished file matches an uninterrupted run line for line.
     """
@@ -68,7 +73,7 @@ class MetricsWriter:
         self._file = open(self.path, "a")  # noqa: SIM115 - held open for the run, closed in close()
 
     def write(self, record: dict) -> None:
-        self._file.write(json.dumps(record) + "\n")
+        self._file.write(jsonio.dumps(record) + "\n")
         self._file.flush()
 
     def close(self) -> None:
@@ -107,14 +112,15 @@ def format_summary(summary: dict) -> str:
         ("final loss", f"{summary['final_loss']:.4f}"),
         ("mean epoch time", f"{1000 * summary['mean_epoch_s']:.2f} ms"),
         ("comm share (exposed)", f"{100 * summary['comm_share']:.1f}%"),
-        ("halo bytes / epoch", _human_bytes(summary["comm_bytes_per_epoch"])),
+        ("halo bytes / epoch", human_bytes(summary["comm_bytes_per_epoch"])),
     ]
     width = max(len(k) for k, _ in rows)
     line = "-" * (width + 2 + max(len(v) for _, v in rows))
     return "\n".join([line, *(f"{k:<{width}}  {v}" for k, v in rows), line])
 
 
-def _human_bytes(n: float) -> str:
+def human_bytes(n: float) -> str:
+    """Bytes with a binary unit (B, KiB, MiB, GiB)."""
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"

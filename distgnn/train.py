@@ -30,6 +30,7 @@ from distgnn.parallel.build import build_strategy
 from distgnn.parallel.layout import ProcessLayout
 from distgnn.parallel.node_data import NodeData, model_input, row_normalize
 from distgnn.parallel.strategy import Strategy, all_reduce
+from distgnn.profile.recorder import ProfileSession
 
 __all__ = [
     "NodeData", "TrainResult", "Trainer", "model_input", "param_groups", "row_normalize", "train_partition",
@@ -292,6 +293,8 @@ def _pct(v: float) -> str:
 def train_partition(cfg: TrainConfig, part_dir: str, layout: ProcessLayout) -> tuple[TrainResult, Strategy]:
     """One rank of a job: build the strategy ``cfg`` names over ``layout``, train, drain the comm."""
     strategy = build_strategy(cfg, part_dir, layout)
+    session = ProfileSession.start(cfg, strategy, layout, part_dir)  # --profile-out / --trace (else no-op)
     result = Trainer(cfg, strategy).fit()
     strategy.flush()
+    session.finish(result.history)
     return result, strategy

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from distgnn import jsonio
 from distgnn.errors import DistGNNError
 
 from .part import Part
@@ -113,7 +114,7 @@ class PartitionWriter:
             raise RuntimeError("PartitionWriter used outside its with-block")
         meta = {"format": FORMAT_NAME, "version": FORMAT_VERSION, **meta, "checksums": dict(self.checksums)}
         with open(self.tmp / META_FILE, "w") as f:
-            json.dump(meta, f, indent=1)
+            f.write(jsonio.dumps(meta, indent=1))
             f.write("\n")
         check_target(self.target, self.overwrite)  # it may have appeared while we worked
         trash = None

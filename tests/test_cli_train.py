@@ -242,7 +242,7 @@ def test_every_config_field_is_an_option_with_its_default():
         weight_decay_scope="first", feature_norm="row", seed=9, deterministic=True, strategy="pipeline",
         stages=3, chunks=4, stage_layers=(2, 2, 2), history_dtype="bf16", exact_epochs=2, halo_staleness=1,
         comm_dtype="fp16", overlap=False, kernel="cpu", eval_every=3, checkpoint_dir="c", checkpoint_every=2,
-        resume=True, metrics_out="m.jsonl", progress=False,
+        resume=True, metrics_out="m.jsonl", profile_out="p.json", trace="tr", progress=False,
     )  # fmt: skip
     assert set(custom.flat()) == set(TrainConfig().flat())  # every field is set above
     assert all(v != d for v, d in zip(custom.flat().values(), TrainConfig().flat().values(), strict=True))

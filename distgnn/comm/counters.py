@@ -1,7 +1,8 @@
 """Byte and time counters for the communication layer, reset once per epoch.
 
 Bytes are what actually goes on the wire (after any wire-dtype cast), counted per call site ``key``,
-per direction (``fwd`` halo rows, ``bwd`` halo gradients) and per peer. Times are wall-clock seconds:
+per direction (``fwd`` halo rows, ``bwd`` halo gradients, ``eval`` rows of an evaluation pass) and per
+peer. Times are wall-clock seconds:
 
 - ``comm``: from the launch of an exchange until the transfer is first observed complete (the
   overlapped schedule polls it between blocks of computation; otherwise at the end of ``wait()``), so
@@ -9,6 +10,12 @@ per direction (``fwd`` halo rows, ``bwd`` halo gradients) and per peer. Times ar
 - ``exposed_comm``: the part of that the caller spent blocked (launching the transfer and in
   ``wait()``), i.e. communication not hidden behind computation;
 - ``compute``: aggregation work the strategy times around its kernels.
+
+The same times are kept per exchange slot ``(key, direction)`` as ``launch``, ``in_flight`` (= comm)
+and ``wait`` seconds. With :meth:`start_recording` every epoch's numbers are archived when the next
+epoch resets the counters (the measured profile, see ``distgnn.profile.recorder``); with ``trace`` on,
+launches, waits and compute blocks become named ``torch.profiler`` ranges (``halo/layer3/fwd/launch``,
+``halo/layer3/fwd/wait``, ``aggregate/inner`` while a transfer is in flight, else ``aggregate``).
 
 On CUDA the times measure host-side blocking only (NCCL work is asynchronous on its stream).
 """
@@ -18,9 +25,13 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Hashable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
-Direction = str  # "fwd" | "bwd"
+from torch.profiler import record_function
+
+Direction = str  # "fwd" | "bwd" | "eval"
+Slot = tuple[Hashable, Direction]
+SLOT_TIMES = ("launch", "in_flight", "wait")
 
 
 class CommCounters:
@@ -28,14 +39,36 @@ class CommCounters:
 
     def __init__(self, world_size: int) -> None:
         self.world_size = world_size
+        self.trace = False  # emit torch.profiler ranges (set by the profiler session)
+        self.epochs: list[dict] | None = None  # archived epochs while recording
+        self._in_flight = 0
         self.reset()
 
     def reset(self) -> None:
-        """Start a new epoch: zero every byte count and timer."""
-        self.sent: dict[tuple[Hashable, Direction], list[int]] = {}
-        self.recv: dict[tuple[Hashable, Direction], list[int]] = {}
+        """Start a new epoch: zero every byte count and timer (archiving the last one when recording)."""
+        if self.epochs is not None and self.calls:
+            self.epochs.append(self.epoch_record())
+        self.sent: dict[Slot, list[int]] = {}
+        self.recv: dict[Slot, list[int]] = {}
         self.times: defaultdict[str, float] = defaultdict(float)
-        self.calls: defaultdict[tuple[Hashable, Direction], int] = defaultdict(int)
+        self.calls: defaultdict[Slot, int] = defaultdict(int)
+        self.slot_times: defaultdict[Slot, dict[str, float]] = defaultdict(
+            lambda: dict.fromkeys(SLOT_TIMES, 0.0)
+        )
+        self._epoch_start = time.perf_counter()
+
+    def start_recording(self) -> None:
+        """Archive every epoch from now on (see :meth:`epoch_record`); :meth:`finish_recording` ends it."""
+        self.epochs = []
+        self.reset()
+
+    def finish_recording(self) -> list[dict]:
+        """The archived epochs, including the current one; recording stops."""
+        epochs = self.epochs or []
+        if self.calls:
+            epochs.append(self.epoch_record())
+        self.epochs = None
+        return epochs
 
     def add_bytes(
         self, key: Hashable, direction: Direction, sent: Sequence[int], recv: Sequence[int]
@@ -54,14 +87,37 @@ class CommCounters:
     def add_time(self, name: str, seconds: float) -> None:
         self.times[name] += seconds
 
+    def launched(self, key: Hashable, direction: Direction, seconds: float) -> None:
+        """An exchange was launched; the launch call blocked for ``seconds`` (exposed)."""
+        self.times["exposed_comm"] += seconds
+        self.slot_times[(key, direction)]["launch"] += seconds
+        self._in_flight += 1
+
+    def completed(self, key: Hashable, direction: Direction, in_flight: float, waited: float) -> None:
+        """An exchange finished: ``in_flight`` seconds from launch to completion, ``waited`` blocked."""
+        self.times["comm"] += in_flight
+        self.times["exposed_comm"] += waited
+        slot = self.slot_times[(key, direction)]
+        slot["in_flight"] += in_flight
+        slot["wait"] += waited
+        self._in_flight = max(self._in_flight - 1, 0)
+
+    def range(self, key: Hashable, direction: Direction, phase: str):
+        """A ``halo/layer{key}/{direction}/{phase}`` profiler range when tracing, else a no-op."""
+        if not self.trace:
+            return nullcontext()
+        return record_function(f"halo/layer{key}/{direction}/{phase}")
+
     @contextmanager
     def timer(self, name: str) -> Iterator[None]:
         """Add the wall time of the block to timer ``name``."""
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.times[name] += time.perf_counter() - t0
+        label = "aggregate/inner" if self._in_flight else "aggregate"
+        with record_function(label) if self.trace else nullcontext():
+            t0 = time.perf_counter()
+            try:
+                yield
+            finally:
+                self.times[name] += time.perf_counter() - t0
 
     def bytes_sent(self, key: Hashable | None = None, direction: Direction | None = None) -> int:
         return _total(self.sent, key, direction)
@@ -74,6 +130,32 @@ class CommCounters:
 
     def per_peer_recv(self) -> list[int]:
         return [sum(v[q] for v in self.recv.values()) for q in range(self.world_size)]
+
+    def epoch_record(self) -> dict:
+        """This epoch per exchange slot (bytes per peer, calls, launch/in-flight/wait/exposed seconds)."""
+        exchanges = []
+        for (key, direction), sent in self.sent.items():
+            t = self.slot_times[(key, direction)]
+            exchanges.append(
+                {
+                    "layer": key if isinstance(key, int) else str(key),
+                    "direction": direction,
+                    "calls": self.calls[(key, direction)],
+                    "sent_bytes": list(sent),
+                    "recv_bytes": list(self.recv[(key, direction)]),
+                    "launch_s": t["launch"],
+                    "in_flight_s": t["in_flight"],
+                    "wait_s": t["wait"],
+                    "exposed_s": t["launch"] + t["wait"],
+                }
+            )
+        return {
+            "wall_s": time.perf_counter() - self._epoch_start,
+            "compute_s": self.times.get("compute", 0.0),
+            "comm_s": self.times.get("comm", 0.0),
+            "exposed_comm_s": self.times.get("exposed_comm", 0.0),
+            "exchanges": exchanges,
+        }
 
     def snapshot(self) -> dict:
         """A JSON-friendly summary of the epoch so far (keys become strings)."""
@@ -94,9 +176,7 @@ class CommCounters:
         }
 
 
-def _total(
-    table: dict[tuple[Hashable, Direction], list[int]], key: Hashable | None, direction: Direction | None
-) -> int:
+def _total(table: dict[Slot, list[int]], key: Hashable | None, direction: Direction | None) -> int:
     return sum(
         sum(v)
         for (k, d), v in table.items()

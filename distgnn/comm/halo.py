@@ -89,7 +89,9 @@ class PendingExchange:
         result_dtype: torch.dtype,
         counters: CommCounters | None,
         started: float,
+        slot: tuple[Hashable, str] = ("", "fwd"),
     ) -> None:
+        self._slot = slot
         self._work = work
         self._out = out
         self._dtype = result_dtype
@@ -108,12 +110,15 @@ class PendingExchange:
         if self._result is None:
             if self._work is not None:
                 t0 = time.perf_counter()
-                self._work.wait()
+                if self._counters is None:
+                    self._work.wait()
+                else:
+                    with self._counters.range(*self._slot, "wait"):
+                        self._work.wait()
                 t1 = time.perf_counter()
                 done = self._done if self._done is not None else t1
                 if self._counters is not None:
-                    self._counters.add_time("exposed_comm", t1 - t0)
-                    self._counters.add_time("comm", done - self._started)
+                    self._counters.completed(*self._slot, in_flight=done - self._started, waited=t1 - t0)
             self._result = self._out if self._out.dtype == self._dtype else self._out.to(self._dtype)
             self._work = None
             self._out = None  # type: ignore[assignment]
@@ -170,11 +175,12 @@ class HaloExchange:
             key, direction, [c * width * esize for c in in_counts], [c * width * esize for c in out_counts]
         )
         started = time.perf_counter()
-        work = dist.all_to_all_single(
-            out, payload, list(out_counts), list(in_counts), group=self.layout.group, async_op=True
-        )
-        self.counters.add_time("exposed_comm", time.perf_counter() - started)  # the launch blocks too
-        return PendingExchange(work, out, result_dtype, self.counters, started)
+        with self.counters.range(key, direction, "launch"):
+            work = dist.all_to_all_single(
+                out, payload, list(out_counts), list(in_counts), group=self.layout.group, async_op=True
+            )
+        self.counters.launched(key, direction, time.perf_counter() - started)  # the launch blocks too
+        return PendingExchange(work, out, result_dtype, self.counters, started, (key, direction))
 
     def launch_forward(self, h: Tensor, *, key: Hashable, direction: str = "fwd") -> PendingExchange:
         """Launch the owned-rows -> halo-rows transfer of ``h`` [owned, ...] (no autograd)."""

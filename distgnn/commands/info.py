@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
+
+from distgnn import jsonio
 
 EPILOG = """\
 examples:
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         shown = {k: v for k, v in meta.items() if k != "checksums"}
         if verified is not None:
             shown["verified_files"] = verified
-        print(json.dumps(shown, indent=2))
+        print(jsonio.dumps(shown, indent=2))
     else:
         print(render(meta, args.dir, verified))
     return 0

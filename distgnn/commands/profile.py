@@ -1,0 +1,148 @@
+"""`distgnn profile`: predict a strategy's communication from a partition, sweep P, report a run or sweep.
+
+- ``predict``: exact per-epoch bytes (total, per rank, per peer pair, per layer, forward/backward) and
+  per-rank memory from a partition directory alone; ``--network`` adds an alpha-beta time, and
+  ``--from-run`` a predicted epoch time using a measured run's compute time;
+- ``sweep``: partition a graph at several part counts (cached) and tabulate the prediction at each;
+- ``report``: tables and PNGs of a measured profile (``distgnn train --profile-out``) or of a sweep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from distgnn.config import COMM_DTYPES, MODELS
+
+EPILOG = """\
+examples:
+  distgnn profile predict --partitions runs/cora-4 --model gcn --layers 2 --hidden 16
+  distgnn profile predict --partitions runs/cora-4 --model deepgcn --layers 16 --hidden 64 \\
+      --comm-dtype bf16 --network ib-hdr --json
+  distgnn train --partitions runs/cora-4 --nproc 4 --profile-out runs/cora.profile.json
+  distgnn profile predict --partitions runs/cora-4 --network eth-25g --from-run runs/cora.profile.json
+  distgnn profile sweep --dataset synthetic:nodes=100000,edges=2000000 --parts 2,4,8,16 --out runs/sweep
+  distgnn profile report runs/cora.profile.json --out runs/cora-report
+  distgnn profile report runs/sweep --out runs/sweep-report
+
+Networks: a preset (nvlink, pcie4, ib-hdr, eth-25g) or "bandwidth=25GB/s,latency=5us".
+"""
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", choices=MODELS, default="gcn", help="model family (default gcn)")
+    p.add_argument("--layers", type=int, default=2, metavar="L", help="layers (default 2)")
+    p.add_argument("--hidden", type=int, default=16, metavar="H", help="hidden width (per head for GAT)")
+    p.add_argument("--heads", type=int, default=8, metavar="K", help="GAT heads (default 8)")
+    p.add_argument("--strategy", default="graph", help="graph (default); pipeline and hybrid: not yet")
+    p.add_argument("--stages", type=int, default=1, metavar="S", help="pipeline stages (pipeline, hybrid)")
+    p.add_argument("--chunks", type=int, default=1, metavar="C", help="pipeline chunks (pipeline, hybrid)")
+    p.add_argument("--comm-dtype", choices=COMM_DTYPES, default="fp32", help="wire format (default fp32)")
+    p.add_argument("--halo-staleness", type=int, choices=(0, 1), default=0, help="stale halos (0 or 1)")
+    p.add_argument("--network", metavar="SPEC", help='preset or "bandwidth=25GB/s,latency=5us"')
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "profile",
+        help="predict, sweep and report communication volume (no training needed to predict)",
+        description="Communication profiler: bytes per strategy at any scale, what-if time, plots.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="profile_command", metavar="SUBCOMMAND", required=True)
+
+    pr = sub.add_parser("predict", help="per-epoch bytes and per-rank memory from a partition directory")
+    pr.add_argument("--partitions", required=True, metavar="DIR", help="partition directory")
+    _model_args(pr)
+    pr.add_argument("--from-run", metavar="PROFILE", help="a --profile-out file: predict the epoch time")
+    pr.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    pr.set_defaults(func=run_predict)
+
+    sw = sub.add_parser("sweep", help="partition at several part counts and tabulate the prediction")
+    sw.add_argument("--dataset", required=True, metavar="SRC", help="graph source (as distgnn partition)")
+    sw.add_argument("--parts", required=True, metavar="P,P,...", help="part counts, e.g. 2,4,8,16")
+    _model_args(sw)
+    sw.add_argument("--method", default="metis", help="partitioner (default metis; kaminpar for large P)")
+    sw.add_argument("--out", required=True, metavar="DIR", help="sweep directory (sweep.json)")
+    sw.add_argument("--cache", metavar="DIR", help="partition cache (default DIR/partitions)")
+    sw.add_argument("--json", action="store_true", help="print the sweep as one JSON object")
+    sw.add_argument("--no-progress", action="store_true", help="no progress bars")
+    sw.set_defaults(func=run_sweep)
+
+    rp = sub.add_parser("report", help="tables and PNGs of a measured profile or a sweep")
+    rp.add_argument("source", metavar="RUN_OR_SWEEP", help="a --profile-out file or a sweep directory")
+    rp.add_argument("--out", metavar="DIR", help="where the PNGs go (default: beside the source)")
+    rp.set_defaults(func=run_report)
+
+
+def _options(args: argparse.Namespace):
+    from distgnn.errors import DistGNNError
+    from distgnn.profile.exchanges import ModelSpec
+    from distgnn.profile.strategies import StrategyOptions
+
+    for name in ("layers", "hidden", "heads", "stages", "chunks"):
+        if getattr(args, name) < 1:
+            raise DistGNNError(f"{name} must be >= 1, got {getattr(args, name)}")
+    spec = ModelSpec(args.model, args.layers, args.hidden, args.heads)
+    opts = StrategyOptions(args.comm_dtype, args.halo_staleness, args.stages, args.chunks)
+    return spec, opts
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from distgnn import jsonio
+    from distgnn.profile.network import parse_network
+    from distgnn.profile.predict import load_profile, predict_volume, run_times, what_if
+    from distgnn.profile.strategies import predictor
+    from distgnn.profile.tables import volume_report
+
+    spec, opts = _options(args)
+    predictor(args.strategy)  # an unsupported strategy fails before anything is read
+    network = parse_network(args.network) if args.network else None
+    run = run_times(load_profile(args.from_run)) if args.from_run else None
+    if run is not None and network is None:
+        from distgnn.errors import DistGNNError
+
+        raise DistGNNError("--from-run needs --network (the network to predict the epoch time on)")
+    volume = predict_volume(args.partitions, spec, args.strategy, opts)
+    summary = volume.summary()
+    if network is not None:
+        summary["what_if"] = what_if(volume, network, run)
+    print(jsonio.dumps(summary) if args.json else volume_report(summary))
+    return 0
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    from distgnn import jsonio
+    from distgnn.profile.network import parse_network
+    from distgnn.profile.strategies import predictor
+    from distgnn.profile.sweep import parse_parts, sweep, sweep_table
+
+    spec, opts = _options(args)
+    predictor(args.strategy)
+    network = parse_network(args.network) if args.network else None
+    parts = parse_parts(args.parts)
+    result = sweep(
+        args.dataset,
+        parts,
+        spec,
+        [args.strategy],
+        opts,
+        out_dir=args.out,
+        cache_dir=args.cache,
+        method=args.method,
+        network=network,
+        progress=not args.no_progress,
+    )
+    print(jsonio.dumps(result) if args.json else sweep_table(result))
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from distgnn.profile.report import report
+
+    text, pngs = report(args.source, args.out)
+    print(text)
+    for png in pngs:
+        print(f"wrote {png}", file=sys.stderr)
+    return 0

@@ -1,0 +1,1 @@
+"""The communication profiler: measured profiles, predictions from a partition, sweeps and reports."""

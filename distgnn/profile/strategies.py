@@ -1,0 +1,60 @@
+"""Strategy name -> volume predictor: the one table a new strategy adds itself to.
+
+A predictor takes the partition (:class:`PartitionInfo`: meta, sizes, per-peer routing, its directory
+for anything else it must read), what the model exchanges per layer (:class:`LayerExchange` list, from
+the model itself) and the strategy options, and returns a :class:`Volume` (its flows per layer and
+direction, evaluation flows, per-rank memory). A new strategy adds one function here plus a test that
+its prediction equals a real run's measured bytes (see tests/profile/test_predict_equals_measured.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from distgnn.errors import DistGNNError
+from distgnn.profile.exchanges import LayerExchange
+from distgnn.profile.graph import predict_graph
+from distgnn.profile.partition_info import PartitionInfo
+from distgnn.profile.volume import Volume
+
+KNOWN_STRATEGIES = ("graph", "pipeline", "hybrid")  # what the engine is designed to run
+WIRE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+
+
+@dataclass(frozen=True)
+class StrategyOptions:
+    """Options of ``distgnn train`` that change the traffic (stages/chunks: pipeline and hybrid)."""
+
+    comm_dtype: str = "fp32"
+    halo_staleness: int = 0
+    stages: int = 1
+    chunks: int = 1
+
+    @property
+    def wire_bytes(self) -> int:
+        if self.comm_dtype not in WIRE_BYTES:
+            raise DistGNNError(f"comm-dtype must be one of {', '.join(WIRE_BYTES)}, got {self.comm_dtype!r}")
+        return WIRE_BYTES[self.comm_dtype]
+
+
+Predictor = Callable[[PartitionInfo, list[LayerExchange], StrategyOptions], Volume]
+
+
+def _graph(info: PartitionInfo, exchanges: list[LayerExchange], opts: StrategyOptions) -> Volume:
+    return predict_graph(info, exchanges, wire_bytes=opts.wire_bytes, staleness=opts.halo_staleness)
+
+
+PREDICTORS: dict[str, Predictor] = {"graph": _graph}
+
+
+def predictor(strategy: str) -> Predictor:
+    """The predictor of ``strategy``; a clear error for one the profiler does not know (yet)."""
+    if strategy in PREDICTORS:
+        return PREDICTORS[strategy]
+    if strategy in KNOWN_STRATEGIES:
+        supported = ", ".join(PREDICTORS)
+        raise DistGNNError(
+            f"strategy {strategy!r} is not supported by the profiler yet (supported: {supported})"
+        )
+    raise DistGNNError(f"unknown strategy {strategy!r}; choose one of {', '.join(KNOWN_STRATEGIES)}")

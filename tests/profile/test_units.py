@@ -1,0 +1,104 @@
+"""Profiler pieces without processes: strict JSON, per-layer exchanges, volume algebra, network model."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from distgnn import jsonio
+from distgnn.comm.volume import analytic_bytes
+from distgnn.errors import DistGNNError
+from distgnn.metrics import MetricsWriter
+from distgnn.profile import strategies
+from distgnn.profile.exchanges import LayerExchange, ModelSpec, layer_exchanges
+from distgnn.profile.graph import predict_graph
+from distgnn.profile.network import PRESETS, Network, parse_network
+from distgnn.profile.partition_info import PartitionInfo
+
+
+def test_strict_json_writes_null_and_refuses_nan(tmp_path):
+    assert jsonio.dumps({"a": math.nan, "b": [1.0, math.inf], "c": (2, -math.inf)}) == (
+        '{"a": null, "b": [1.0, null], "c": [2, null]}'
+    )
+    for bad in ('{"a": NaN}', "[Infinity]", "-Infinity"):
+        with pytest.raises(ValueError, match="not strict JSON"):
+            jsonio.loads(bad)
+    w = MetricsWriter(tmp_path / "m.jsonl")
+    w.write({"epoch": 1, "train_acc": math.nan, "loss": 0.5})
+    w.close()
+    assert jsonio.loads((tmp_path / "m.jsonl").read_text()) == {"epoch": 1, "train_acc": None, "loss": 0.5}
+
+
+@pytest.mark.parametrize(
+    "spec, in_dim, expect",
+    [
+        (ModelSpec("gcn", 2, 16), 10, [(0, 10, False), (1, 3, True)]),  # raw features first: no gradient
+        (ModelSpec("gcn", 3, 8), 10, [(0, 8, True), (1, 8, True), (2, 3, True)]),
+        (ModelSpec("sage", 2, 32), 10, [(0, 10, False), (1, 3, True)]),
+        (ModelSpec("gat", 2, 4, heads=2), 10, [(0, 2 * 4 + 2, True), (1, 3 + 1, True)]),
+        (ModelSpec("deepgcn", 3, 8), 10, [(0, 8, True), (1, 8, True), (2, 8, True)]),
+    ],
+)
+def test_layer_exchanges_come_from_the_model(spec, in_dim, expect):
+    got = layer_exchanges(spec, in_dim, 3)
+    assert [(e.key, e.width, e.backward) for e in got] == expect
+
+
+def _info(send: np.ndarray, feat_dim: int = 5) -> PartitionInfo:
+    p = send.shape[0]
+    return PartitionInfo(
+        path="mem",
+        meta={"feat_dim": feat_dim, "num_classes": 2},
+        send_rows=send,
+        n_owned=np.full(p, 10),
+        n_halo=send.sum(axis=0),
+        n_edges=np.full(p, 40),
+    )
+
+
+def test_graph_volume_matches_the_analytic_total_and_splits_by_direction():
+    send = np.array([[0, 3, 1], [2, 0, 4], [0, 5, 0]])
+    ex = [LayerExchange(0, 5, False), LayerExchange(1, 7, True)]
+    vol = predict_graph(_info(send), ex, wire_bytes=2)
+    s = vol.summary()
+    halo = send.sum(axis=0)  # rows each part receives
+    assert s["total_bytes"] == analytic_bytes(halo, [5, 7], backward=[False, True]) // 2
+    assert s["fwd_bytes"] == halo.sum() * (5 + 7) * 2 and s["bwd_bytes"] == halo.sum() * 7 * 2
+    assert s["per_rank_bytes"] == list(send.sum(axis=1) * 12 * 2 + send.sum(axis=0) * 7 * 2)
+    assert np.array_equal(np.array(s["peer_bytes"]), send * 24 + send.T * 14)
+    assert s["straggler"]["rank"] == int(np.argmax(np.maximum(s["per_rank_bytes"], s["per_rank_recv_bytes"])))
+    assert s["eval_bytes"] == halo.sum() * 12 * 2
+    assert [r["layer"] for r in s["per_layer_bytes"]] == [0, 1]
+    assert all(m["history"] == 0 for m in s["per_rank_memory_bytes"])
+    stale = predict_graph(_info(send), ex, wire_bytes=2, staleness=1).summary()
+    assert stale["total_bytes"] == s["total_bytes"]  # same bytes per epoch, just one epoch late
+    assert all(m["history"] > 0 for m in stale["per_rank_memory_bytes"])
+
+
+def test_a_new_strategy_is_one_registry_entry(monkeypatch):
+    with pytest.raises(DistGNNError, match="'pipeline' is not supported by the profiler yet"):
+        strategies.predictor("pipeline")
+    with pytest.raises(DistGNNError, match="unknown strategy 'ring'"):
+        strategies.predictor("ring")
+    monkeypatch.setitem(strategies.PREDICTORS, "pipeline", strategies.PREDICTORS["graph"])
+    assert strategies.predictor("pipeline") is strategies.PREDICTORS["graph"]
+
+
+def test_network_specs_and_presets():
+    assert parse_network("bandwidth=25GB/s,latency=5us") == Network(25e9, 5e-6)
+    assert parse_network(" latency=1ms , bandwidth=10Gb/s ") == Network(1.25e9, 1e-3)
+    assert parse_network("bandwidth=1GiB/s,latency=2e-6s").bandwidth == 2**30
+    assert parse_network("ib-hdr") is PRESETS["ib-hdr"]
+    for bad in ("bandwidth=25,latency=5us", "bandwidth=25GB/s", "fast", "bandwidth=0GB/s,latency=1us"):
+        with pytest.raises(DistGNNError, match="cannot parse network"):
+            parse_network(bad)
+
+
+def test_alpha_beta_exchange_time_is_the_busiest_rank():
+    net = Network(bandwidth=100.0, latency=1.0)
+    peer = np.array([[0, 100, 0], [200, 0, 300], [0, 0, 0]])
+    # rank 1 sends 2 messages: (1 + 2) + (1 + 3) = 7 s; rank 2 receives one of 300 B: 4 s.
+    assert net.exchange_time(peer) == pytest.approx(7.0)
+    assert net.exchange_time(np.zeros((2, 2))) == 0.0
