@@ -34,7 +34,7 @@ from distgnn.parallel.chunk_prop import ChunkedPropagation
 from distgnn.parallel.chunks import Chunk, assign_chunks, build_chunks
 from distgnn.parallel.mesh import Mesh2D
 from distgnn.parallel.node_data import NodeData, model_input
-from distgnn.parallel.strategy import StepStats, Strategy
+from distgnn.parallel.strategy import StepStats, Strategy, all_reduce
 from distgnn.partitioning.part import Part
 
 FWD, BWD = 0, 1
@@ -103,7 +103,9 @@ class PipelineStrategy(Strategy):
         if mesh.graph_size > 1:
             self.transfers = chunk_transfers(part, chunk_of, self.chunks, device)
             self.whole_transfers = chunk_transfers(part, whole_of, self.whole, device)
-        self.num_edges = int(part.indptr[-1])
+        # The cost-model split must be the same on every rank: use the whole graph's sizes.
+        sizes = torch.tensor([n, int(part.indptr[-1])], dtype=torch.float64)
+        self.graph_nodes, self.graph_edges = (int(v) for v in all_reduce(sizes, mesh.graph).tolist())
         self.history = HistoryCache(n + part.n_halo, cfg.parallel.history_dtype, device)
         graph = mesh.graph if mesh.graph_size > 1 else None
         self.prop = ChunkedPropagation(
@@ -126,7 +128,7 @@ class PipelineStrategy(Strategy):
             bounds = np.concatenate([[0], np.cumsum(sizes)])
             self.stage_ranges = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
         else:
-            costs = layer_costs(model, self.data.x.shape[0], self.num_edges)
+            costs = layer_costs(model, self.graph_nodes, self.graph_edges)
             self.stage_ranges = split_layers(costs, self.mesh.stages)
         start, stop = self.stage_ranges[self.mesh.stage]
         self.in_width = model.input_width(start)
