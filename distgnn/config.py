@@ -163,6 +163,13 @@ class ParallelConfig:
         if self.halo_staleness not in (0, 1):
             raise DistGNNError(f"halo-staleness must be 0 or 1, got {self.halo_staleness}")
         _choice(self.comm_dtype, COMM_DTYPES, "comm-dtype")
+        if self.strategy != "graph" and (
+            self.halo_staleness or self.comm_dtype != "fp32" or not self.overlap
+        ):
+            raise DistGNNError(
+                "--halo-staleness, --comm-dtype and --no-overlap apply to --strategy graph only "
+                f"(the {self.strategy} strategy reads stale rows from its history cache instead)"
+            )
         _choice(self.kernel, KERNELS, "kernel")
 
     @property

@@ -21,7 +21,7 @@ def predict_volume(
     predict = predictor(strategy)  # fails first on a strategy the profiler does not know
     if not isinstance(info, PartitionInfo):
         info = PartitionInfo.from_dir(info)
-    return predict(info, layer_exchanges(spec, info.feat_dim, info.num_classes), opts)
+    return predict(info, layer_exchanges(spec, info.feat_dim, info.num_classes), opts, spec)
 
 
 def load_profile(path: str | os.PathLike) -> dict:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from distgnn.errors import DistGNNError
-from distgnn.profile.exchanges import LayerExchange
+from distgnn.profile.exchanges import LayerExchange, ModelSpec
 from distgnn.profile.graph import predict_graph
 from distgnn.profile.partition_info import PartitionInfo
 from distgnn.profile.volume import Volume
@@ -30,6 +30,7 @@ class StrategyOptions:
     halo_staleness: int = 0
     stages: int = 1
     chunks: int = 1
+    stage_layers: tuple[int, ...] | None = None
 
     @property
     def wire_bytes(self) -> int:
@@ -38,14 +39,41 @@ class StrategyOptions:
         return WIRE_BYTES[self.comm_dtype]
 
 
-Predictor = Callable[[PartitionInfo, list[LayerExchange], StrategyOptions], Volume]
+Predictor = Callable[[PartitionInfo, list[LayerExchange], StrategyOptions, ModelSpec], Volume]
 
 
-def _graph(info: PartitionInfo, exchanges: list[LayerExchange], opts: StrategyOptions) -> Volume:
+def _graph(
+    info: PartitionInfo, exchanges: list[LayerExchange], opts: StrategyOptions, spec: ModelSpec
+) -> Volume:
     return predict_graph(info, exchanges, wire_bytes=opts.wire_bytes, staleness=opts.halo_staleness)
 
 
-PREDICTORS: dict[str, Predictor] = {"graph": _graph}
+def _staged(strategy: str) -> Predictor:
+    def predict(
+        info: PartitionInfo, exchanges: list[LayerExchange], opts: StrategyOptions, spec: ModelSpec
+    ) -> Volume:
+        from distgnn.profile.pipeline import predict_pipeline
+
+        if opts.comm_dtype != "fp32" or opts.halo_staleness:
+            raise DistGNNError(
+                f"--halo-staleness and --comm-dtype apply to --strategy graph only, not {strategy}"
+            )
+        if strategy == "pipeline" and info.num_parts != 1:
+            raise DistGNNError(
+                f"--strategy pipeline needs a 1-part partition directory, {info.path} has {info.num_parts}"
+            )
+        return predict_pipeline(
+            info, exchanges, spec, stages=opts.stages, stage_layers=opts.stage_layers, strategy=strategy
+        )
+
+    return predict
+
+
+PREDICTORS: dict[str, Predictor] = {
+    "graph": _graph,
+    "pipeline": _staged("pipeline"),
+    "hybrid": _staged("hybrid"),
+}
 
 
 def predictor(strategy: str) -> Predictor:

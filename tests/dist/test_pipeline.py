@@ -25,6 +25,9 @@ from distgnn.errors import DistGNNError
 from distgnn.parallel.layout import ProcessLayout
 from distgnn.parallel.pipeline import split_layers
 from distgnn.partitioning import partition_graph
+from distgnn.profile.exchanges import ModelSpec
+from distgnn.profile.predict import predict_volume
+from distgnn.profile.strategies import StrategyOptions
 from distgnn.train import train_partition
 
 N, IN_DIM, CLASSES, EPOCHS = 160, 12, 4, 5
@@ -128,12 +131,15 @@ def test_chunked_pipeline_equals_single_process_chunked_training(staged, chunked
 
 
 @pytest.mark.parametrize("stages", [2, 4])
-def test_stage_bytes_equal_the_analytic_volume(staged, stages):
+def test_stage_bytes_equal_the_analytic_volume(staged, part_dir, stages):
     # GCN hidden 8: every boundary between stages carries an 8-wide layer input forward and its gradient
     # back, for all N rows, every epoch (float32), whatever the split (2 stages use --stage-layers 1,3).
-    for results in staged[stages]:
+    for results, split in zip(staged[stages], (None, (1, 3) if stages == 2 else None), strict=True):
         per_epoch = [r["comm_bytes"] for r in results[0][0]["history"]]
         assert per_epoch == [(stages - 1) * 2 * N * 8 * 4] * EPOCHS
+        # distgnn profile predict says the same from the partition alone
+        opts = StrategyOptions(stages=stages, stage_layers=split)
+        assert predict_volume(part_dir, ModelSpec("gcn", 4, 8), "pipeline", opts).total() == per_epoch[0]
 
 
 def test_layer_split_balances_cost():
@@ -155,6 +161,11 @@ def test_layer_split_balances_cost():
         (dict(chunks=0), "stages and chunks must be >= 1, got stages=1, chunks=0"),
         (dict(strategy="graph", stages=2), "--stages and --chunks need --strategy pipeline or hybrid"),
         (dict(history_dtype="int8"), "history-dtype must be one of fp32, bf16, fp16, got 'int8'"),
+        (
+            dict(comm_dtype="bf16"),
+            "--halo-staleness, --comm-dtype and --no-overlap apply to --strategy graph only (the pipeline "
+            "strategy reads stale rows from its history cache instead)",
+        ),
     ],
 )
 def test_bad_pipeline_settings_are_refused(overrides, message):

@@ -58,7 +58,7 @@ def predicted(part_dir: str, cfg: dict):
     opts = StrategyOptions(
         comm_dtype=cfg.get("comm_dtype", "fp32"), halo_staleness=cfg.get("halo_staleness", 0)
     )
-    return predictor("graph")(info, layer_exchanges(spec, info.feat_dim, info.num_classes), opts)
+    return predictor("graph")(info, layer_exchanges(spec, info.feat_dim, info.num_classes), opts, spec)
 
 
 @pytest.mark.timeout(300)

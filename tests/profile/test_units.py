@@ -78,12 +78,14 @@ def test_graph_volume_matches_the_analytic_total_and_splits_by_direction():
 
 
 def test_a_new_strategy_is_one_registry_entry(monkeypatch):
-    with pytest.raises(DistGNNError, match="'pipeline' is not supported by the profiler yet"):
-        strategies.predictor("pipeline")
+    assert set(strategies.PREDICTORS) == set(strategies.KNOWN_STRATEGIES)  # every strategy is predicted
+    monkeypatch.delitem(strategies.PREDICTORS, "hybrid")
+    with pytest.raises(DistGNNError, match="'hybrid' is not supported by the profiler yet"):
+        strategies.predictor("hybrid")
     with pytest.raises(DistGNNError, match="unknown strategy 'ring'"):
         strategies.predictor("ring")
-    monkeypatch.setitem(strategies.PREDICTORS, "pipeline", strategies.PREDICTORS["graph"])
-    assert strategies.predictor("pipeline") is strategies.PREDICTORS["graph"]
+    monkeypatch.setitem(strategies.PREDICTORS, "hybrid", strategies.PREDICTORS["graph"])
+    assert strategies.predictor("hybrid") is strategies.PREDICTORS["graph"]
 
 
 def test_network_specs_and_presets():
