@@ -23,7 +23,7 @@ log = logging.getLogger("distgnn.kernels")
 
 _CSRC = Path(__file__).parent / "csrc"
 _SOURCES = [_CSRC / name for name in ("aggregate.cpp", "dropout.cpp")]
-_HEADERS = [_CSRC / "output.h"]  # hashed with the sources: a header change must rebuild
+_HEADERS = sorted(_CSRC.glob("*.h"))  # hashed with the sources: a header change must rebuild
 _CFLAGS = ["-O3", "-fopenmp"]
 _LDFLAGS = ["-fopenmp"]
 _lock = threading.Lock()
