@@ -17,6 +17,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -35,17 +36,19 @@ def load_before(csrc: Path) -> ModuleType:
                 extra_ldflags=["-fopenmp"])  # fmt: skip
 
 
-def fwd_bwd(ext: ModuleType, x: torch.Tensor, g: torch.Tensor, bias: torch.Tensor | None) -> float:
+def fwd_bwd(
+    ext: ModuleType, x: torch.Tensor, g: torch.Tensor, bias: torch.Tensor | None, clock: Callable[[], float]
+) -> float:
     """Seconds for one forward and its backward (plain: mask regenerated; bias: ReLU + positive_scale)."""
     seed, thr, scale = 1234, 2**31, 2.0
-    t0 = time.perf_counter()
+    t0 = clock()
     if bias is None:
         ext.dropout(x, seed, thr, scale, False, None, None)
         ext.dropout(g, seed, thr, scale, False, None, None)
     else:
         out = ext.dropout(x, seed, thr, scale, True, bias, None)
         ext.positive_scale(out, g, scale)
-    return time.perf_counter() - t0
+    return clock() - t0
 
 
 def main() -> None:
@@ -55,7 +58,15 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--before-csrc", type=Path, default=None)
+    ap.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall: perf_counter; cpu: this process's CPU time (steadier on a loaded machine with "
+        "--threads 1; with more threads it counts OpenMP spin-waiting too)",
+    )
     args = ap.parse_args()
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
     torch.set_num_threads(args.threads)
     ext = cpu.load_extension()
     print(f"torch {torch.__version__}, {args.threads} threads, {isa.describe()}")
@@ -74,11 +85,12 @@ def main() -> None:
             if isa_name is not None:
                 ext.set_isa(isa_name)
             for variant, b in (("plain", None), ("bias+relu", bias)):
-                t = fwd_bwd(mod, x, g, b)
+                t = fwd_bwd(mod, x, g, b, clock)
                 if rep:
                     times.setdefault((name, variant), []).append(t)
     ext.set_isa(isa.chosen())
-    print(f"\n{'build':24s} {'variant':10s} {'median s':>9s} {'min s':>8s}")
+    print(f"\n{args.clock} clock, seconds")
+    print(f"{'build':24s} {'variant':10s} {'median s':>9s} {'min s':>8s}")
     for (name, variant), ts in times.items():
         print(f"{name:24s} {variant:10s} {statistics.median(ts):9.4f} {min(ts):8.4f}")
     if args.before_csrc is not None:

@@ -14,7 +14,7 @@
 //
 // Vectorisation: Philox needs only 32 x 32 -> 64-bit multiplies, which every x86 vector ISA has
 // (vpmuludq), unlike a 64-bit hash (vpmullq is AVX-512DQ only). Draws are made kPhiloxBlock elements at a
-// time into a small buffer by philox_simd.h (AVX2: 8 lanes, AVX-512: 16 lanes, 4 vectors interleaved),
+// time into a small buffer by philox_simd.h (AVX2: 2 x 8 lanes, AVX-512: 4 x 16 lanes interleaved),
 // then a plain loop applies them. Entry points are compiled per ISA and chosen at run time (isa.h).
 
 #include <torch/extension.h>
@@ -43,10 +43,12 @@ constexpr int kPhiloxBlock = 64;  // draws made per batch (a multiple of the wid
 #ifdef DG_X86
 #pragma GCC push_options
 #pragma GCC target("arch=x86-64-v3")
+namespace {
 namespace philox_avx2 {
 using distgnn::kPhiloxM0, distgnn::kPhiloxM1, distgnn::kPhiloxW0, distgnn::kPhiloxW1;
 using V = __m256i;
 constexpr int kLanes = 8;
+constexpr int kGroups = 2;  // 2 x 4 state vectors + constants fit the 16 ymm registers
 DG_INLINE V set1(uint32_t v) { return _mm256_set1_epi32(static_cast<int>(v)); }
 DG_INLINE V load(const uint32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const V*>(p)); }
 DG_INLINE V mul_even(V a, V b) { return _mm256_mul_epu32(a, b); }
@@ -57,14 +59,17 @@ DG_INLINE V vxor(V a, V b) { return _mm256_xor_si256(a, b); }
 DG_INLINE void store(uint32_t* p, V v) { _mm256_storeu_si256(reinterpret_cast<V*>(p), v); }
 #include "philox_simd.h"
 }  // namespace philox_avx2
+}  // namespace
 #pragma GCC pop_options
 
 #pragma GCC push_options
 #pragma GCC target("arch=x86-64-v4")
+namespace {
 namespace philox_avx512 {
 using distgnn::kPhiloxM0, distgnn::kPhiloxM1, distgnn::kPhiloxW0, distgnn::kPhiloxW1;
 using V = __m512i;
 constexpr int kLanes = 16;
+constexpr int kGroups = 4;  // 4 x 4 state vectors + constants fit the 32 zmm registers
 DG_INLINE V set1(uint32_t v) { return _mm512_set1_epi32(static_cast<int>(v)); }
 DG_INLINE V load(const uint32_t* p) { return _mm512_loadu_si512(p); }
 DG_INLINE V mul_even(V a, V b) { return _mm512_mul_epu32(a, b); }
@@ -75,6 +80,7 @@ DG_INLINE V vxor(V a, V b) { return _mm512_xor_si512(a, b); }
 DG_INLINE void store(uint32_t* p, V v) { _mm512_storeu_si512(p, v); }
 #include "philox_simd.h"
 }  // namespace philox_avx512
+}  // namespace
 #pragma GCC pop_options
 #endif
 
@@ -106,15 +112,47 @@ DG_INLINE float bf16_to_f(uint16_t v) {
 DG_INLINE uint16_t f_to_bf16(float f) {
   uint32_t bits;
   std::memcpy(&bits, &f, 4);
-  if (f != f) return 0x7FC0;
   const uint32_t rounding = ((bits >> 16) & 1u) + 0x7FFFu;
-  return static_cast<uint16_t>((bits + rounding) >> 16);
+  const uint16_t r = static_cast<uint16_t>((bits + rounding) >> 16);
+  return (bits & 0x7FFFFFFFu) > 0x7F800000u ? uint16_t(0x7FC0) : r;  // NaN test on bits: vectorises
 }
 
 DG_INLINE float load(const float* p, int64_t i) { return p[i]; }
 DG_INLINE float load(const uint16_t* p, int64_t i) { return bf16_to_f(p[i]); }
 DG_INLINE void store(float* p, int64_t i, float v) { p[i] = v; }
 DG_INLINE void store(uint16_t* p, int64_t i, float v) { p[i] = f_to_bf16(v); }
+
+DG_INLINE uint32_t f_bits(float f) {
+  uint32_t b;
+  std::memcpy(&b, &f, 4);
+  return b;
+}
+
+DG_INLINE float masked(float f, uint32_t keep) {  // f if keep else +0.0, as bits
+  const uint32_t b = f_bits(f) & (0u - keep);
+  float r;
+  std::memcpy(&r, &b, 4);
+  return r;
+}
+
+// 1 iff v > 0 (bits in [+min subnormal, +inf]; not for -0, negatives or NaN), in integer ops only.
+DG_INLINE uint32_t is_positive(float v) { return (f_bits(v) - 1u) < 0x7F800000u; }
+
+// out[k] = keep ? v * scale : +0 with v = x[k] (+ bias[k]), keep = d[k] >= thr (and v > 0 with RELU).
+// Integer masks and an unconditional multiply, over restrict pointers, so the loop vectorises: GCC does
+// not if-convert a float select under -ftrapping-math, and a branch on a random keep bit mispredicts
+// half the time (that branch cost more than the whole Philox draw).
+template <typename T, bool RELU, bool BIAS>
+DG_INLINE void apply_draws(const T* __restrict x, T* __restrict out, const uint32_t* __restrict d,
+                           const float* __restrict bias, int64_t n, uint32_t thr, float scale) {
+  for (int64_t k = 0; k < n; ++k) {
+    float v = load(x, k);
+    if (BIAS) v += bias[k];
+    uint32_t keep = d[k] >= thr;
+    if (RELU) keep &= is_positive(v);
+    store(out, k, masked(v * scale, keep));
+  }
+}
 
 // Elements [begin, end) of the flat input, rows of `width` columns, kPhiloxBlock at a time: the block's
 // counters, its draws, then the outputs. BIAS: x + bias[column] first; RELU: then max(., 0); both fuse
@@ -143,14 +181,8 @@ DG_INLINE void dropout_range(const T* x, T* out, int64_t begin, int64_t end, uin
     for (int64_t i = b; i < e;) {  // outputs, one row segment at a time (the bias index is an offset)
       const int64_t row = ROWS ? i / width : 0, col = ROWS ? i - row * width : 0;
       const int64_t stop = ROWS ? std::min(e, i + width - col) : e;
-      const float* bias_seg = BIAS ? bias + col - i : nullptr;  // bias of element j: bias_seg[j]
-      const uint32_t* d = draws - b;
-      for (int64_t j = i; j < stop; ++j) {
-        float v = load(x, j);
-        if (BIAS) v += bias_seg[j];
-        const bool keep = d[j] >= thr && (!RELU || v > 0.f);
-        store(out, j, keep ? v * scale : 0.f);
-      }
+      apply_draws<T, RELU, BIAS>(x + i, out + i, draws + (i - b), BIAS ? bias + col : nullptr, stop - i, thr,
+                                 scale);
       i = stop;
     }
   }
@@ -173,8 +205,9 @@ DG_INLINE void dropout_task(const T* x, T* out, int64_t b, int64_t e, uint64_t s
 // The gradient of relu + dropout from its output: an element passed both iff out > 0 (scale >= 1 keeps
 // every kept positive value positive), so no mask is regenerated and no input is kept.
 template <typename T>
-DG_INLINE void positive_scale_task(const T* out, const T* g, T* res, int64_t begin, int64_t end, float scale) {
-  for (int64_t i = begin; i < end; ++i) store(res, i, load(out, i) > 0.f ? load(g, i) * scale : 0.f);
+DG_INLINE void positive_scale_task(const T* __restrict out, const T* __restrict g, T* __restrict res,
+                                   int64_t begin, int64_t end, float scale) {
+  for (int64_t i = begin; i < end; ++i) store(res, i, masked(load(g, i) * scale, is_positive(load(out, i))));
 }
 
 // One entry point per ISA (isa.h): the templates above inlined under each target.

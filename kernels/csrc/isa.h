@@ -55,10 +55,12 @@ inline Isa parse_isa(const std::string& name, const char* source) {
   if (name == "avx512") isa = Isa::avx512;
   else if (name == "avx2") isa = Isa::avx2;
   else if (name == "baseline") isa = Isa::baseline;
-  else throw std::invalid_argument(std::string(source) + "'" + name + "' is not an ISA: choose avx512, avx2 or baseline");
+  else {
+    throw std::invalid_argument(std::string(source) + "'" + name + "' is not an ISA: choose avx512, avx2, baseline");
+  }
   if (!isa_supported(isa)) {
-    throw std::invalid_argument(std::string(source) + "'" + name + "' cannot run on this CPU (it supports up to " +
-                                isa_name(best_isa()) + ")");
+    throw std::invalid_argument(std::string(source) + "'" + name +
+                                "' cannot run on this CPU (it supports up to " + isa_name(best_isa()) + ")");
   }
   return isa;
 }

@@ -1,17 +1,18 @@
 // No include guard: included once per ISA, each time in its own namespace.
-// Philox4x32-10 word 0 for kPhiloxBlock consecutive counters, vectorised (included once per ISA by
-// dropout.cpp inside a `#pragma GCC target` region, with V, kLanes and the primitives set1, load,
-// mul_even, shr32, blend_odd, mullo, vxor, store defined for that ISA's vector width).
+// Philox4x32-10 word 0 for up to kPhiloxBlock counters, vectorised (included once per ISA by dropout.cpp
+// inside a `#pragma GCC target` region, with V, kLanes, kGroups and the primitives set1, load, mul_even,
+// shr32, blend_odd, mullo, vxor, store defined for that ISA's vector width).
 //
 // One 32 x 32 -> 64-bit multiply per lane needs two even-lane multiplies (vpmuludq) and a blend; the
-// rounds are a chain of multiplies, so G independent vectors are interleaved to hide their latency.
+// rounds are a chain of multiplies, so kGroups independent vectors are interleaved to hide latency.
 // Rounds 1 and 10 are specialised from the definition (philox.h), giving the same bits: counter words 2
 // and 3 start at 0, and only word 0 of the last round is used.
 
 // out[k] = philox_draw(seed, hi[k] << 32 | lo[k]) for k < n <= kPhiloxBlock, in whole groups of
 // G * kLanes (lo and hi must be readable up to the group boundary; draws past n are garbage).
-inline void philox_block(uint32_t k0, uint32_t k1, const uint32_t* lo, const uint32_t* hi, int n, uint32_t* out) {
-  constexpr int G = 4;
+inline void philox_block(uint32_t k0, uint32_t k1, const uint32_t* lo, const uint32_t* hi, int n,
+                         uint32_t* out) {
+  constexpr int G = kGroups;
   static_assert(kPhiloxBlock % (G * kLanes) == 0, "block must be whole groups");
   const V A = set1(kPhiloxM0), B = set1(kPhiloxM1), K0 = set1(k0), K1 = set1(k1);
   const V K0r2 = set1(k0 + kPhiloxW0), K1r2 = set1(k1 + kPhiloxW1);
