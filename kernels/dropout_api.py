@@ -1,18 +1,21 @@
 """Dropout with a counter-based mask: fast, deterministic per seed, and no mask kept for the backward.
 
-``keep[i] = (splitmix64(seed, c_i) >> 32) >= floor(p * 2^32)`` for each element's counter ``c_i``: its flat
-index, or with ``keys`` (one per row) ``keys[row] * width + col``. A pure function of (seed, counter), so
-the C++ kernel is parallel and vectorised with no generator state, the result does not depend on the
-thread count, and the backward recomputes the mask from the seed (an N x F bool mask is never stored).
+``keep[i] = draw(seed, c_i) >= floor(p * 2^32)`` for each element's 64-bit counter ``c_i``: its flat index,
+or with ``keys`` (one per row) ``keys[row] * width + col``. ``draw`` is word 0 of Philox4x32-10 with key
+(seed lo, seed hi) and counter (c lo, c hi, 0, 0): what Triton's ``tl.randint(seed, c)`` returns for an int64
+``c`` (csrc/philox.h). A pure function of (seed, counter), so the kernels are parallel and vectorised with
+no generator state, the result does not depend on the thread count, and the backward recomputes the mask
+from the seed (an N x F bool mask is never stored).
 
 The seed is ``seed`` when given, else one draw from torch's RNG (the global one, or ``generator``), so
 ``torch.manual_seed`` and a checkpointed RNG state keep runs reproducible. A shared ``seed`` with row
 ``keys`` = global node ids makes a node's mask independent of which process holds the row and where:
 distributed training then draws exactly the masks single-process training draws.
 
-Implementations: ``cpu`` (C++/OpenMP, csrc/dropout.cpp), ``torch`` (the same hash in torch integer ops,
-any device, through the custom op) and ``reference`` (the same hash under torch autograd). All three give
-bit-identical outputs for one seed. There is no ``triton`` dropout kernel.
+Implementations: ``cpu`` (C++/OpenMP, csrc/dropout.cpp, every ISA entry point), ``triton`` (GPU, or the
+CPU interpreter; kernels/triton_dropout.py), ``torch`` (the same Philox in torch integer ops, any device,
+through the custom op) and ``reference`` (the same under torch autograd). All give bit-identical outputs
+for one seed.
 """
 
 from __future__ import annotations
@@ -24,13 +27,14 @@ import torch
 from torch import Tensor
 
 from distgnn.errors import DistGNNError
-from distgnn.kernels import ops, reference
+from distgnn.kernels import isa, ops, reference
 from distgnn.kernels.select import ENV_VAR, IMPLS, resolve, unavailable_reason
 
 log = logging.getLogger("distgnn.kernels")
 
 _SEED_BOUND = 2**62
 _CPU_DTYPES = (torch.float32, torch.bfloat16)
+_TRITON_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 _logged: set[str] = set()
 
 
@@ -41,7 +45,10 @@ def _log_once(key: str, msg: str, *args: object) -> None:
 
 
 def _auto(device: torch.device, dtype: torch.dtype) -> str:
-    """``cpu`` for float32/bfloat16 CPU tensors when the extension builds, else ``torch`` (same masks)."""
+    """``cpu`` for float32/bfloat16 CPU tensors when the extension builds, ``triton`` for CUDA tensors when
+    triton is installed, else ``torch`` (same masks)."""
+    if device.type == "cuda" and dtype in _TRITON_DTYPES and unavailable_reason("triton", device) is None:
+        return "triton"
     if device.type == "cpu" and dtype in _CPU_DTYPES:
         try:
             if unavailable_reason("cpu", device) is None:
@@ -53,14 +60,13 @@ def _auto(device: torch.device, dtype: torch.dtype) -> str:
 
 def resolve_dropout(impl: str, device: torch.device, dtype: torch.dtype = torch.float32) -> str:
     """The dropout implementation to run for ``impl``; an explicit request raises if it cannot run."""
+    if device.type == "cpu" and not torch.compiler.is_compiling():
+        isa.chosen()  # a DISTGNN_CPU_ISA this CPU cannot run is an error, not a fallback
     if impl == "auto":
         env = os.environ.get(ENV_VAR, "").strip()
-        # The variable names an aggregation kernel; triton has no dropout, so auto picks for it.
-        if env and env not in ("auto", "triton"):
+        if env and env != "auto":
             return resolve(env, device)
         return _auto(device, dtype)
-    if impl == "triton":
-        raise DistGNNError("impl='triton' has no dropout kernel; use 'auto', 'cpu', 'torch' or 'reference'")
     if impl not in IMPLS:
         raise DistGNNError(f"unknown kernel impl {impl!r}; choose one of auto, {', '.join(IMPLS)}")
     return resolve(impl, device)
@@ -94,6 +100,8 @@ def dropout(
     impl = resolve_dropout(impl, x.device, x.dtype)
     if impl == "cpu" and x.dtype not in _CPU_DTYPES:
         raise DistGNNError(f"impl='cpu' supports float32 and bfloat16 x, got {x.dtype}")
+    if impl == "triton" and x.dtype not in _TRITON_DTYPES:
+        raise DistGNNError(f"impl='triton' supports float32, bfloat16 and float16 x, got {x.dtype}")
     if bias is not None and (
         not isinstance(bias, Tensor) or tuple(bias.shape) != tuple(x.shape[-1:]) or bias.device != x.device
     ):

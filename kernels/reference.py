@@ -117,17 +117,9 @@ def edge_softmax_backward(indptr: Tensor, out: Tensor, grad: Tensor) -> Tensor:
 
 
 # ------------------------------------------------------------------------------------------- dropout
-def _i64(v: int) -> int:
-    """The int64 with the same 64 bits as the unsigned ``v``."""
-    return v - (1 << 64) if v >= 1 << 63 else v
-
-
-_GAMMA, _MUL1, _MUL2 = (_i64(c) for c in (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB))
-
-
-def _shr(z: Tensor, k: int) -> Tensor:
-    """Logical (unsigned) right shift of int64 bits: torch's ``>>`` on int64 is arithmetic."""
-    return (z >> k) & ((1 << (64 - k)) - 1)
+_U32 = 0xFFFFFFFF
+# Philox4x32-10 constants (Random123): round multipliers for counter words 0 and 2, key increments.
+PHILOX_M0, PHILOX_M1, PHILOX_W0, PHILOX_W1 = 0xD2511F53, 0xCD9E8D57, 0x9E3779B9, 0xBB67AE85
 
 
 def dropout_counters(numel: int, device: torch.device, keys: Tensor | None = None, width: int = 1) -> Tensor:
@@ -138,23 +130,34 @@ def dropout_counters(numel: int, device: torch.device, keys: Tensor | None = Non
     return (keys.to(device=device, dtype=torch.int64)[:, None] * width + cols).reshape(-1)
 
 
+def philox_draw(seed: int, counters: Tensor) -> Tensor:
+    """Word 0 of Philox4x32-10 with key (seed lo, seed hi) and counter (c lo, c hi, 0, 0), as int64.
+
+    The draw of csrc/philox.h and of Triton's ``tl.randint(seed, c)`` for int64 offsets ``c``. uint32
+    arithmetic is emulated on int64: a product of two uint32 values wraps modulo 2^64 with the same bits
+    as uint64, so ``(p >> 32) & 0xffffffff`` is its high word even when the int64 is negative.
+    """
+    k0, k1 = seed & _U32, (seed >> 32) & _U32
+    c0, c1 = counters & _U32, (counters >> 32) & _U32
+    c2 = c3 = torch.zeros_like(c0)
+    for _ in range(10):
+        p0, p1 = c0 * PHILOX_M0, c2 * PHILOX_M1
+        c0, c1, c2, c3 = ((p1 >> 32) & _U32) ^ c1 ^ k0, p1 & _U32, ((p0 >> 32) & _U32) ^ c3 ^ k1, p0 & _U32
+        k0, k1 = (k0 + PHILOX_W0) & _U32, (k1 + PHILOX_W1) & _U32
+    return c0
+
+
 def dropout_keep(
     seed: int, threshold: int, shape: tuple[int, ...], device: torch.device, keys: Tensor | None = None
 ) -> Tensor:
-    """The dropout keep mask: (splitmix64(seed, c) >> 32) >= threshold for each element's counter c.
+    """The dropout keep mask: ``philox_draw(seed, c) >= threshold`` for each element's counter ``c``.
 
     The counter is the flat index, or with ``keys`` (one per row of a 1-D or 2-D shape)
-    ``keys[row] * width + col`` (csrc/dropout.cpp). uint64 arithmetic emulated on int64: add and
-    multiply wrap modulo 2^64 with the same bits either way, xor is bitwise, and right shifts are masked
-    to be logical.
+    ``keys[row] * width + col`` (csrc/dropout.cpp).
     """
     width = shape[1] if len(shape) == 2 else 1
-    i = dropout_counters(math.prod(shape), device, keys, width) + 1
-    z = i * _GAMMA + _i64(seed)
-    z = (z ^ _shr(z, 30)) * _MUL1
-    z = (z ^ _shr(z, 27)) * _MUL2
-    z = z ^ _shr(z, 31)
-    return (_shr(z, 32) >= threshold).reshape(shape)
+    counters = dropout_counters(math.prod(shape), device, keys, width)
+    return (philox_draw(seed, counters) >= threshold).reshape(shape)
 
 
 def dropout(

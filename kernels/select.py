@@ -15,6 +15,7 @@ from types import ModuleType
 import torch
 
 from distgnn.errors import DistGNNError
+from distgnn.kernels import isa
 
 log = logging.getLogger("distgnn.kernels")
 
@@ -60,7 +61,10 @@ def unavailable_reason(impl: str, device: torch.device) -> str | None:
 
 
 def resolve(impl: str, device: torch.device) -> str:
-    """The implementation to run for ``impl`` on ``device``; raises DistGNNError if it cannot run."""
+    """The implementation to run for ``impl`` on ``device``; raises DistGNNError if it cannot run
+    (including a ``DISTGNN_CPU_ISA`` this CPU cannot run, for CPU tensors)."""
+    if device.type == "cpu" and not torch.compiler.is_compiling():
+        isa.chosen()
     if impl == "auto":
         env = os.environ.get(ENV_VAR, "").strip()
         if env and env != "auto":

@@ -13,6 +13,8 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from distgnn.kernels.triton_dropout import dropout, positive_scale  # noqa: F401  (the backend's dropout)
+
 EDGES = 16  # in-edges gathered per step
 
 

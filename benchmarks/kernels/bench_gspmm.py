@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distgnn.kernels import CSR, gspmm
+from distgnn.kernels import CSR, gspmm, isa
 from distgnn.partitioning.reorder import locality_order, permute_csr
 
 HERE = Path(__file__).resolve().parent
@@ -242,6 +242,7 @@ def main() -> None:
     if dgl_py is None:
         print(f"note: {args.dgl_python} not found, DGL is skipped", file=sys.stderr)
     print(f"torch {torch.__version__}, {th} threads, load average at start {os.getloadavg()}")
+    print(isa.describe())  # the ISA entry point the C++ kernels run, and the CPU model
     gspmm(CSR.from_numpy(*random_graph(10, 20)), torch.randn(10, 4), impl="cpu")  # build the extension first
     bw = machine_bandwidth(5)
     print(

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from distgnn.kernels import isa
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import common  # noqa: E402
@@ -236,7 +238,8 @@ def main() -> None:
 
     loads = [r["load1"] for rs in runs.values() for r in rs]
     header = (
-        f"{datetime.date.today()} | {common.machine_line()} | graph: {args.nodes:,} nodes, "
+        f"{datetime.date.today()} | {common.machine_line()} | {isa.describe()} | "
+        f"graph: {args.nodes:,} nodes, "
         f"{n_edges:,} directed edges (symmetric), {args.features} float32 features, "
         f"{args.classes} classes, seed {args.seed} "
         f"| GCN 3 layers, hidden {args.hidden}, dropout 0.5, Adam lr 0.01 wd 5e-4 | {args.epochs} epochs, "

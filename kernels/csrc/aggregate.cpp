@@ -3,18 +3,20 @@
 // Row-parallel over destinations with OpenMP using torch's thread count. Rows are cut into chunks of
 // equal work (edges + rows) and handed out dynamically, so a power-law degree distribution (or a thread
 // preempted by another process) does not leave a thread idle. The hot loops are compiled for AVX-512 /
-// AVX2 / baseline with target_clones and picked at load time (safe to cache and ship, unlike
-// -march=native). Accumulation is float32 for float32 and bfloat16 features; source/destination scaling,
-// bias and ReLU are fused.
+// AVX2 / baseline as separate entry points and picked at each call (isa.h: DISTGNN_CPU_ISA forces one;
+// safe to cache and ship, unlike -march=native). Accumulation is float32 for float32 and bfloat16
+// features; source/destination scaling, bias and ReLU are fused.
 //
 // The sum/mean kernel is gather-bound (one random feature row per edge), so it is written for memory
-// throughput: a row's accumulator lives in vector registers (fixed 16-float vectors, chunks of up to 128
-// floats), the source rows of the next kPrefetchEdges edges are software-prefetched (the hardware
+// throughput: a row's accumulator lives in vector registers (chunks of kPassVecs native vectors of the
+// ISA: see there for what each entry point keeps in registers), the source rows
+// of the next kPrefetchEdges edges are software-prefetched (the hardware
 // prefetcher cannot guess random rows), and large outputs are placed on transparent huge pages before
 // the first write (4 KiB page faults on a fresh 256 MB output cost more than the write itself).
 
 #include <torch/extension.h>
 
+#include "isa.h"
 #include "output.h"
 
 #include <ATen/Parallel.h>
@@ -36,23 +38,32 @@
 #define DG_STREAM 1
 #endif
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define DG_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define DG_CLONES
-#endif
-#define DG_INLINE inline __attribute__((always_inline))
-
 namespace {
+
+using distgnn::Isa;
 
 constexpr int64_t kPrefetchEdges = 16;    // how many edges ahead to prefetch source rows
 constexpr int64_t kPrefetchBytes = 1024;  // at most this much of each row (the rest streams)
-constexpr int kMaxVecs = 8;               // register accumulator: up to 8 x 16 floats per pass over a row
+// Register blocking of the sum/mean kernel: one pass over a row's in-edges accumulates kPassVecs native
+// vectors of kLanes<ISA> floats (the ISA's own register width: a wider generic vector type is lowered
+// through the stack on narrower ISAs, which is what made the old 16-float vectors slow on AVX2). What
+// each entry point keeps in registers during the edge loop (checked with objdump: no stack access):
+//  * avx512 (32 zmm): 8 zmm = 128 floats of accumulator, 1 zmm coefficient broadcast (+1 for bf16 loads);
+//  * avx2 (16 ymm): 8 ymm = 64 floats of accumulator, 1 ymm coefficient (+1 for bf16): 16 ymm of
+//    accumulator (128 floats) would leave none for the operands and spill;
+//  * baseline (16 xmm, SSE2): 8 xmm = 32 floats of accumulator, 1 xmm coefficient, 1-2 for loads.
+// Narrower rows (or row tails) take passes of 4, 2 and 1 vectors, then a scalar tail.
+template <Isa I>
+constexpr int kLanes = I == Isa::avx512 ? 16 : I == Isa::avx2 ? 8 : 4;
+constexpr int kPassVecs = 8;
 constexpr int64_t kStreamBytes = int64_t(64) << 20;  // outputs this large bypass the cache when written
 
-typedef float v16f __attribute__((vector_size(64)));
-typedef uint16_t v16u16 __attribute__((vector_size(32)));
-typedef uint32_t v16u32 __attribute__((vector_size(64)));
+template <int W>
+struct Vec {  // W floats in one register of the target ISA
+  typedef float f __attribute__((vector_size(4 * W)));
+  typedef uint16_t u16 __attribute__((vector_size(2 * W)));
+  typedef uint32_t u32 __attribute__((vector_size(4 * W)));
+};
 
 struct SpmmArgs {
   const int64_t* indptr;
@@ -127,63 +138,66 @@ DG_INLINE void spmm_rows(const SpmmArgs& a, int64_t r0, int64_t r1, float* __res
   }
 }
 
-// Load 16 consecutive features as float32 (bfloat16 is the high half of a float32).
-DG_INLINE v16f load16(const float* p) {
-  v16f v;
+// Load W consecutive features as float32 (bfloat16 is the high half of a float32).
+template <int W>
+DG_INLINE typename Vec<W>::f load_vec(const float* p) {
+  typename Vec<W>::f v;
   std::memcpy(&v, p, sizeof(v));
   return v;
 }
-DG_INLINE v16f load16(const c10::BFloat16* p) {
-  v16u16 h;
+template <int W>
+DG_INLINE typename Vec<W>::f load_vec(const c10::BFloat16* p) {
+  typename Vec<W>::u16 h;
   std::memcpy(&h, p, sizeof(h));
-  const v16u32 w = __builtin_convertvector(h, v16u32) << 16;
-  v16f v;
+  const typename Vec<W>::u32 w = __builtin_convertvector(h, typename Vec<W>::u32) << 16;
+  typename Vec<W>::f v;
   std::memcpy(&v, &w, sizeof(v));
   return v;
 }
 
-// One pass over the in-edges of row i for features [off, off + 16 * NV): the accumulator is NV vector
-// registers. Only the first pass over a row prefetches (the whole row, for every later pass too).
-template <typename scalar_t, int NV>
+// One pass over the in-edges of row i for features [off, off + W * NV): the accumulator is NV vector
+// registers of W floats. Only the first pass over a row prefetches (the whole row, for every pass).
+template <typename scalar_t, int W, int NV>
 DG_INLINE void sum_pass(const SpmmArgs& a, int64_t i, int64_t b, int64_t en, int64_t off, bool prefetch,
                         float scale) {
+  using V = typename Vec<W>::f;
   const scalar_t* __restrict x = static_cast<const scalar_t*>(a.x);
   const int64_t* __restrict indices = a.indices;
   const int64_t F = a.D, E = a.num_edges;
-  v16f acc[NV];
-  for (int k = 0; k < NV; ++k) acc[k] = v16f{};
+  V acc[NV];
+  for (int k = 0; k < NV; ++k) acc[k] = V{};
   for (int64_t e = b; e < en; ++e) {
     if (prefetch && e + kPrefetchEdges < E) prefetch_row(x + indices[e + kPrefetchEdges] * F, F);
     const int64_t j = indices[e];
     const float c = (a.ss ? a.ss[j] : 1.f) * (a.w ? a.w[e] : 1.f);
     const scalar_t* xr = x + j * F + off;
-    for (int k = 0; k < NV; ++k) acc[k] += c * load16(xr + 16 * k);
+    for (int k = 0; k < NV; ++k) acc[k] += c * load_vec<W>(xr + W * k);
   }
   scalar_t* out_row = static_cast<scalar_t*>(a.out) + i * F + off;
   const float* bias = a.bias ? a.bias + off : nullptr;
   for (int k = 0; k < NV; ++k) {
-    v16f v = acc[k] * scale;
-    if (bias) v += load16(bias + 16 * k);
+    V v = acc[k] * scale;
+    if (bias) v += load_vec<W>(bias + W * k);
     if (a.relu) v = v > 0.f ? v : 0.f;
     if constexpr (std::is_same<scalar_t, float>::value) {
 #ifdef DG_STREAM
       if (a.stream) {  // the output is far larger than the cache: skip the read-for-ownership
-        for (int q = 0; q < 4; ++q) {
+        for (int q = 0; q < W / 4; ++q) {
           __m128 p;
           std::memcpy(&p, reinterpret_cast<const float*>(&v) + 4 * q, sizeof(p));
-          _mm_stream_ps(out_row + 16 * k + 4 * q, p);
+          _mm_stream_ps(out_row + W * k + 4 * q, p);
         }
         continue;
       }
 #endif
-      std::memcpy(out_row + 16 * k, &v, sizeof(v));
+      std::memcpy(out_row + W * k, &v, sizeof(v));
     } else {
-      for (int q = 0; q < 16; ++q) out_row[16 * k + q] = static_cast<scalar_t>(v[q]);
+      for (int q = 0; q < W; ++q) out_row[W * k + q] = static_cast<scalar_t>(v[q]);
     }
   }
 }
 
-// The last F % 16 features of row i (a scalar loop over a short accumulator).
+// The last F % W (< 16) features of row i (a scalar loop over a short accumulator).
 template <typename scalar_t>
 DG_INLINE void sum_tail(const SpmmArgs& a, int64_t i, int64_t b, int64_t en, int64_t off, bool prefetch,
                         float scale) {
@@ -207,19 +221,22 @@ DG_INLINE void sum_tail(const SpmmArgs& a, int64_t i, int64_t b, int64_t en, int
 }
 
 // Sum/mean over rows [r0, r1) when every head shares the edge weight (features folded into one row of
-// F = a.D): passes of 128, 64, 32, 16 features with register accumulators, then a scalar tail.
-template <typename scalar_t>
+// F = a.D): passes of 8, then 4, 2, 1 native vectors (W = kLanes<I> floats each), then a scalar tail.
+template <Isa I, typename scalar_t>
 DG_INLINE void spmm_rows_shared(const SpmmArgs& a, int64_t r0, int64_t r1) {
+  constexpr int W = kLanes<I>;
   const int64_t F = a.D;
   for (int64_t i = r0; i < r1; ++i) {
     const int64_t b = a.indptr[i], en = a.indptr[i + 1];
     float scale = a.ds ? a.ds[i] : 1.f;
     if (a.mean && en > b) scale /= static_cast<float>(en - b);
     int64_t off = 0;
-    for (; off + 16 * kMaxVecs <= F; off += 16 * kMaxVecs) sum_pass<scalar_t, kMaxVecs>(a, i, b, en, off, off == 0, scale);
-    if (F - off >= 64) { sum_pass<scalar_t, 4>(a, i, b, en, off, off == 0, scale); off += 64; }
-    if (F - off >= 32) { sum_pass<scalar_t, 2>(a, i, b, en, off, off == 0, scale); off += 32; }
-    if (F - off >= 16) { sum_pass<scalar_t, 1>(a, i, b, en, off, off == 0, scale); off += 16; }
+    for (; off + W * kPassVecs <= F; off += W * kPassVecs) {
+      sum_pass<scalar_t, W, kPassVecs>(a, i, b, en, off, off == 0, scale);
+    }
+    if (F - off >= 4 * W) { sum_pass<scalar_t, W, 4>(a, i, b, en, off, off == 0, scale); off += 4 * W; }
+    if (F - off >= 2 * W) { sum_pass<scalar_t, W, 2>(a, i, b, en, off, off == 0, scale); off += 2 * W; }
+    if (F - off >= W) { sum_pass<scalar_t, W, 1>(a, i, b, en, off, off == 0, scale); off += W; }
     if (off < F) sum_tail<scalar_t>(a, i, b, en, off, off == 0, scale);
   }
 }
@@ -260,17 +277,33 @@ DG_INLINE void spmm_max_rows(const SpmmArgs& a, int64_t r0, int64_t r1, float* _
   }
 }
 
-DG_CLONES void spmm_rows_f32(const SpmmArgs& a, int64_t r0, int64_t r1, float* acc) {
-  if (a.H == 1) spmm_rows_shared<float>(a, r0, r1); else spmm_rows<float>(a, r0, r1, acc);
+// One entry point per ISA (isa.h), each the templates above inlined under its target.
+#define DG_SPMM_ENTRIES(SUFFIX, TARGET, ISA)                                                              \
+  template <typename scalar_t>                                                                          \
+  TARGET void spmm_rows_##SUFFIX(const SpmmArgs& a, int64_t r0, int64_t r1, float* acc) {                \
+    if (a.H == 1) spmm_rows_shared<ISA, scalar_t>(a, r0, r1); else spmm_rows<scalar_t>(a, r0, r1, acc);  \
+  }                                                                                                     \
+  template <typename scalar_t>                                                                          \
+  TARGET void spmm_max_rows_##SUFFIX(const SpmmArgs& a, int64_t r0, int64_t r1, float* acc, int64_t* best) { \
+    spmm_max_rows<scalar_t>(a, r0, r1, acc, best);                                                      \
+  }
+DG_SPMM_ENTRIES(avx512, DG_TARGET_AVX512, Isa::avx512)
+DG_SPMM_ENTRIES(avx2, DG_TARGET_AVX2, Isa::avx2)
+DG_SPMM_ENTRIES(baseline, , Isa::baseline)
+#undef DG_SPMM_ENTRIES
+
+template <typename scalar_t>
+void spmm_rows_isa(Isa isa, const SpmmArgs& a, int64_t r0, int64_t r1, float* acc) {
+  if (isa == Isa::avx512) spmm_rows_avx512<scalar_t>(a, r0, r1, acc);
+  else if (isa == Isa::avx2) spmm_rows_avx2<scalar_t>(a, r0, r1, acc);
+  else spmm_rows_baseline<scalar_t>(a, r0, r1, acc);
 }
-DG_CLONES void spmm_rows_bf16(const SpmmArgs& a, int64_t r0, int64_t r1, float* acc) {
-  if (a.H == 1) spmm_rows_shared<c10::BFloat16>(a, r0, r1); else spmm_rows<c10::BFloat16>(a, r0, r1, acc);
-}
-DG_CLONES void spmm_max_rows_f32(const SpmmArgs& a, int64_t r0, int64_t r1, float* acc, int64_t* best) {
-  spmm_max_rows<float>(a, r0, r1, acc, best);
-}
-DG_CLONES void spmm_max_rows_bf16(const SpmmArgs& a, int64_t r0, int64_t r1, float* acc, int64_t* best) {
-  spmm_max_rows<c10::BFloat16>(a, r0, r1, acc, best);
+
+template <typename scalar_t>
+void spmm_max_rows_isa(Isa isa, const SpmmArgs& a, int64_t r0, int64_t r1, float* acc, int64_t* best) {
+  if (isa == Isa::avx512) spmm_max_rows_avx512<scalar_t>(a, r0, r1, acc, best);
+  else if (isa == Isa::avx2) spmm_max_rows_avx2<scalar_t>(a, r0, r1, acc, best);
+  else spmm_max_rows_baseline<scalar_t>(a, r0, r1, acc, best);
 }
 
 // Row boundaries of `chunks` pieces of roughly equal cost (edges + 1 per row), for dynamic scheduling.
@@ -368,8 +401,9 @@ torch::Tensor spmm(torch::Tensor indptr, torch::Tensor indices, torch::Tensor x,
   auto out = new_output({R, x.size(1), x.size(2)}, x.options());
   const SpmmArgs a = make_args(indptr, indices, x, w, ss, ds, bias, out, mean, relu);
   const bool bf16 = x.scalar_type() == torch::kBFloat16;
+  const Isa isa = distgnn::active_isa();  // outside the parallel region: it may throw
   parallel_rows(a.indptr, R, a.H * a.D, [&](float* acc, int64_t*, int64_t r0, int64_t r1) {
-    if (bf16) spmm_rows_bf16(a, r0, r1, acc); else spmm_rows_f32(a, r0, r1, acc);
+    if (bf16) spmm_rows_isa<c10::BFloat16>(isa, a, r0, r1, acc); else spmm_rows_isa<float>(isa, a, r0, r1, acc);
 #ifdef DG_STREAM
     if (a.stream) _mm_sfence();  // order the streamed rows before the region's barrier
 #endif
@@ -388,8 +422,10 @@ std::tuple<torch::Tensor, torch::Tensor> spmm_max(torch::Tensor indptr, torch::T
   SpmmArgs a = make_args(indptr, indices, x, w, ss, ds, bias, out, false, relu);
   a.arg = arg.data_ptr<int64_t>();
   const bool bf16 = x.scalar_type() == torch::kBFloat16;
+  const Isa isa = distgnn::active_isa();
   parallel_rows(a.indptr, R, a.H * a.D, [&](float* acc, int64_t* best, int64_t r0, int64_t r1) {
-    if (bf16) spmm_max_rows_bf16(a, r0, r1, acc, best); else spmm_max_rows_f32(a, r0, r1, acc, best);
+    if (bf16) spmm_max_rows_isa<c10::BFloat16>(isa, a, r0, r1, acc, best);
+    else spmm_max_rows_isa<float>(isa, a, r0, r1, acc, best);
   });
   return {out, arg};
 }
@@ -503,6 +539,15 @@ torch::Tensor dropout(torch::Tensor x, int64_t seed, int64_t threshold, double s
                       std::optional<torch::Tensor> bias, std::optional<torch::Tensor> keys);
 torch::Tensor positive_scale(torch::Tensor out, torch::Tensor grad, double scale);
 
+// isa.h: the ISA the kernels run, for the Python side (kernels/isa.py) and the benchmarks.
+std::vector<std::string> supported_isas() {
+  std::vector<std::string> names;
+  for (auto isa : {distgnn::Isa::avx512, distgnn::Isa::avx2, distgnn::Isa::baseline}) {
+    if (distgnn::isa_supported(isa)) names.emplace_back(distgnn::isa_name(isa));
+  }
+  return names;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "distgnn CPU aggregation kernels";
   m.def("spmm", &spmm, "fused CSR sum/mean aggregation");
@@ -512,5 +557,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("edge_softmax", &edge_softmax, "softmax over the in-edges of each row");
   m.def("edge_softmax_backward", &edge_softmax_backward, "gradient of edge_softmax");
   m.def("dropout", &dropout, "counter-based dropout (mask from seed and element index), optionally of relu(x)");
+  m.def("isa", [] { return std::string(distgnn::isa_name(distgnn::active_isa())); },
+        "the ISA the kernels run (DISTGNN_CPU_ISA if set, else the best this CPU supports)");
+  m.def("set_isa", &distgnn::set_isa, "force the kernels' ISA: avx512, avx2 or baseline (must be supported)");
+  m.def("supported_isas", &supported_isas, "the ISAs this CPU can run, best first");
   m.def("positive_scale", &positive_scale, "out > 0 ? grad * scale : 0 (relu + dropout backward)");
 }

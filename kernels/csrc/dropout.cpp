@@ -1,18 +1,27 @@
 // distgnn CPU dropout: out = keep ? x * scale : 0 with a counter-based mask, optionally of relu(x).
 //
-// keep[i] = (splitmix64(seed, i) >> 32) >= threshold, where splitmix64(seed, i) is the i-th output of
-// the splitmix64 generator started at `seed` (z = seed + (i + 1) * golden gamma, then two xor-shift-
-// multiply rounds). The mask is a pure function of (seed, flat element index), so:
+// keep = draw(seed, counter) >= threshold, where draw is word 0 of Philox4x32-10 with key
+// (seed & 0xffffffff, seed >> 32) and counter (counter & 0xffffffff, counter >> 32, 0, 0) -- see philox.h.
+// This is bit for bit what Triton's tl.randint(seed, offset) returns for an int64 offset = counter (its
+// randint4x puts the offset's low and high halves in counter words 0 and 1 and philox() splits the seed
+// into key words lo, hi), so the Triton dropout (kernels/triton_impl.py) is a tl.randint call. An
+// element's counter is its flat index, or keys[row] * width + col when per-row keys are given; counters
+// are 64-bit, so keys above 2^32 / width work. The mask is a pure function of (seed, counter), so:
 //  * the loop is embarrassingly parallel and vectorises (no generator state carried between elements);
 //  * the result does not depend on the thread count or on how elements are split between threads;
 //  * the backward regenerates the same mask from the seed instead of storing an N x F mask.
-// The torch reference (kernels/reference.py: dropout_keep) computes the same hash with int64 ops, so the
-// two implementations produce bit-identical masks. Hot loop compiled for AVX-512 / AVX2 / baseline
-// (AVX-512DQ has a native 64-bit multiply) and picked at load time, as in aggregate.cpp.
+// kernels/reference.py (dropout_keep) computes the same Philox in torch integer ops: bit-identical masks.
+//
+// Vectorisation: Philox needs only 32 x 32 -> 64-bit multiplies, which every x86 vector ISA has
+// (vpmuludq), unlike a 64-bit hash (vpmullq is AVX-512DQ only). Draws are made kPhiloxBlock elements at a
+// time into a small buffer by philox_simd.h (AVX2: 2 x 8 lanes, AVX-512: 4 x 16 lanes interleaved),
+// then a plain loop applies them. Entry points are compiled per ISA and chosen at run time (isa.h).
 
 #include <torch/extension.h>
 
+#include "isa.h"
 #include "output.h"
+#include "philox.h"
 
 #include <ATen/Parallel.h>
 
@@ -21,30 +30,78 @@
 #include <cstring>
 #include <optional>
 
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define DGD_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define DGD_CLONES
+#ifdef DG_X86
+#include <immintrin.h>
 #endif
-#define DGD_INLINE inline __attribute__((always_inline))
 
 namespace {
 
-constexpr uint64_t kGamma = 0x9E3779B97F4A7C15ull;
-constexpr uint64_t kMul1 = 0xBF58476D1CE4E5B9ull;
-constexpr uint64_t kMul2 = 0x94D049BB133111EBull;
+constexpr int kPhiloxBlock = 64;  // draws made per batch (a multiple of the widest group: 4 x 16 lanes)
+
+}  // namespace
+
+#ifdef DG_X86
+#pragma GCC push_options
+#pragma GCC target("arch=x86-64-v3")
+namespace {
+namespace philox_avx2 {
+using distgnn::kPhiloxM0, distgnn::kPhiloxM1, distgnn::kPhiloxW0, distgnn::kPhiloxW1;
+using V = __m256i;
+constexpr int kLanes = 8;
+constexpr int kGroups = 2;  // 2 x 4 state vectors + constants fit the 16 ymm registers
+DG_INLINE V set1(uint32_t v) { return _mm256_set1_epi32(static_cast<int>(v)); }
+DG_INLINE V load(const uint32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const V*>(p)); }
+DG_INLINE V mul_even(V a, V b) { return _mm256_mul_epu32(a, b); }
+DG_INLINE V shr32(V a) { return _mm256_srli_epi64(a, 32); }
+DG_INLINE V blend_odd(V even, V odd) { return _mm256_blend_epi32(even, odd, 0xAA); }
+DG_INLINE V mullo(V a, V b) { return _mm256_mullo_epi32(a, b); }
+DG_INLINE V vxor(V a, V b) { return _mm256_xor_si256(a, b); }
+DG_INLINE void store(uint32_t* p, V v) { _mm256_storeu_si256(reinterpret_cast<V*>(p), v); }
+#include "philox_simd.h"
+}  // namespace philox_avx2
+}  // namespace
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("arch=x86-64-v4")
+namespace {
+namespace philox_avx512 {
+using distgnn::kPhiloxM0, distgnn::kPhiloxM1, distgnn::kPhiloxW0, distgnn::kPhiloxW1;
+using V = __m512i;
+constexpr int kLanes = 16;
+constexpr int kGroups = 4;  // 4 x 4 state vectors + constants fit the 32 zmm registers
+DG_INLINE V set1(uint32_t v) { return _mm512_set1_epi32(static_cast<int>(v)); }
+DG_INLINE V load(const uint32_t* p) { return _mm512_loadu_si512(p); }
+DG_INLINE V mul_even(V a, V b) { return _mm512_mul_epu32(a, b); }
+DG_INLINE V shr32(V a) { return _mm512_srli_epi64(a, 32); }
+DG_INLINE V blend_odd(V even, V odd) { return _mm512_mask_blend_epi32(0xAAAA, even, odd); }
+DG_INLINE V mullo(V a, V b) { return _mm512_mullo_epi32(a, b); }
+DG_INLINE V vxor(V a, V b) { return _mm512_xor_si512(a, b); }
+DG_INLINE void store(uint32_t* p, V v) { _mm512_storeu_si512(p, v); }
+#include "philox_simd.h"
+}  // namespace philox_avx512
+}  // namespace
+#pragma GCC pop_options
+#endif
+
+namespace {
+
+using distgnn::Isa;
+
 constexpr int64_t kGrain = int64_t(1) << 15;  // elements per parallel task (keeps tasks >= ~100 us)
 
-DGD_INLINE uint32_t draw(uint64_t seed, uint64_t i) {
-  uint64_t z = seed + (i + 1) * kGamma;
-  z = (z ^ (z >> 30)) * kMul1;
-  z = (z ^ (z >> 27)) * kMul2;
-  z ^= z >> 31;
-  return static_cast<uint32_t>(z >> 32);
+// out[k] = draw(seed, hi[k] << 32 | lo[k]) for k < n (the SIMD versions fill whole groups past n).
+template <Isa I>
+DG_INLINE void philox_draws(uint64_t seed, const uint32_t* lo, const uint32_t* hi, int n, uint32_t* out) {
+#ifdef DG_X86
+  const uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
+  if constexpr (I == Isa::avx512) return philox_avx512::philox_block(k0, k1, lo, hi, n, out);
+  if constexpr (I == Isa::avx2) return philox_avx2::philox_block(k0, k1, lo, hi, n, out);
+#endif
+  for (int k = 0; k < n; ++k) out[k] = distgnn::philox_draw(seed, (uint64_t(hi[k]) << 32) | lo[k]);
 }
 
-DGD_INLINE float bf16_to_f(uint16_t v) {
+DG_INLINE float bf16_to_f(uint16_t v) {
   uint32_t bits = static_cast<uint32_t>(v) << 16;
   float f;
   std::memcpy(&f, &bits, 4);
@@ -52,77 +109,123 @@ DGD_INLINE float bf16_to_f(uint16_t v) {
 }
 
 // Round to nearest even, NaN -> quiet NaN: the same rounding as c10::BFloat16 (so as torch's bf16 mul).
-DGD_INLINE uint16_t f_to_bf16(float f) {
+DG_INLINE uint16_t f_to_bf16(float f) {
   uint32_t bits;
   std::memcpy(&bits, &f, 4);
-  if (f != f) return 0x7FC0;
   const uint32_t rounding = ((bits >> 16) & 1u) + 0x7FFFu;
-  return static_cast<uint16_t>((bits + rounding) >> 16);
+  const uint16_t r = static_cast<uint16_t>((bits + rounding) >> 16);
+  return (bits & 0x7FFFFFFFu) > 0x7F800000u ? uint16_t(0x7FC0) : r;  // NaN test on bits: vectorises
 }
 
-DGD_INLINE float load(const float* p, int64_t i) { return p[i]; }
-DGD_INLINE float load(const uint16_t* p, int64_t i) { return bf16_to_f(p[i]); }
-DGD_INLINE void store(float* p, int64_t i, float v) { p[i] = v; }
-DGD_INLINE void store(uint16_t* p, int64_t i, float v) { p[i] = f_to_bf16(v); }
+DG_INLINE float load(const float* p, int64_t i) { return p[i]; }
+DG_INLINE float load(const uint16_t* p, int64_t i) { return bf16_to_f(p[i]); }
+DG_INLINE void store(float* p, int64_t i, float v) { p[i] = v; }
+DG_INLINE void store(uint16_t* p, int64_t i, float v) { p[i] = f_to_bf16(v); }
 
-// Elements [begin, end) of the flat input, rows of `width` columns. BIAS: x + bias[column] first; RELU:
-// then max(., 0); both fuse a layer's epilogue into the next layer's input dropout. KEYS: the counter of
-// element (row, col) is keys[row] * width + col instead of its flat index, so a row's mask follows the
-// row's key (a global node id) wherever the row sits: partitioning and chunking leave masks unchanged.
-template <typename T, bool RELU, bool BIAS, bool KEYS>
-DGD_CLONES void dropout_range(const T* x, T* out, int64_t begin, int64_t end, uint64_t seed, uint64_t thr,
-                              float scale, const float* bias, int64_t width, const int64_t* keys) {
+DG_INLINE uint32_t f_bits(float f) {
+  uint32_t b;
+  std::memcpy(&b, &f, 4);
+  return b;
+}
+
+DG_INLINE float masked(float f, uint32_t keep) {  // f if keep else +0.0, as bits
+  const uint32_t b = f_bits(f) & (0u - keep);
+  float r;
+  std::memcpy(&r, &b, 4);
+  return r;
+}
+
+// 1 iff v > 0 (bits in [+min subnormal, +inf]; not for -0, negatives or NaN), in integer ops only.
+DG_INLINE uint32_t is_positive(float v) { return (f_bits(v) - 1u) < 0x7F800000u; }
+
+// out[k] = keep ? v * scale : +0 with v = x[k] (+ bias[k]), keep = d[k] >= thr (and v > 0 with RELU).
+// Integer masks and an unconditional multiply, over restrict pointers, so the loop vectorises: GCC does
+// not if-convert a float select under -ftrapping-math, and a branch on a random keep bit mispredicts
+// half the time (that branch cost more than the whole Philox draw).
+template <typename T, bool RELU, bool BIAS>
+DG_INLINE void apply_draws(const T* __restrict x, T* __restrict out, const uint32_t* __restrict d,
+                           const float* __restrict bias, int64_t n, uint32_t thr, float scale) {
+  for (int64_t k = 0; k < n; ++k) {
+    float v = load(x, k);
+    if (BIAS) v += bias[k];
+    uint32_t keep = d[k] >= thr;
+    if (RELU) keep &= is_positive(v);
+    store(out, k, masked(v * scale, keep));
+  }
+}
+
+// Elements [begin, end) of the flat input, rows of `width` columns, kPhiloxBlock at a time: the block's
+// counters, its draws, then the outputs. BIAS: x + bias[column] first; RELU: then max(., 0); both fuse
+// a layer's epilogue into the next layer's input dropout. KEYS: the counter of element (row, col) is
+// keys[row] * width + col instead of its flat index, so a row's mask follows the row's key (a global
+// node id) wherever the row sits: partitioning and chunking leave masks unchanged.
+template <Isa I, typename T, bool RELU, bool BIAS, bool KEYS>
+DG_INLINE void dropout_range(const T* x, T* out, int64_t begin, int64_t end, uint64_t seed, uint32_t thr,
+                             float scale, const float* bias, int64_t width, const int64_t* keys) {
   constexpr bool ROWS = BIAS || KEYS;
-  int64_t i = begin;
-  while (i < end) {  // one row segment at a time, so the bias index and the counter are plain offsets
-    const int64_t row = ROWS ? i / width : 0;
-    const int64_t col = ROWS ? i - row * width : 0;
-    const int64_t off = col - i;  // in this segment the bias of element j is bias[j + off]
-    const uint64_t ctr_off = KEYS ? static_cast<uint64_t>(keys[row] * width + col - i) : 0;
-    const int64_t stop = ROWS ? std::min(end, i + width - col) : end;
-    for (; i < stop; ++i) {
-      float v = load(x, i);
-      if (BIAS) v += bias[i + off];
-      const bool keep = draw(seed, static_cast<uint64_t>(i) + ctr_off) >= thr && (!RELU || v > 0.f);
-      store(out, i, keep ? v * scale : 0.f);
+  alignas(64) uint32_t lo[kPhiloxBlock] = {}, hi[kPhiloxBlock] = {}, draws[kPhiloxBlock];
+  for (int64_t b = begin; b < end; b += kPhiloxBlock) {
+    const int64_t e = std::min<int64_t>(end, b + kPhiloxBlock);
+    for (int64_t i = b; i < e;) {  // counters, one row segment at a time
+      const int64_t row = KEYS ? i / width : 0, col = KEYS ? i - row * width : 0;
+      const int64_t stop = KEYS ? std::min(e, i + width - col) : e;
+      const uint64_t c0 = KEYS ? static_cast<uint64_t>(keys[row] * width + col) : static_cast<uint64_t>(i);
+      for (int64_t j = i; j < stop; ++j) {
+        const uint64_t c = c0 + static_cast<uint64_t>(j - i);
+        lo[j - b] = static_cast<uint32_t>(c);
+        hi[j - b] = static_cast<uint32_t>(c >> 32);
+      }
+      i = stop;
+    }
+    philox_draws<I>(seed, lo, hi, static_cast<int>(e - b), draws);
+    for (int64_t i = b; i < e;) {  // outputs, one row segment at a time (the bias index is an offset)
+      const int64_t row = ROWS ? i / width : 0, col = ROWS ? i - row * width : 0;
+      const int64_t stop = ROWS ? std::min(e, i + width - col) : e;
+      apply_draws<T, RELU, BIAS>(x + i, out + i, draws + (i - b), BIAS ? bias + col : nullptr, stop - i, thr,
+                                 scale);
+      i = stop;
     }
   }
 }
 
-template <typename T, bool KEYS>
-void dropout_run_keys(const T* x, T* out, int64_t n, uint64_t seed, uint64_t thr, float scale, bool relu,
-                      const float* bias, int64_t width, const int64_t* keys) {
-  at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
-    if (bias != nullptr) {
-      relu ? dropout_range<T, true, true, KEYS>(x, out, b, e, seed, thr, scale, bias, width, keys)
-           : dropout_range<T, false, true, KEYS>(x, out, b, e, seed, thr, scale, bias, width, keys);
-    } else {
-      relu ? dropout_range<T, true, false, KEYS>(x, out, b, e, seed, thr, scale, bias, width, keys)
-           : dropout_range<T, false, false, KEYS>(x, out, b, e, seed, thr, scale, bias, width, keys);
-    }
-  });
-}
-
-template <typename T>
-void dropout_run(const T* x, T* out, int64_t n, uint64_t seed, uint64_t thr, float scale, bool relu,
-                 const float* bias, int64_t width, const int64_t* keys) {
-  keys ? dropout_run_keys<T, true>(x, out, n, seed, thr, scale, relu, bias, width, keys)
-       : dropout_run_keys<T, false>(x, out, n, seed, thr, scale, relu, bias, width, keys);
+template <Isa I, typename T>
+DG_INLINE void dropout_task(const T* x, T* out, int64_t b, int64_t e, uint64_t seed, uint32_t thr, float scale,
+                            bool relu, const float* bias, int64_t width, const int64_t* keys) {
+#define DG_RANGE(R, B, K) dropout_range<I, T, R, B, K>(x, out, b, e, seed, thr, scale, bias, width, keys)
+  if (keys != nullptr) {
+    if (bias != nullptr) relu ? DG_RANGE(true, true, true) : DG_RANGE(false, true, true);
+    else relu ? DG_RANGE(true, false, true) : DG_RANGE(false, false, true);
+  } else {
+    if (bias != nullptr) relu ? DG_RANGE(true, true, false) : DG_RANGE(false, true, false);
+    else relu ? DG_RANGE(true, false, false) : DG_RANGE(false, false, false);
+  }
+#undef DG_RANGE
 }
 
 // The gradient of relu + dropout from its output: an element passed both iff out > 0 (scale >= 1 keeps
 // every kept positive value positive), so no mask is regenerated and no input is kept.
-DGD_CLONES void positive_scale_f32(const float* out, const float* g, float* res, int64_t begin, int64_t end,
-                                   float scale) {
-  for (int64_t i = begin; i < end; ++i) res[i] = out[i] > 0.f ? g[i] * scale : 0.f;
+template <typename T>
+DG_INLINE void positive_scale_task(const T* __restrict out, const T* __restrict g, T* __restrict res,
+                                   int64_t begin, int64_t end, float scale) {
+  for (int64_t i = begin; i < end; ++i) store(res, i, masked(load(g, i) * scale, is_positive(load(out, i))));
 }
 
-DGD_CLONES void positive_scale_bf16(const uint16_t* out, const uint16_t* g, uint16_t* res, int64_t begin,
-                                    int64_t end, float scale) {
-  for (int64_t i = begin; i < end; ++i) {
-    res[i] = bf16_to_f(out[i]) > 0.f ? f_to_bf16(bf16_to_f(g[i]) * scale) : uint16_t(0);
+// One entry point per ISA (isa.h): the templates above inlined under each target.
+#define DG_DROPOUT_ENTRIES(SUFFIX, TARGET, ISA)                                                            \
+  template <typename T>                                                                                  \
+  TARGET void dropout_task_##SUFFIX(const T* x, T* out, int64_t b, int64_t e, uint64_t seed, uint32_t thr, \
+                                    float scale, bool relu, const float* bias, int64_t width,            \
+                                    const int64_t* keys) {                                               \
+    dropout_task<ISA, T>(x, out, b, e, seed, thr, scale, relu, bias, width, keys);                       \
+  }                                                                                                      \
+  template <typename T>                                                                                  \
+  TARGET void positive_scale_task_##SUFFIX(const T* o, const T* g, T* r, int64_t b, int64_t e, float s) { \
+    positive_scale_task<T>(o, g, r, b, e, s);                                                            \
   }
-}
+DG_DROPOUT_ENTRIES(avx512, DG_TARGET_AVX512, Isa::avx512)
+DG_DROPOUT_ENTRIES(avx2, DG_TARGET_AVX2, Isa::avx2)
+DG_DROPOUT_ENTRIES(baseline, , Isa::baseline)
+#undef DG_DROPOUT_ENTRIES
 
 void check_float(const torch::Tensor& t, const char* what) {
   TORCH_CHECK(t.is_contiguous(), what, " must be contiguous");
@@ -162,13 +265,23 @@ torch::Tensor dropout(torch::Tensor x, int64_t seed, int64_t threshold, double s
   }
   auto out = distgnn::new_output(x.sizes(), x.options());
   const int64_t n = x.numel();
-  const uint64_t s = static_cast<uint64_t>(seed), thr = static_cast<uint64_t>(threshold);
+  if (threshold == (int64_t(1) << 32)) return out.zero_();  // no 32-bit draw reaches 2^32: keep none
+  const uint64_t s = static_cast<uint64_t>(seed);
+  const uint32_t thr = static_cast<uint32_t>(threshold);
   const float sc = static_cast<float>(scale);
+  const distgnn::Isa isa = distgnn::active_isa();
+  auto run = [&](const auto* px, auto* po) {
+    at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
+      if (isa == Isa::avx512) dropout_task_avx512(px, po, b, e, s, thr, sc, relu, pb, width, pk);
+      else if (isa == Isa::avx2) dropout_task_avx2(px, po, b, e, s, thr, sc, relu, pb, width, pk);
+      else dropout_task_baseline(px, po, b, e, s, thr, sc, relu, pb, width, pk);
+    });
+  };
   if (x.scalar_type() == torch::kFloat32) {
-    dropout_run(x.data_ptr<float>(), out.data_ptr<float>(), n, s, thr, sc, relu, pb, width, pk);
+    run(x.data_ptr<float>(), out.data_ptr<float>());
   } else {
-    dropout_run(reinterpret_cast<const uint16_t*>(x.data_ptr<at::BFloat16>()),
-                reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>()), n, s, thr, sc, relu, pb, width, pk);
+    run(reinterpret_cast<const uint16_t*>(x.data_ptr<at::BFloat16>()),
+        reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>()));
   }
   return out;
 }
@@ -181,15 +294,20 @@ torch::Tensor positive_scale(torch::Tensor out, torch::Tensor grad, double scale
   auto res = distgnn::new_output(out.sizes(), out.options());
   const int64_t n = out.numel();
   const float sc = static_cast<float>(scale);
+  const distgnn::Isa isa = distgnn::active_isa();
+  auto run = [&](const auto* po, const auto* pg, auto* pr) {
+    at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
+      if (isa == Isa::avx512) positive_scale_task_avx512(po, pg, pr, b, e, sc);
+      else if (isa == Isa::avx2) positive_scale_task_avx2(po, pg, pr, b, e, sc);
+      else positive_scale_task_baseline(po, pg, pr, b, e, sc);
+    });
+  };
   if (out.scalar_type() == torch::kFloat32) {
-    const float *po = out.data_ptr<float>(), *pg = grad.data_ptr<float>();
-    float* pr = res.data_ptr<float>();
-    at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) { positive_scale_f32(po, pg, pr, b, e, sc); });
+    run(out.data_ptr<float>(), grad.data_ptr<float>(), res.data_ptr<float>());
   } else {
-    const auto* po = reinterpret_cast<const uint16_t*>(out.data_ptr<at::BFloat16>());
-    const auto* pg = reinterpret_cast<const uint16_t*>(grad.data_ptr<at::BFloat16>());
-    auto* pr = reinterpret_cast<uint16_t*>(res.data_ptr<at::BFloat16>());
-    at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) { positive_scale_bf16(po, pg, pr, b, e, sc); });
+    run(reinterpret_cast<const uint16_t*>(out.data_ptr<at::BFloat16>()),
+        reinterpret_cast<const uint16_t*>(grad.data_ptr<at::BFloat16>()),
+        reinterpret_cast<uint16_t*>(res.data_ptr<at::BFloat16>()));
   }
   return res;
 }
