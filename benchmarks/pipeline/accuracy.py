@@ -4,7 +4,8 @@ For each dataset and model, 5 seeds of: exact training (one process; equal to gr
 any number of ranks), chunked pipeline training (``--strategy pipeline --chunks C``; one stage computes
 exactly what 2 or 4 stages compute, see tests/dist/test_pipeline.py) and 2x2 hybrid training (per-part
 chunks, 4 processes). Reports mean final-model test accuracy per strategy and the difference to exact.
-Runs the ``distgnn`` CLI, so every number comes from the code path users run.
+Every run goes through ``distgnn train``'s parser and entry point (``train_partition``); one-process runs
+stay in this interpreter, multi-process ones start ``distgnn train --nproc``.
 
     python benchmarks/pipeline/accuracy.py --datasets ../shared/datasets/cora.npz,synthetic --out acc.json
 """
@@ -34,6 +35,17 @@ def distgnn(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "distgnn", *args], check=True, stdout=subprocess.DEVNULL)
 
 
+def train_in_process(*args: str) -> None:
+    """``distgnn train ARGS`` on one process without a new interpreter (the same parser and entry point)."""
+    from distgnn.cli import build_parser
+    from distgnn.commands.options import config_from_args
+    from distgnn.parallel.layout import ProcessLayout
+    from distgnn.train import train_partition
+
+    parsed = build_parser().parse_args(["train", *args])
+    train_partition(config_from_args(parsed), parsed.partitions, ProcessLayout.single("cpu"))
+
+
 def final_test_acc(metrics: Path) -> float:
     return json.loads(metrics.read_text().splitlines()[-1])["test_acc"]
 
@@ -45,6 +57,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--chunks", type=int, default=4)
+    p.add_argument("--strategies", default=",".join(STRATEGIES))
     p.add_argument("--out", type=Path, required=True, help="JSON results (rewritten after every run)")
     args = p.parse_args()
     results: dict = {}
@@ -57,13 +70,16 @@ def main() -> None:
                     "partition", "--dataset", spec, "--parts", str(parts), "--out", f"{tmp}/{name}-{parts}"
                 )
             for model in args.models.split(","):
-                for strategy, (parts, extra) in STRATEGIES.items():
+                for strategy in args.strategies.split(","):
+                    parts, extra = STRATEGIES[strategy]
+                    run = distgnn if "--nproc" in extra else train_in_process
                     accs = []
                     for seed in range(args.seeds):
                         metrics = Path(tmp) / "m.jsonl"
                         chunks = ["--chunks", str(args.chunks)] if strategy != "exact" else []
-                        distgnn(
-                            "train", "--partitions", f"{tmp}/{name}-{parts}", *MODELS[model], *extra, *chunks,
+                        head = ["train"] if run is distgnn else []
+                        run(
+                            *head, "--partitions", f"{tmp}/{name}-{parts}", *MODELS[model], *extra, *chunks,
                             *norm, "--epochs", str(args.epochs), "--eval-every", str(args.epochs),
                             "--seed", str(seed), "--metrics-out", str(metrics), "--no-progress",
                         )  # fmt: skip
