@@ -43,9 +43,12 @@ MODELS = [
 
 CHUNKED = dict(strategy="pipeline", chunks=4, exact_epochs=2)
 # GAT's parameters against the float64 dense reference: even with history off (every epoch one chunk, the
-# same function on both sides) they differ by 1.9e-5 (4 layers) to 6.9e-5 (3 layers) after 5 Adam steps:
-# float32 summation order in the attention, amplified by Adam on near-zero gradients. Losses agree to 1e-5.
-PARAM_RTOL = {"gat": 1e-4}
+# same function on both sides) they differ after 5 Adam steps, by 1.9e-5 to 9.9e-5 depending on the
+# dropout mask stream (measured: 4-layer GAT, splitmix64 and Philox masks), all of it in one hidden
+# layer's att_dst, whose gradient is nearly zero (a per-row shift of the scores that only the leaky ReLU
+# does not cancel), so Adam turns float32 summation noise into full-size steps. The bound sits 10x above
+# that floor; losses agree to 1e-5, and distributed GAT equals 1-stage GAT to 1e-5 (same kernels).
+PARAM_RTOL = {"gat": 1e-3}
 
 
 @pytest.fixture(scope="module")
