@@ -7,7 +7,6 @@ import importlib
 import sys
 
 from distgnn.errors import DistGNNError
-from distgnn.kernels import isa
 
 # Each module defines `add_parser(subparsers)`, which registers its parser with `func=run`.
 SUBCOMMANDS = ("partition", "info", "train", "profile")
@@ -27,7 +26,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        print(f"distgnn: {isa.describe()}", file=sys.stderr, flush=True)  # once per command, at start-up
         return int(args.func(args) or 0)
     except DistGNNError as err:
         print(f"distgnn {args.command}: error: {err}", file=sys.stderr)

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from distgnn import checkpoint as ckpt
 from distgnn.config import TrainConfig
 from distgnn.errors import DistGNNError
+from distgnn.kernels import isa
 from distgnn.metrics import MetricsWriter, accuracies, format_summary, summarize
 from distgnn.models.registry import build_model
 from distgnn.parallel.build import build_strategy
@@ -238,6 +239,7 @@ class Trainer:
 
     # -- the loop --------------------------------------------------------------------------------------
     def fit(self) -> TrainResult:
+        self._log(f"distgnn: {isa.describe()}")  # which CPU kernel entry point runs (once, rank 0)
         self.maybe_resume()
         cfg = self.cfg
         writer = None

@@ -83,7 +83,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from distgnn.kernels import isa
+
     cfg = config_from_args(args)
+    isa.chosen()  # a DISTGNN_CPU_ISA this CPU cannot run is one line here, before any process starts
     if args.timeout <= 0:
         raise DistGNNError(f"timeout must be > 0 seconds, got {args.timeout}")
     launched = "RANK" in os.environ and "WORLD_SIZE" in os.environ

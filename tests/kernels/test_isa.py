@@ -72,18 +72,30 @@ def test_forced_isa_runs_that_entry_point_and_gives_the_same_results():
         assert torch.equal(drop, outs[0][1])
 
 
-def test_cli_prints_the_isa_once_and_rejects_an_unsupported_one(tmp_path):
+def test_train_prints_the_isa_once_and_rejects_an_unsupported_one(tmp_path):
+    from distgnn.data.synthetic import synthetic_graph
+    from distgnn.partitioning import partition_graph
+
+    graph = synthetic_graph(num_nodes=60, num_edges=300, num_features=4, num_classes=2, seed=1)
+    partition_graph(graph, 1, tmp_path / "p1", progress=False)
+    train = [
+        sys.executable,
+        "-m",
+        "distgnn.cli",
+        "train",
+        "--partitions",
+        str(tmp_path / "p1"),
+        "--epochs",
+        "1",
+    ]
     env_ok = {"DISTGNN_CPU_ISA": "baseline", "PATH": "/usr/bin:/bin"}
-    res = subprocess.run(
-        [sys.executable, "-m", "distgnn.cli", "info", str(tmp_path / "none")],
-        capture_output=True, text=True, env=env_ok, timeout=120,
-    )  # fmt: skip
+    res = subprocess.run(train, capture_output=True, text=True, env=env_ok, timeout=300)
+    assert res.returncode == 0, res.stderr
     assert res.stderr.count("CPU kernels: baseline (forced by DISTGNN_CPU_ISA;") == 1
     res = subprocess.run(
-        [sys.executable, "-m", "distgnn.cli", "info", str(tmp_path / "none")],
-        capture_output=True, text=True, env={**env_ok, "DISTGNN_CPU_ISA": "sse9"}, timeout=120,
-    )  # fmt: skip
+        train, capture_output=True, text=True, env={**env_ok, "DISTGNN_CPU_ISA": "sse9"}, timeout=300
+    )
     assert res.returncode == 2
     assert res.stderr.strip() == (
-        "distgnn info: error: DISTGNN_CPU_ISA='sse9' is not an ISA: choose avx512, avx2, baseline"
+        "distgnn train: error: DISTGNN_CPU_ISA='sse9' is not an ISA: choose avx512, avx2, baseline"
     )
