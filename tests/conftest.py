@@ -28,3 +28,23 @@ def shared_datasets() -> Path:
     if not (path / "cora.npz").is_file() or not (path / "citeseer.npz").is_file():
         pytest.skip("needs ../shared/datasets (Cora/CiteSeer), present in CI, absent in a user's clone")
     return path
+
+
+@pytest.fixture(scope="session")
+def run_cli():
+    """``run_cli(argv) -> (exit code, stdout, stderr)``: the ``distgnn`` CLI in this process."""
+    import contextlib
+    import io
+
+    from distgnn.cli import main
+
+    def run(args: list[str]) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(args)
+            except SystemExit as exc:  # argparse
+                code = int(exc.code or 0)
+        return code, out.getvalue(), err.getvalue()
+
+    return run

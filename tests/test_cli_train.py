@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import subprocess
@@ -13,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distgnn.cli import main
 from distgnn.commands.train import worker_argv
 from distgnn.data.synthetic import synthetic_graph
 from distgnn.metrics import EPOCH_KEYS
@@ -37,23 +34,13 @@ def parts(tmp_path_factory):
 pytestmark = pytest.mark.usefixtures("one_thread")  # in-process training on tiny graphs
 
 
-def run_cli(args: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(args)
-        except SystemExit as exc:  # argparse
-            code = int(exc.code or 0)
-    return code, out.getvalue(), err.getvalue()
-
-
 @pytest.fixture
 def no_launcher_env(monkeypatch):
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.delenv(name, raising=False)
 
 
-def test_help_has_examples():
+def test_help_has_examples(run_cli):
     code, out, _ = run_cli(["train", "--help"])
     assert code == 0
     assert "examples:" in out and "torchrun --nproc_per_node 4 -m distgnn train" in out
@@ -81,24 +68,24 @@ def test_help_has_examples():
         (["--timeout", "0"], "timeout must be > 0 seconds, got 0.0"),
     ],
 )
-def test_bad_values_are_one_line_errors(args, message, no_launcher_env):
+def test_bad_values_are_one_line_errors(run_cli, args, message, no_launcher_env):
     code, _, err = run_cli(["train", *args])
     assert code == 2
     assert err == f"distgnn train: error: {message}\n"
 
 
-def test_unknown_choice_is_an_argparse_error():
+def test_unknown_choice_is_an_argparse_error(run_cli):
     code, _, err = run_cli(["train", "--model", "mlp"])
     assert code == 2 and "invalid choice: 'mlp'" in err
 
 
-def test_missing_partition_dir(tmp_path, no_launcher_env):
+def test_missing_partition_dir(run_cli, tmp_path, no_launcher_env):
     code, _, err = run_cli(["train", "--partitions", str(tmp_path / "nope")])
     assert code == 2
     assert err == f"distgnn train: error: partition directory {tmp_path / 'nope'} does not exist\n"
 
 
-def test_world_size_mismatch_single_process(parts, no_launcher_env):
+def test_world_size_mismatch_single_process(run_cli, parts, no_launcher_env):
     code, _, err = run_cli(["train", "--partitions", parts[2], "--epochs", "1", *FAST])
     assert code == 2
     assert err == (
@@ -107,7 +94,7 @@ def test_world_size_mismatch_single_process(parts, no_launcher_env):
     )
 
 
-def test_single_process_metrics_out(parts, tmp_path, no_launcher_env):
+def test_single_process_metrics_out(run_cli, parts, tmp_path, no_launcher_env):
     metrics = tmp_path / "sub" / "m.jsonl"
     args = ["train", "--partitions", parts[1], "--epochs", "4", "--metrics-out", str(metrics), *FAST]
     code, _, err = run_cli(args)
@@ -120,7 +107,7 @@ def test_single_process_metrics_out(parts, tmp_path, no_launcher_env):
     assert np.isfinite([r["loss"] for r in records]).all()
 
 
-def test_summary_table_on_rank0(parts, no_launcher_env):
+def test_summary_table_on_rank0(run_cli, parts, no_launcher_env):
     code, _, err = run_cli(["train", "--partitions", parts[1], "--epochs", "3", "--kernel", "reference"])
     assert code == 0
     for row in (
@@ -213,7 +200,7 @@ def test_a_failing_rank_takes_the_job_down(parts, tmp_path):
 
 
 @pytest.mark.timeout(120)
-def test_no_partitions_trains_on_cached_synthetic_graph(tmp_path, no_launcher_env, monkeypatch):
+def test_no_partitions_trains_on_cached_synthetic_graph(run_cli, tmp_path, no_launcher_env, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("distgnn.commands.train.SYNTHETIC_SPEC", "synthetic:nodes=300,edges=2000,features=8")
     code, _, err = run_cli(["train", "--epochs", "2", *FAST])

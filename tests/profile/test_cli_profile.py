@@ -6,8 +6,6 @@ every plot from the real run; the sweep runs on a small graph and reuses its par
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import subprocess
@@ -17,23 +15,12 @@ from pathlib import Path
 import pytest
 
 from distgnn import jsonio
-from distgnn.cli import main
 from distgnn.data.synthetic import synthetic_graph
 from distgnn.partitioning import partition_graph
 
 REPO = Path(__file__).resolve().parent.parent.parent
 SMALL = "synthetic:nodes=300,edges=2400,features=12,classes=3"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def run_cli(args: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(args)
-        except SystemExit as exc:  # argparse
-            code = int(exc.code or 0)
-    return code, out.getvalue(), err.getvalue()
 
 
 def strict(text: str):
@@ -64,7 +51,7 @@ def run(tmp_path_factory):
 
 
 @pytest.mark.timeout(200)
-def test_every_file_the_cli_writes_is_strict_json(run):
+def test_every_file_the_cli_writes_is_strict_json(run_cli, run):
     root = run["root"]
     records = [strict(line) for line in (root / "m.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2, 3, 4]
@@ -103,7 +90,7 @@ def test_profile_records_every_rank_epoch_layer_and_peer(run):
         assert evaluated == [2, 4]
 
 
-def test_report_renders_every_plot_from_a_real_run(run, tmp_path):
+def test_report_renders_every_plot_from_a_real_run(run_cli, run, tmp_path):
     code, out, err = run_cli(["profile", "report", str(run["root"] / "p.json"), "--out", str(tmp_path)])
     assert code == 0, err
     assert "exposed comm ms" in out and "bytes / epoch" in out
@@ -114,7 +101,7 @@ def test_report_renders_every_plot_from_a_real_run(run, tmp_path):
         assert data[:8] == PNG_MAGIC and len(data) > 10_000, name
 
 
-def test_predict_what_if_from_a_run(run):
+def test_predict_what_if_from_a_run(run_cli, run):
     args = ["profile", "predict", "--partitions", str(run["parts"]), "--network", "eth-25g"]
     code, out, err = run_cli([*args, "--from-run", str(run["root"] / "p.json"), "--json"])
     assert code == 0, err
@@ -126,7 +113,7 @@ def test_predict_what_if_from_a_run(run):
 
 
 @pytest.mark.timeout(120)
-def test_sweep_on_a_small_graph_reuses_its_cache_and_reports(tmp_path):
+def test_sweep_on_a_small_graph_reuses_its_cache_and_reports(run_cli, tmp_path):
     args = ["profile", "sweep", "--dataset", SMALL, "--parts", "4,2", "--out", str(tmp_path / "sw")]
     args += ["--model", "deepgcn", "--layers", "4", "--hidden", "8", "--network", "ib-hdr", "--no-progress"]
     code, out, err = run_cli([*args, "--json"])
@@ -170,7 +157,7 @@ def _bad_meta(tmp_path: Path, run) -> Path:
         ("parts_list", "--parts must be comma-separated integers"),
     ],
 )
-def test_bad_input_is_one_line_and_writes_nothing(run, tmp_path, case, message):
+def test_bad_input_is_one_line_and_writes_nothing(run_cli, run, tmp_path, case, message):
     parts = str(run["parts"])
     out_dir = tmp_path / "out"
     argv = {
