@@ -26,6 +26,8 @@ KERNELS = ("auto", "reference", "cpu", "triton")
 WEIGHT_DECAY_SCOPES = ("all", "first")  # "first": the first layer only, as in the GCN paper
 STRATEGIES = ("graph", "pipeline", "hybrid")
 HISTORY_DTYPES = ("fp32", "bf16", "fp16")
+CHUNK_ORDERS = ("fixed", "shuffle")
+HISTORY_GRADS = ("drop", "defer")
 
 
 def option(help: str, *, flag: str | None = None, metavar: str | None = None, choices: Any = None) -> dict:
@@ -88,15 +90,27 @@ class OptimConfig:
     )
     seed: int = field(default=0, metadata=option("seed for initialisation and dropout masks", metavar="S"))
     deterministic: bool = field(default=False, metadata=option("torch.use_deterministic_algorithms(True)"))
+    lr_warmup_epochs: int = field(
+        default=0,
+        metadata=option(
+            "raise the learning rate linearly from lr/K to lr over the first K epochs", metavar="K"
+        ),
+    )
 
     def __post_init__(self) -> None:
         _at_least(self, ("epochs",), 1)
+        _at_least(self, ("lr_warmup_epochs",), 0)
         if not self.lr > 0:
             raise DistGNNError(f"lr must be > 0, got {self.lr}")
         if self.weight_decay < 0:
             raise DistGNNError(f"weight-decay must be >= 0, got {self.weight_decay}")
         _choice(self.weight_decay_scope, WEIGHT_DECAY_SCOPES, "weight-decay-scope")
         _choice(self.feature_norm, FEATURE_NORMS, "feature-norm")
+
+    def lr_at(self, epoch: int) -> float:
+        """The learning rate of ``epoch`` (0-based): linear warm-up over ``lr_warmup_epochs``, then ``lr``."""
+        k = self.lr_warmup_epochs
+        return self.lr * min(1.0, (epoch + 1) / k) if k else self.lr
 
 
 @dataclass
@@ -131,6 +145,22 @@ class ParallelConfig:
     exact_epochs: int = field(
         default=0, metadata=option("warm-up epochs without history (epoch 0 always is)", metavar="K")
     )
+    chunk_order: str = field(
+        default="fixed",
+        metadata=option(
+            "order of the chunks each epoch: fixed, or shuffle (a new order per epoch from the seed, the "
+            "same on every rank), which changes which neighbours are read from history",
+            choices=CHUNK_ORDERS,
+        ),
+    )
+    history_grad: str = field(
+        default="drop",
+        metadata=option(
+            "gradients of historical rows: drop (they are constants), or defer (PipeGCN-style: applied to "
+            "those rows one epoch late)",
+            choices=HISTORY_GRADS,
+        ),
+    )
     halo_staleness: int = field(
         default=0,
         metadata=option(
@@ -154,6 +184,8 @@ class ParallelConfig:
             raise DistGNNError("--stages and --chunks need --strategy pipeline or hybrid")
         _choice(self.history_dtype, HISTORY_DTYPES, "history-dtype")
         _at_least(self, ("exact_epochs",), 0)
+        _choice(self.chunk_order, CHUNK_ORDERS, "chunk-order")
+        _choice(self.history_grad, HISTORY_GRADS, "history-grad")
         if self.stage_layers is not None:
             self.stage_layers = tuple(int(v) for v in self.stage_layers)
             if len(self.stage_layers) != self.stages or min(self.stage_layers) < 1:
@@ -255,7 +287,8 @@ class TrainConfig:
         """The fields a checkpoint must match to be resumed (the shape of the model and optimiser)."""
         keys = (
             "model", "layers", "hidden", "heads", "lr", "weight_decay", "weight_decay_scope",
-            "halo_staleness", "seed", "strategy", "stages", "chunks", "history_dtype",
+            "halo_staleness", "seed", "strategy", "stages", "chunks", "history_dtype", "history_grad",
+            "lr_warmup_epochs",
         )  # fmt: skip
         d = self.flat()
         return {k: d[k] for k in keys}

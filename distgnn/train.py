@@ -122,6 +122,8 @@ class Trainer:
         t_sync = time.perf_counter()
         self.strategy.reduce_gradients(self.model, self.params)
         grad_sync_s = time.perf_counter() - t_sync
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.cfg.optim.lr_at(epoch)
         self.optimizer.step()
         return vars(stats) | {"epoch_s": time.perf_counter() - t0, "grad_sync_s": grad_sync_s}
 

@@ -46,10 +46,12 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--graph", default=GRAPH)
-    p.add_argument("--only", default="", help="comma-separated config names (default: all)")
+    p.add_argument(
+        "--only", action="append", default=[], choices=list(CONFIGS), help="a configuration to run (repeatable; default: all)"
+    )
     args = p.parse_args()
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    names = [n for n in CONFIGS if not args.only or n in args.only.split(",")]
+    names = [n for n in CONFIGS if not args.only or n in args.only]
     times: dict[str, list[float]] = {n: [] for n in names}
     last: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:

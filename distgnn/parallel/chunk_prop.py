@@ -11,7 +11,9 @@ Gradients (:class:`ChunkSources`): fresh reads send their gradient back through 
 (``HistoryCache.deposit``; halo rows then travel to their owners in chunk c's backward exchange), and a
 chunk adds what later chunks deposited for its rows when its own backward reaches the layer, so
 processing backward in reverse chunk order gives every row its complete gradient; historical rows are
-constants. With one chunk nothing is read from history and a stage computes exactly the full-graph layer.
+constants, or (``defer_history_grads``) their gradients are deferred to the rows' backward in the next
+epoch (``HistoryCache.defer``). With one chunk nothing is read from history and a stage computes
+exactly the full-graph layer.
 """
 
 from __future__ import annotations
@@ -39,8 +41,10 @@ class ChunkedPropagation:
         seed: int,
         kernel_impl: str = "auto",
         graph: ProcessLayout | None = None,
+        defer_history_grads: bool = False,
     ) -> None:
         self.history = history
+        self.defer_history_grads = defer_history_grads
         self.graph = graph  # the stage's graph-parallel ranks (hybrid), None for one part
         self.transfers: dict[int, ChunkTransfer] | None = None
         self.comm_bytes = 0
@@ -142,6 +146,9 @@ class ChunkSources(torch.autograd.Function):
         if c.others.numel():
             g_other = grad[n:]
             history.deposit(key, c.others[ctx.fresh], g_other[ctx.fresh])
+            if prop.defer_history_grads:
+                stale = ~ctx.fresh
+                history.defer(key, c.others[stale], g_other[stale])
         if t is not None:
             back = history.take_grad(key, t.recv_rows)
             if back is None:

@@ -5,15 +5,18 @@ part, and a stage's graph-parallel ranks exchange each chunk's halo rows (``chun
 
 Semantics (the contract): in epoch t, chunk c at layer l aggregates its in-neighbours' layer-l message
 rows; a neighbour in a chunk computed earlier in this epoch (or in c itself) is fresh, one in a later
-chunk is historical (its epoch t-1 value, from ``distgnn.history``), a constant in the backward pass.
-Epoch 0 (no history yet) and ``exact_epochs`` warm-up epochs run as one chunk: exactly full-graph
-training. Evaluation is always exact (the whole graph as one chunk, no history).
+chunk is historical (its epoch t-1 value, from ``distgnn.history``): a constant in the backward pass, or
+(``--history-grad defer``) a row whose gradient is applied to its owner one epoch late. Epoch 0 (no
+history yet) and ``exact_epochs`` warm-up epochs run as one chunk: exactly full-graph training. The chunk
+order is fixed or (``--chunk-order shuffle``) drawn per epoch. Evaluation is always exact (the whole graph
+as one chunk, no history).
 
-Schedule: forward chunks 0..C-1 (stage s works on chunk c while s+1 works on c-1: activations go to the
-next stage with asynchronous point-to-point sends), then backward in reverse chunk order (a chunk's input
-gradient is complete once every later chunk's backward at that stage is done; it goes back to the
-previous stage at once), gradients accumulated over chunks, one optimiser step per epoch. The loss is
-computed on the last stage. Time spent waiting for a neighbouring stage is reported as ``bubble_s``.
+Schedule: forward chunks in order (stage s works on chunk c while s+1 works on c-1: activations go to
+the next stage with asynchronous point-to-point sends, and every receive of the epoch is posted up
+front), then backward in reverse order (a chunk's input gradient is complete once every later chunk's
+backward at that stage is done; it goes back to the previous stage at once), gradients accumulated over
+chunks, one optimiser step per epoch. The loss is computed on the last stage. Time spent waiting for a
+neighbouring stage is reported as ``bubble_s``.
 """
 
 from __future__ import annotations
@@ -109,7 +112,12 @@ class PipelineStrategy(Strategy):
         self.history = HistoryCache(n + part.n_halo, cfg.parallel.history_dtype, device)
         graph = mesh.graph if mesh.graph_size > 1 else None
         self.prop = ChunkedPropagation(
-            self.history, data.keys, seed=cfg.optim.seed, kernel_impl=cfg.parallel.kernel, graph=graph
+            self.history,
+            data.keys,
+            seed=cfg.optim.seed,
+            kernel_impl=cfg.parallel.kernel,
+            graph=graph,
+            defer_history_grads=cfg.parallel.history_grad == "defer",
         )
         self.x_chunks = {id(c): model_input(data.x[c.rows]) for c in self.chunks + self.whole}
         self.stats = StepStats(loss=0.0)
@@ -140,27 +148,32 @@ class PipelineStrategy(Strategy):
         model.train()
         exact = epoch < max(1, self.cfg.parallel.exact_epochs)
         chunks, transfers = (self.whole, self.whole_transfers) if exact else (self.chunks, self.transfers)
+        chunks = self.chunk_order(chunks, epoch)
         self.prop.record, self.prop.stale_reads, self.prop.reads, self.prop.comm_bytes = True, 0, 0, 0
         self.prop.seeds.step = epoch
+        self.history.start_epoch()
         self.stats = StepStats(loss=0.0)
         position = {c.index: i for i, c in enumerate(chunks)}
+        # Every receive of the epoch is posted up front, so messages land while this stage computes.
+        inputs = {c.index: self._post_receive(c, FWD) for c in chunks}
+        grads = {c.index: self._post_receive(c, BWD) for c in chunks}
         saved: list[tuple[Chunk, Tensor | None, Tensor]] = []  # (chunk, received input, output or loss)
         sends = []
+        loss = torch.zeros((), dtype=torch.float64)
         try:
             for c in chunks:  # forward, chunk order
-                h = self._receive(c, FWD)
+                h = self._wait(inputs[c.index], requires_grad=True)
                 self.prop.use(c, position, transfers)
                 out = model.forward_range(self._input(c, h), self.prop, *self.layers, x=self.x_chunks[id(c)])
                 if self.is_last:
                     out = self.loss(out, c.rows)
-                    self.stats.loss += float(out.detach())
+                    loss += out.detach()
                 else:
                     sends.append(self._send(out.detach(), c, FWD, +1))
                 saved.append((c, h, out))
             for c, h, out in reversed(saved):  # backward, reverse chunk order
                 self.prop.use(c, position, transfers)
-                grad = None if self.is_last else self._receive(c, BWD)
-                out.backward(grad)
+                out.backward(self._wait(grads[c.index]))
                 if h is not None:
                     g = h.grad if h.grad is not None else torch.zeros_like(h)
                     sends.append(self._send(g, c, BWD, -1))
@@ -168,10 +181,19 @@ class PipelineStrategy(Strategy):
                 w.wait()
         finally:
             self.prop.seeds.step = None
+        self.stats.loss = float(loss)
         self.stats.comm_bytes += self.prop.comm_bytes
         self.stats.history_bytes = self.history.nbytes()
         self.stats.stale_reads, self.stats.neighbour_reads = self.prop.stale_reads, self.prop.reads
         return self.stats
+
+    def chunk_order(self, chunks: list[Chunk], epoch: int) -> list[Chunk]:
+        """This epoch's chunk order: as cut, or (``--chunk-order shuffle``) a permutation drawn from
+        (seed, epoch), the same on every rank (the hybrid's exchanges pair chunks by position)."""
+        if self.cfg.parallel.chunk_order == "fixed" or len(chunks) == 1:
+            return chunks
+        perm = np.random.default_rng([self.cfg.optim.seed, epoch]).permutation(len(chunks))
+        return [chunks[i] for i in perm]
 
     @torch.no_grad()
     def evaluate(self, model: LayeredModel) -> Tensor:
@@ -180,7 +202,7 @@ class PipelineStrategy(Strategy):
         self.prop.record = False
         c = self.whole[0]
         self.prop.use(c, {0: 0}, self.whole_transfers)
-        h = self._receive(c, FWD, grad=False)
+        h = self._wait(self._post_receive(c, FWD))
         out = model.forward_range(self._input(c, h), self.prop, *self.layers, x=self.x_chunks[id(c)])
         self.prop.record = True
         if not self.is_last:
@@ -216,13 +238,24 @@ class PipelineStrategy(Strategy):
         self.stats.comm_bytes += t.numel() * t.element_size()
         return dist.isend(t, dst=self._peer(step), tag=self._tag(c, direction))
 
-    def _receive(self, c: Chunk, direction: int, *, grad: bool = True) -> Tensor | None:
-        """Chunk ``c``'s activations from the previous stage (FWD) or its output gradient (BWD)."""
-        if direction == FWD and self.mesh.stage == 0:
+    def _post_receive(self, c: Chunk, direction: int) -> tuple[Tensor, dist.Work] | None:
+        """Post the receive of chunk ``c``'s activations from the previous stage (FWD) or of its output
+        gradient from the next (BWD); None where nothing comes (first stage forward, last backward)."""
+        if (direction == FWD and self.mesh.stage == 0) or (direction == BWD and self.is_last):
             return None
         width = self.in_width if direction == FWD else self.out_width
         buf = torch.empty(c.rows.numel(), width, device=self.mesh.world.device)
+        peer = self._peer(-1 if direction == FWD else +1)
+        return buf, dist.irecv(buf, src=peer, tag=self._tag(c, direction))
+
+    def _wait(
+        self, pending: tuple[Tensor, dist.Work] | None, *, requires_grad: bool = False
+    ) -> Tensor | None:
+        """The received tensor, once it is there; the time spent waiting is the stage's bubble."""
+        if pending is None:
+            return None
+        buf, work = pending
         t0 = time.perf_counter()
-        dist.irecv(buf, src=self._peer(-1 if direction == FWD else +1), tag=self._tag(c, direction)).wait()
+        work.wait()
         self.stats.bubble_s += time.perf_counter() - t0
-        return buf.requires_grad_(grad and direction == FWD)
+        return buf.requires_grad_(requires_grad)

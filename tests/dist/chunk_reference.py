@@ -4,8 +4,13 @@ Dense matrices and ordinary autograd, no hooks, no schedule, no communication: i
 order, every layer aggregates over message rows where rows of chunks before c (and c itself) are this
 epoch's tensors (with autograd) and rows of later chunks are last epoch's values (constants). The loss
 of all chunks is summed and backpropagated once, then one Adam step. Epoch 0 and ``exact_epochs``
-epochs are one chunk. The model code is the library's (``forward_range``); everything about chunks and
-history is written here independently of ``distgnn.parallel``.
+epochs are one chunk. Options: ``chunk_order="shuffle"`` takes the chunks in the order
+``numpy.random.default_rng([seed, epoch]).permutation(C)``; ``history_grad="defer"`` keeps the gradient
+of every historical value read and, in the next epoch, adds it to the gradient of that row's message
+(one extra term ``sum(m * deferred)`` in the backward, not in the reported loss); ``lr_warmup_epochs=K``
+sets the learning rate to ``lr * min(1, (epoch + 1) / K)``. The model code is the library's
+(``forward_range``); everything about chunks and history is written here independently of
+``distgnn.parallel``.
 """
 
 from __future__ import annotations
@@ -38,6 +43,10 @@ class ChunkRuleProp:
         self.history: dict[int, Tensor] = {}  # last epoch's message rows per layer key
         self.fresh: dict[int, list[tuple[Tensor, Tensor]]] = {}  # this epoch's (rows, tensor) per key
         self.rows = torch.arange(n)
+        self.defer = False
+        self.stale: dict[int, list[Tensor]] = {}  # this epoch's historical leaves per key (defer)
+        self.deferred: dict[int, Tensor] = {}  # last epoch's historical gradients per key (defer)
+        self.extra: Tensor | float = 0.0  # sum(m * deferred) over this epoch's messages (defer)
 
     def mask_key(self, site: int) -> MaskKey | None:
         return self.seeds.key(site, self.keys[self.rows])
@@ -52,6 +61,11 @@ class ChunkRuleProp:
         rows = torch.cat([r for r, _ in self.fresh[key]])
         vals = torch.cat([v for _, v in self.fresh[key]])
         base = self.history.get(key, torch.zeros(self.n, m.shape[1], dtype=m.dtype)).detach()
+        if self.defer:
+            base = base.clone().requires_grad_(True)
+            self.stale.setdefault(key, []).append(base)
+            if key in self.deferred:
+                self.extra = self.extra + (m * self.deferred[key][self.rows]).sum()
         return base.index_put((rows,), vals.to(base.dtype))
 
     def aggregate(self, h: Tensor, *, key: int, norm: str) -> Tensor:
@@ -90,6 +104,11 @@ class ChunkRuleProp:
             vals = torch.cat([v for _, v in pieces]).detach()
             self.history[key] = torch.zeros(self.n, vals.shape[1], dtype=vals.dtype).index_put((rows,), vals)
         self.fresh = {}
+        self.deferred = {
+            key: sum(leaf.grad for leaf in leaves if leaf.grad is not None)
+            for key, leaves in self.stale.items()
+        }
+        self.stale, self.extra = {}, 0.0
 
 
 def hybrid_chunks(whole_dir: str, parts_dir: str, num_chunks: int, seed: int) -> np.ndarray:
@@ -122,6 +141,7 @@ def train_reference(part_dir: str, cfg: dict, chunk_of: np.ndarray | None = None
     )  # fmt: skip
     opt = torch.optim.Adam(param_groups(model, cfg["weight_decay"], "all"), lr=cfg["lr"])
     prop = ChunkRuleProp(part, cfg["seed"])
+    prop.defer = cfg.get("history_grad", "drop") == "defer"
     if chunk_of is None:
         chunk_of = assign_chunks(part.indptr, part.indices, cfg["chunks"], seed=cfg["seed"])
     chunk_of = torch.as_tensor(chunk_of)
@@ -132,8 +152,11 @@ def train_reference(part_dir: str, cfg: dict, chunk_of: np.ndarray | None = None
         opt.zero_grad()
         prop.seeds.step = epoch
         exact = epoch < max(1, cfg.get("exact_epochs", 0))
+        order = range(cfg["chunks"])
+        if cfg.get("chunk_order", "fixed") == "shuffle":
+            order = np.random.default_rng([cfg["seed"], epoch]).permutation(cfg["chunks"])
         groups = [torch.arange(part.n_owned)] if exact else [
-            torch.nonzero(chunk_of == c).flatten() for c in range(cfg["chunks"])
+            torch.nonzero(chunk_of == c).flatten() for c in order
         ]  # fmt: skip
         total = 0.0
         for rows in groups:
@@ -141,7 +164,10 @@ def train_reference(part_dir: str, cfg: dict, chunk_of: np.ndarray | None = None
             out = model(x[rows], prop)
             m = train[rows]
             total = total + F.cross_entropy(out[m], y[rows][m], reduction="sum") / n_train
-        total.backward()
+        (total + prop.extra).backward()
+        warmup = cfg.get("lr_warmup_epochs", 0)
+        for group in opt.param_groups:
+            group["lr"] = cfg["lr"] * min(1.0, (epoch + 1) / warmup) if warmup else cfg["lr"]
         opt.step()
         prop.end_epoch()
         losses.append(float(total.detach()))

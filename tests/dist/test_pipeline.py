@@ -4,6 +4,8 @@
   epoch and parameters after 5 epochs, rel. 1e-5) for GCN, SAGE, GAT and deepgcn, with dropout 0.5.
 - History exactness: with 4 chunks, 1, 2 and 4 stages equal a plain single-process implementation of the
   chunk/history contract (``chunk_reference.py``), losses and parameters, rel. 1e-5.
+- Convergence options (chunk-order shuffling, deferred historical gradients, learning-rate warm-up) are
+  what the reference says they are, on 1, 2 and 4 stages.
 - Volume: bytes per epoch equal the analytic figure (every stage boundary sends each row forward and its
   gradient back).
 """
@@ -42,6 +44,8 @@ MODELS = [
 ]
 
 CHUNKED = dict(strategy="pipeline", chunks=4, exact_epochs=2)
+OPTIONS = dict(chunk_order="shuffle", history_grad="defer", lr_warmup_epochs=3)
+OPTION_MODELS = [MODELS[0], MODELS[3]]  # GCN and deepgcn, with all three convergence options
 # GAT's parameters against the float64 dense reference: even with history off (every epoch one chunk, the
 # same function on both sides) they differ after 5 Adam steps, by 1.9e-5 to 9.9e-5 depending on the
 # dropout mask stream (measured: 4-layer GAT, splitmix64 and Philox masks), all of it in one hidden
@@ -70,16 +74,19 @@ def single(part_dir):
 
 @pytest.fixture(scope="module")
 def staged(part_dir):
-    """For 2 and 4 stages, one process group each: the one-chunk runs, then the chunked runs."""
+    """For 2 and 4 stages, one process group each: the one-chunk runs, the chunked runs, then the chunked
+    runs with the convergence options."""
     one = [BASE | m | dict(strategy="pipeline", chunks=1) for m in MODELS]
     chunked = [BASE | m | CHUNKED for m in MODELS]
+    options = [BASE | m | CHUNKED | OPTIONS for m in OPTION_MODELS]
+    k = len(MODELS)
     out = {}
     for stages in (2, 4):
-        configs = [c | dict(stages=stages) for c in one + chunked]
+        configs = [c | dict(stages=stages) for c in one + chunked + options]
         if stages == 2:  # an explicit split (GCN, chunked): semantics do not depend on where stages cut
-            configs[len(MODELS)] |= dict(stage_layers=(1, 3))
+            configs[k] |= dict(stage_layers=(1, 3))
         results = run_ranks(train_many, stages, part_dir, configs, timeout=300)
-        out[stages] = ([r[: len(MODELS)] for r in results], [r[len(MODELS) :] for r in results])
+        out[stages] = tuple([r[a:b] for r in results] for a, b in ((0, k), (k, 2 * k), (2 * k, None)))
     return out
 
 
@@ -122,6 +129,55 @@ def test_chunked_training_equals_the_plain_history_reference(part_dir, chunked_s
         assert stale[:2] == [0.0, 0.0] and 0.0 < stale[2] == stale[-1] < 1.0, m  # history after warm-up
 
 
+@pytest.fixture(scope="module")
+def options_single(part_dir):
+    torch.set_num_threads(1)
+    return train_many(
+        ProcessLayout.single("cpu"), part_dir, [BASE | m | CHUNKED | OPTIONS for m in OPTION_MODELS]
+    )
+
+
+@pytest.mark.parametrize(
+    "option", [dict(chunk_order="shuffle"), dict(history_grad="defer"), dict(lr_warmup_epochs=3)], ids=str
+)
+def test_each_convergence_option_is_what_the_reference_says(part_dir, chunked_single, option):
+    """Each option alone, GCN on one stage, against the plain reference; and it changes the run."""
+    cfg = BASE | MODELS[0] | CHUNKED | option
+    (got,) = train_many(ProcessLayout.single("cpu"), part_dir, [cfg])
+    ref = train_reference(part_dir, cfg)
+    losses = [r["loss"] for r in got["history"]]
+    np.testing.assert_allclose(losses, ref["losses"], rtol=1e-5)
+    assert params_rel_error(got["params"], ref["params"]) <= 1e-5
+    plain = chunked_single[0]
+    assert params_rel_error(got["params"], plain["params"]) > 1e-3  # the option is not a no-op
+    stale = [r["stale_read_frac"] for r in got["history"]]
+    if (
+        "chunk_order" in option
+    ):  # the graph is symmetric: of each cut edge pair, one read is stale in any order
+        assert stale == [r["stale_read_frac"] for r in plain["history"]]
+    if "lr_warmup_epochs" in option:  # the first step is a third of the plain one: same first loss only
+        assert losses[0] == plain["history"][0]["loss"] and losses[1] != plain["history"][1]["loss"]
+
+
+def test_convergence_options_together_equal_the_plain_reference(part_dir, options_single):
+    for m, got in zip(OPTION_MODELS, options_single, strict=True):
+        ref = train_reference(part_dir, BASE | m | CHUNKED | OPTIONS)
+        np.testing.assert_allclose(
+            [r["loss"] for r in got["history"]], ref["losses"], rtol=1e-5, err_msg=str(m)
+        )
+        assert params_rel_error(got["params"], ref["params"]) <= 1e-5, m
+
+
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("stages", [2, 4])
+def test_convergence_options_on_stages_equal_one_stage(staged, options_single, stages):
+    results = staged[stages][2]
+    for i, (m, ref) in enumerate(zip(OPTION_MODELS, options_single, strict=True)):
+        got = results[-1][i]["history"]
+        np.testing.assert_allclose([r["loss"] for r in got], [r["loss"] for r in ref["history"]], rtol=1e-5)
+        assert params_rel_error(_merged(results, i), ref["params"]) <= 1e-5, f"{m} on {stages} stages"
+
+
 @pytest.mark.timeout(400)
 @pytest.mark.parametrize("stages", [2, 4])
 def test_chunked_pipeline_equals_single_process_chunked_training(staged, chunked_single, stages):
@@ -137,7 +193,7 @@ def test_chunked_pipeline_equals_single_process_chunked_training(staged, chunked
 def test_stage_bytes_equal_the_analytic_volume(staged, part_dir, stages):
     # GCN hidden 8: every boundary between stages carries an 8-wide layer input forward and its gradient
     # back, for all N rows, every epoch (float32), whatever the split (2 stages use --stage-layers 1,3).
-    for results, split in zip(staged[stages], (None, (1, 3) if stages == 2 else None), strict=True):
+    for results, split in zip(staged[stages][:2], (None, (1, 3) if stages == 2 else None), strict=True):
         per_epoch = [r["comm_bytes"] for r in results[0][0]["history"]]
         assert per_epoch == [(stages - 1) * 2 * N * 8 * 4] * EPOCHS
         # distgnn profile predict says the same from the partition alone
@@ -164,6 +220,9 @@ def test_layer_split_balances_cost():
         (dict(chunks=0), "stages and chunks must be >= 1, got stages=1, chunks=0"),
         (dict(strategy="graph", stages=2), "--stages and --chunks need --strategy pipeline or hybrid"),
         (dict(history_dtype="int8"), "history-dtype must be one of fp32, bf16, fp16, got 'int8'"),
+        (dict(chunk_order="random"), "chunk-order must be one of fixed, shuffle, got 'random'"),
+        (dict(history_grad="late"), "history-grad must be one of drop, defer, got 'late'"),
+        (dict(lr_warmup_epochs=-1), "lr-warmup-epochs must be >= 0, got -1"),
         (
             dict(comm_dtype="bf16"),
             "--halo-staleness, --comm-dtype and --no-overlap apply to --strategy graph only (the pipeline "
@@ -187,8 +246,9 @@ def test_pipeline_needs_the_whole_graph(tmp_path):
 @pytest.mark.timeout(300)
 def test_resume_restores_the_history_cache_exactly(part_dir, tmp_path):
     """Run 6 epochs; separately run 3 with a checkpoint, then resume to 6: same losses and parameters. The
-    history cache (and the dropout masks, keyed by epoch) are what a resume of a chunked run needs."""
-    base = BASE | MODELS[0] | CHUNKED | dict(stages=2, epochs=6, exact_epochs=1, progress=False)
+    history cache, the gradients deferred to the next epoch (and the dropout masks, the chunk order and the
+    learning rate, all keyed by epoch) are what a resume of a chunked run needs."""
+    base = BASE | MODELS[0] | CHUNKED | OPTIONS | dict(stages=2, epochs=6, exact_epochs=1, progress=False)
     results = run_ranks(checkpoint_scenario, 2, part_dir, str(tmp_path), base, timeout=240)
     for r in results:
         full, resumed = r["full"], r["resumed"]
