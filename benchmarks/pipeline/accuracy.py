@@ -28,6 +28,12 @@ STRATEGIES = {  # name -> (parts of the partition directory, extra arguments)
     "exact": (1, []),
     "pipeline": (1, ["--strategy", "pipeline", "--stages", "1"]),
     "hybrid2x2": (2, ["--nproc", "4", "--strategy", "hybrid", "--stages", "2"]),
+    # the convergence options, one at a time (pipeline, one stage: what any number of stages computes)
+    "pipeline-shuffle": (1, ["--strategy", "pipeline", "--stages", "1", "--chunk-order", "shuffle"]),
+    "pipeline-defer": (1, ["--strategy", "pipeline", "--stages", "1", "--history-grad", "defer"]),
+    "pipeline-warmup": (1, ["--strategy", "pipeline", "--stages", "1", "--lr-warmup-epochs", "20"]),
+    "pipeline-exact10": (1, ["--strategy", "pipeline", "--stages", "1", "--exact-epochs", "10"]),
+    "pipeline-bf16": (1, ["--strategy", "pipeline", "--stages", "1", "--history-dtype", "bf16"]),
 }
 
 
