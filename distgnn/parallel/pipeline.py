@@ -154,9 +154,7 @@ class PipelineStrategy(Strategy):
         self.history.start_epoch()
         self.stats = StepStats(loss=0.0)
         position = {c.index: i for i, c in enumerate(chunks)}
-        # Every receive of the epoch is posted up front, so messages land while this stage computes.
-        inputs = {c.index: self._post_receive(c, FWD) for c in chunks}
-        grads = {c.index: self._post_receive(c, BWD) for c in chunks}
+        inputs = self._post_receives(chunks, FWD)  # all of the phase's receives up front (see there)
         saved: list[tuple[Chunk, Tensor | None, Tensor]] = []  # (chunk, received input, output or loss)
         sends = []
         loss = torch.zeros((), dtype=torch.float64)
@@ -171,6 +169,7 @@ class PipelineStrategy(Strategy):
                 else:
                     sends.append(self._send(out.detach(), c, FWD, +1))
                 saved.append((c, h, out))
+            grads = self._post_receives(chunks[::-1], BWD)
             for c, h, out in reversed(saved):  # backward, reverse chunk order
                 self.prop.use(c, position, transfers)
                 out.backward(self._wait(grads[c.index]))
@@ -202,7 +201,7 @@ class PipelineStrategy(Strategy):
         self.prop.record = False
         c = self.whole[0]
         self.prop.use(c, {0: 0}, self.whole_transfers)
-        h = self._wait(self._post_receive(c, FWD))
+        h = self._wait(self._post_receives([c], FWD)[c.index])
         out = model.forward_range(self._input(c, h), self.prop, *self.layers, x=self.x_chunks[id(c)])
         self.prop.record = True
         if not self.is_last:
@@ -229,8 +228,9 @@ class PipelineStrategy(Strategy):
 
     @staticmethod
     def _tag(c: Chunk, direction: int) -> int:
-        """Messages between two ranks are matched in order, and a stage starts an epoch only after its
-        neighbour consumed the last one, so (chunk, direction) tells every message apart."""
+        """Gloo matches messages by tag: a stage starts an epoch only after its neighbour consumed the
+        last one, so (chunk, direction) tells every message apart. (NCCL ignores tags and matches by
+        order, which the posting order keeps.)"""
         return c.index * 2 + direction
 
     def _send(self, t: Tensor, c: Chunk, direction: int, step: int):
@@ -238,15 +238,27 @@ class PipelineStrategy(Strategy):
         self.stats.comm_bytes += t.numel() * t.element_size()
         return dist.isend(t, dst=self._peer(step), tag=self._tag(c, direction))
 
-    def _post_receive(self, c: Chunk, direction: int) -> tuple[Tensor, dist.Work] | None:
-        """Post the receive of chunk ``c``'s activations from the previous stage (FWD) or of its output
-        gradient from the next (BWD); None where nothing comes (first stage forward, last backward)."""
+    def _post_receives(
+        self, chunks: list[Chunk], direction: int
+    ) -> dict[int, tuple[Tensor, dist.Work] | None]:
+        """Post the receives of a phase: the chunks' activations from the previous stage (FWD) or their
+        output gradients from the next (BWD), in the order the peer sends them (NCCL matches messages
+        between two ranks by order, not tag). {chunk index: (buffer, work)}, None where nothing comes.
+
+        Posted at the start of the phase, so messages land while this stage computes. The gradient
+        receives wait for the backward phase: on NCCL, a receive from the next stage shares a stream
+        with the sends to it, so posted earlier it would hold back the activations it depends on. Each
+        is its own ``irecv``, not one ``batch_isend_irecv``: a coalesced batch completes as a whole,
+        and chunk 0 could not start before the last chunk arrived."""
         if (direction == FWD and self.mesh.stage == 0) or (direction == BWD and self.is_last):
-            return None
+            return dict.fromkeys((c.index for c in chunks), None)
         width = self.in_width if direction == FWD else self.out_width
-        buf = torch.empty(c.rows.numel(), width, device=self.mesh.world.device)
         peer = self._peer(-1 if direction == FWD else +1)
-        return buf, dist.irecv(buf, src=peer, tag=self._tag(c, direction))
+        out = {}
+        for c in chunks:
+            buf = torch.empty(c.rows.numel(), width, device=self.mesh.world.device)
+            out[c.index] = (buf, dist.irecv(buf, src=peer, tag=self._tag(c, direction)))
+        return out
 
     def _wait(
         self, pending: tuple[Tensor, dist.Work] | None, *, requires_grad: bool = False
