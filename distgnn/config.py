@@ -236,10 +236,19 @@ class RunConfig:
     progress: bool = field(
         default=True, metadata=option("no progress bar or summary table", flag="--no-progress")
     )
+    keep_checkpoints: int = field(
+        default=2, metadata=option("complete checkpoints kept on disk (0: all)", metavar="N")
+    )
+    checkpoint_on_exit: bool = field(
+        default=False,
+        metadata=option("on SIGINT/SIGTERM, checkpoint the last finished epoch before exiting"),
+    )
 
     def __post_init__(self) -> None:
         _at_least(self, ("eval_every",), 1)
-        _at_least(self, ("checkpoint_every",), 0)
+        _at_least(self, ("checkpoint_every", "keep_checkpoints"), 0)
+        if self.checkpoint_on_exit and not self.checkpoint_dir:
+            raise DistGNNError("--checkpoint-on-exit needs --checkpoint-dir")
         if self.checkpoint_every and not self.checkpoint_dir:
             raise DistGNNError("--checkpoint-every needs --checkpoint-dir")
         if self.resume and not self.checkpoint_dir:

@@ -22,8 +22,10 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from distgnn import checkpoint as ckpt
+from distgnn import checkpoint_set
 from distgnn.config import TrainConfig
 from distgnn.errors import DistGNNError
+from distgnn.interrupt import StopRequest, TrainingInterrupted
 from distgnn.kernels import isa
 from distgnn.metrics import MetricsWriter, accuracies, format_summary, summarize
 from distgnn.models.registry import build_model
@@ -63,7 +65,8 @@ class TrainResult:
 
 # One epoch's numbers as a float64 row, reduced over all ranks in one all-reduce: sums, then the times
 # (averaged over ranks), then the evaluated flag and (correct, total) for train/val/test.
-SUMMED = ("loss", "comm_bytes", "history_bytes", "stale_reads", "neighbour_reads")
+# "stop_votes": ranks that got SIGINT/SIGTERM (distgnn.interrupt); every rank sees the same sum.
+SUMMED = ("loss", "comm_bytes", "history_bytes", "stale_reads", "neighbour_reads", "stop_votes")
 AVERAGED = ("epoch_s", "comm_s", "exposed_comm_s", "bubble_s", "grad_sync_s", "eval_s")
 WAITS = ("exposed_comm_s", "bubble_s", "grad_sync_s")  # an epoch's time not spent computing
 
@@ -71,8 +74,8 @@ WAITS = ("exposed_comm_s", "bubble_s", "grad_sync_s")  # an epoch's time not spe
 class Trainer:
     """Owns the model, the optimiser and the loop for one rank; built identically on every rank."""
 
-    def __init__(self, cfg: TrainConfig, strategy: Strategy) -> None:
-        self.cfg, self.strategy = cfg, strategy
+    def __init__(self, cfg: TrainConfig, strategy: Strategy, stop: StopRequest | None = None) -> None:
+        self.cfg, self.strategy, self.stop = cfg, strategy, stop
         self.world = strategy.mesh.world
         self.rank = self.world.rank
         torch.use_deterministic_algorithms(cfg.optim.deterministic)
@@ -100,6 +103,9 @@ class Trainer:
             raise DistGNNError("the graph has no training nodes (train_mask is empty on every rank)")
         self.history: list[dict] = []
         self.start_epoch = 0
+        self.stop_votes = 0.0  # summed over ranks by reduce_epochs
+        self.run_token: str | None = None  # rank 0: the run owning --checkpoint-dir (distgnn.checkpoint)
+        self.last_checkpoint: int | None = None  # the newest complete set this run resumed or wrote
 
     def _broadcast_parameters(self) -> None:
         if not self.world.is_distributed:
@@ -133,6 +139,7 @@ class Trainer:
     def local_epoch(self, epoch: int) -> Tensor:
         """Train one epoch (and evaluate when scheduled); this rank's numbers as one row, not yet reduced."""
         step = self.train_step(epoch)
+        step["stop_votes"] = float(self.stop is not None and self.stop.requested)
         counts = torch.zeros(6, dtype=torch.float64)
         evaluated = self.is_eval_epoch(epoch)
         if evaluated:
@@ -158,6 +165,7 @@ class Trainer:
                 for k, v in zip(AVERAGED, row[n_sum : n_sum + n_avg], strict=True)
             }
             evaluated = row[n_sum + n_avg] > 0
+            self.stop_votes += summed["stop_votes"]
             accs = accuracies(torch.tensor(row[n_sum + n_avg + 1 :])) if evaluated else [math.nan] * 3
             reads = summed["neighbour_reads"]
             records.append(
@@ -214,30 +222,48 @@ class Trainer:
         self.start_epoch = int(state["epoch"])
 
     def maybe_resume(self) -> None:
-        """With ``--resume``, continue from the newest complete checkpoint (if there is one)."""
-        if not (self.cfg.run.resume and self.cfg.run.checkpoint_dir):
+        """With ``--resume``, or after an elastic restart (torchrun / ``--max-restarts``), continue from
+        the newest checkpoint every rank can load; a restart only resumes this run's own checkpoints."""
+        root = self.cfg.run.checkpoint_dir
+        if not root:
             return
-        found = ckpt.latest(self.cfg.run.checkpoint_dir)
+        restarted = checkpoint_set.restart_count() > 0
+        if self.rank == 0:
+            self.run_token = ckpt.run_token(root, new=not (self.cfg.run.resume or restarted))
+        if not (self.cfg.run.resume or restarted):
+            return
+        only = self.run_token if restarted and not self.cfg.run.resume else None
+        found = checkpoint_set.resume_set(self.world, root, run=only)
+        log = self._log if not restarted else self._note  # a restart is always worth a line
+        prefix = f"restart {checkpoint_set.restart_count()}: " if restarted else ""
         if found is None:
-            self._log(f"no checkpoint in {self.cfg.run.checkpoint_dir}; starting from epoch 0")
+            log(f"{prefix}no checkpoint in {root}; starting from epoch 0")
             return
-        epoch, world = found
-        if world != self.world.world_size:
-            raise DistGNNError(
-                f"checkpoint in {self.cfg.run.checkpoint_dir} was written by {world} processes, "
-                f"this job has {self.world.world_size}"
-            )
-        self.load_state_dict(ckpt.load_rank_state(self.cfg.run.checkpoint_dir, epoch, self.rank))
-        self._log(f"resumed from epoch {epoch} ({self.cfg.run.checkpoint_dir})")
+        epoch, state = found
+        self.load_state_dict(state)
+        self.last_checkpoint = epoch
+        log(f"{prefix}resumed from epoch {epoch} ({root})")
 
-    def save_checkpoint(self, epoch: int) -> None:
+    def save_checkpoint(self, epoch: int) -> bool:
+        """Every rank: save ``epoch``'s set; False (after one warning) when the save failed."""
         root = self.cfg.run.checkpoint_dir
         assert root is not None
-        ckpt.save_rank_state(root, epoch, self.rank, self.state_dict(epoch))
-        self.world.barrier()
-        if self.rank == 0:
-            ckpt.commit(root, epoch, self.world.world_size)
-        self.world.barrier()
+        state = self.state_dict(epoch)
+        keep = self.cfg.run.keep_checkpoints
+        saved = checkpoint_set.save_set(self.world, root, epoch, state, keep=keep, run=self.run_token)
+        if saved:
+            self.last_checkpoint = epoch
+        return saved
+
+    def interrupted(self, done: int, saved: bool) -> TrainingInterrupted:
+        """Every rank, once the ranks agreed to stop after ``done`` epochs: checkpoint when asked to (and
+        not just done), and say where the newest complete checkpoint is."""
+        root = self.cfg.run.checkpoint_dir
+        if self.cfg.run.checkpoint_on_exit and not saved:
+            self.save_checkpoint(done)
+        path = str(ckpt.epoch_dir(root, self.last_checkpoint)) if root and self.last_checkpoint else None
+        signum = self.stop.signum if self.stop is not None and self.stop.signum else 15  # a peer's SIGTERM
+        return TrainingInterrupted(done, path, signum)
 
     # -- the loop --------------------------------------------------------------------------------------
     def fit(self) -> TrainResult:
@@ -276,6 +302,8 @@ class Trainer:
                 bar.update()
                 if save:
                     self.save_checkpoint(done)
+                if self.stop_votes:  # a rank got SIGINT/SIGTERM: every rank stops after this epoch
+                    raise self.interrupted(done, save)
         finally:
             bar.close()
             if writer is not None:
@@ -289,16 +317,23 @@ class Trainer:
         if self.rank == 0 and self.cfg.run.progress:
             print(message, file=sys.stderr, flush=True)
 
+    def _note(self, message: str) -> None:
+        if self.rank == 0:
+            print(f"distgnn: {message}", file=sys.stderr, flush=True)
+
 
 def _pct(v: float) -> str:
     return "-" if math.isnan(v) else f"{100 * v:.1f}%"
 
 
-def train_partition(cfg: TrainConfig, part_dir: str, layout: ProcessLayout) -> tuple[TrainResult, Strategy]:
-    """One rank of a job: build the strategy ``cfg`` names over ``layout``, train, drain the comm."""
+def train_partition(
+    cfg: TrainConfig, part_dir: str, layout: ProcessLayout, stop: StopRequest | None = None
+) -> tuple[TrainResult, Strategy]:
+    """One rank of a job: build the strategy ``cfg`` names over ``layout``, train, drain the comm.
+    ``stop``: the SIGINT/SIGTERM request the CLI installed (training then raises TrainingInterrupted)."""
     strategy = build_strategy(cfg, part_dir, layout)
     session = ProfileSession.start(cfg, strategy, layout, part_dir)  # --profile-out / --trace (else no-op)
-    result = Trainer(cfg, strategy).fit()
+    result = Trainer(cfg, strategy, stop).fit()
     strategy.flush()
     session.finish(result.history)
     return result, strategy

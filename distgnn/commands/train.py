@@ -16,18 +16,25 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from distgnn.commands.options import add_config_arguments, config_argv, config_from_args
 from distgnn.config import TrainConfig
 from distgnn.errors import DistGNNError
 
+if TYPE_CHECKING:
+    from distgnn.interrupt import StopRequest
+
 SYNTHETIC_SPEC = "synthetic"
 CACHE_ROOT = Path("runs")
 DEFAULT_TIMEOUT_S = 300.0
+SHARE_STORE_OPT_OUT = "TORCH_DISABLE_SHARE_RDZV_TCP_STORE"
+INTERRUPTED = {128 + signal.SIGINT, 128 + signal.SIGTERM}  # exit codes of a worker stopped by a signal
 
 EPILOG = """\
 examples:
@@ -73,6 +80,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_config_arguments(p)
     p.add_argument("--nproc", type=int, metavar="P", help="start P local worker processes (torch elastic)")
     p.add_argument(
+        "--max-restarts",
+        type=int,
+        default=0,
+        metavar="K",
+        help="with --nproc: restart the worker group up to K times when a worker dies; it resumes from "
+        "the newest complete checkpoint in --checkpoint-dir (under torchrun: torchrun --max-restarts)",
+    )
+    p.add_argument(
         "--timeout",
         type=float,
         default=DEFAULT_TIMEOUT_S,
@@ -90,6 +105,10 @@ def run(args: argparse.Namespace) -> int:
     if args.timeout <= 0:
         raise DistGNNError(f"timeout must be > 0 seconds, got {args.timeout}")
     launched = "RANK" in os.environ and "WORLD_SIZE" in os.environ
+    if args.max_restarts < 0:
+        raise DistGNNError(f"max-restarts must be >= 0, got {args.max_restarts}")
+    if args.max_restarts and (args.nproc is None or launched):
+        raise DistGNNError("--max-restarts needs --nproc (under torchrun, give torchrun --max-restarts)")
     if args.nproc is not None:
         if args.nproc < 1:
             raise DistGNNError(f"nproc must be >= 1, got {args.nproc}")
@@ -107,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
 
 def launch_local(args: argparse.Namespace) -> int:
     """Start ``args.nproc`` workers with torch's elastic agent (what torchrun runs), standalone mode."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -123,16 +143,24 @@ def launch_local(args: argparse.Namespace) -> int:
         run_id=f"distgnn-{uuid.uuid4().hex[:12]}",
         rdzv_backend="c10d",
         rdzv_endpoint="127.0.0.1:0",
-        max_restarts=0,
+        max_restarts=args.max_restarts,
         monitor_interval=0.1,
     )
     child = ["-m", "distgnn", "train", *worker_argv(args, part_dir)]
     saved = os.environ.get("OMP_NUM_THREADS")
     if saved is None:  # as torchrun does: P processes should not each spawn one thread per core
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
+    # A restarted group must not reuse the agent's store: its keys from the failed attempt send the new
+    # workers to dead peers (pytorch/pytorch#135712). Opting out gives every attempt a fresh store.
+    os.environ.setdefault(SHARE_STORE_OPT_OUT, "1")
     try:
         elastic_launch(config, entrypoint=sys.executable)(*child)
+    except SignalException as sig:  # SIGINT/SIGTERM here: forwarded to the workers, which stopped cleanly
+        return 128 + int(sig.sigval)
     except ChildFailedError as err:
+        codes = {f.exitcode for f in err.failures.values()}
+        if codes <= INTERRUPTED:  # the workers themselves were signalled; rank 0 printed the line
+            return max(codes)
         # The root cause: a worker that stopped with distgnn's own error (exit 2) before one that only
         # lost its peer (exit 1, "connection closed"), whichever the agent happened to see first.
         rank, failure = min(err.failures.items(), key=lambda kv: (kv[1].exitcode != 2, kv[1].timestamp))
@@ -229,7 +257,21 @@ def _wait_for(path: Path, timeout: float) -> None:
 
 
 def worker(args: argparse.Namespace, cfg: TrainConfig) -> int:
-    """One training process: join the group, load this rank's part, train, report on rank 0."""
+    """One training process. SIGINT/SIGTERM stop every rank after the current epoch (one line from
+    rank 0, exit 130/143; with --checkpoint-on-exit a checkpoint first), not with a traceback per rank."""
+    from distgnn.interrupt import StopRequest, TrainingInterrupted
+
+    with StopRequest().installed() as stop:
+        try:
+            return train_worker(args, cfg, stop)
+        except TrainingInterrupted as interrupted:
+            if int(os.environ.get("RANK", "0")) == 0:
+                print(f"distgnn train: {interrupted}", file=sys.stderr, flush=True)
+            return interrupted.exit_code
+
+
+def train_worker(args: argparse.Namespace, cfg: TrainConfig, stop: StopRequest) -> int:
+    """Join the group, load this rank's part, train, report on rank 0."""
     from distgnn.parallel.layout import ProcessLayout
     from distgnn.preflight import has_meta, require_part
     from distgnn.train import train_partition
@@ -246,7 +288,7 @@ def worker(args: argparse.Namespace, cfg: TrainConfig) -> int:
     layout = ProcessLayout.init_from_env(timeout=args.timeout)
     try:
         require_part(part_dir, layout, expected_parts(cfg, world))  # one line on every rank, no hang
-        train_partition(cfg, part_dir, layout)
+        train_partition(cfg, part_dir, layout, stop)
     finally:
         layout.destroy()
     return 0
