@@ -120,7 +120,10 @@ def test_resume_reproduces_uninterrupted_run(scenarios):
     # checkpoint files: the newest two epochs, one file per rank, loadable with weights_only=True
     root = tmp_path / "ckpt"
     assert ckpt.latest(root) == (6, 2)
-    assert sorted(p.name for p in root.iterdir()) == ["epoch-000003", "epoch-000006", "latest.json"]
+    assert sorted(p.name for p in root.iterdir()) == ["epoch-000003", "epoch-000006", "run.json"]
+    assert sorted(p.name for p in ckpt.epoch_dir(root, 6).iterdir()) == [
+        "manifest.json", "rank-00000.pt", "rank-00001.pt"
+    ]  # fmt: skip
     state = torch.load(ckpt.rank_file(root, 6, 1), weights_only=True)
     assert state["epoch"] == 6 and state["rank"] == 1 and state["world_size"] == 2
     assert set(state["strategy"]["stale"]["rows"]) == {0, 1}  # one stale buffer per layer
@@ -165,10 +168,10 @@ def test_resume_with_another_world_size_fails_on_every_rank(scenarios, tmp_path)
     assert sorted(p.name for p in ckpt_dir.iterdir()) == before
 
 
-def test_commit_refuses_an_incomplete_set(tmp_path):
-    ckpt.save_rank_state(tmp_path, 4, 0, {"epoch": 4})
+def test_manifest_refuses_an_incomplete_set(tmp_path):
+    record = ckpt.save_rank_state(tmp_path, 4, 0, {"epoch": 4})
     with pytest.raises(DistGNNError, match=r"checkpoint for epoch 4 is missing rank files \[1\]"):
-        ckpt.commit(tmp_path, 4, 2)
+        ckpt.write_manifest(tmp_path, 4, [record, record], run=None)
     assert ckpt.latest(tmp_path) is None
 
 
@@ -178,9 +181,9 @@ def test_unreadable_checkpoint_is_one_clear_error(tmp_path):
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(DistGNNError, match=r"^cannot load checkpoint .*rank-00000\.pt: "):
         ckpt.load_rank_state(tmp_path, 2, 0)
-    (tmp_path / "latest.json").write_text("{")
-    with pytest.raises(DistGNNError, match="checkpoint pointer .* is unreadable"):
-        ckpt.latest(tmp_path)
+    (path.parent / "manifest.json").write_text("{")
+    with pytest.raises(DistGNNError, match="checkpoint manifest .*manifest.json is unreadable"):
+        ckpt.read_manifest(tmp_path, 2)
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):

@@ -1,0 +1,93 @@
+"""Shared by the restart/interrupt tests: tiny partitions, ``distgnn train`` subprocesses (optionally with
+the fault-injection hook in ``hooks/``) and the final checkpoint's tensors for bitwise comparisons."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from distgnn import checkpoint as ckpt
+from distgnn.data.synthetic import synthetic_graph
+from distgnn.partitioning import partition_graph
+
+BIN = Path(sys.executable).parent
+HOOKS = Path(__file__).resolve().parent / "hooks"
+EPOCHS = 8
+# Dropout on (shared-seed masks), deterministic kernels, a checkpoint every 2 epochs.
+COMMON = ["--epochs", str(EPOCHS), "--seed", "3", "--kernel", "reference", "--deterministic", "--no-progress"]
+COMMON += ["--checkpoint-every", "2"]
+STRATEGIES = {  # name -> (parts, extra options); both run on 2 processes
+    "graph": (2, []),
+    "pipeline": (1, ["--strategy", "pipeline", "--stages", "2", "--chunks", "2"]),
+}
+
+
+@functools.cache
+def tiny_parts(root: str, parts: int) -> Path:
+    graph = synthetic_graph(num_nodes=200, num_edges=1200, num_features=8, num_classes=3, seed=5)
+    out = Path(root) / f"p{parts}"
+    partition_graph(graph, parts, out, progress=False)
+    return out
+
+
+def env(hook: str | None = None, log: Path | None = None) -> dict[str, str]:
+    """This environment minus launcher variables, one thread per process, the hook when asked for."""
+    launcher = (
+        "RANK",
+        "WORLD_SIZE",
+        "LOCAL_RANK",
+        "MASTER_ADDR",
+        "MASTER_PORT",
+        "TORCHELASTIC_RESTART_COUNT",
+    )
+    out = {k: v for k, v in os.environ.items() if k not in launcher}
+    out.update(PATH=f"{BIN}{os.pathsep}{out.get('PATH', '')}", OMP_NUM_THREADS="1")
+    if hook:
+        out.update(PYTHONPATH=os.pathsep.join(filter(None, [str(HOOKS), out.get("PYTHONPATH")])))
+        out["DISTGNN_TEST_HOOK"] = hook
+    if log:
+        out["DISTGNN_TEST_HOOK_LOG"] = str(log)
+    return out
+
+
+def train_args(part_dir: Path, strategy: str, ckpt_dir: Path, metrics: Path) -> list[str]:
+    extra = STRATEGIES[strategy][1]
+    return ["--partitions", str(part_dir), *COMMON, *extra, "--checkpoint-dir", str(ckpt_dir),
+            "--metrics-out", str(metrics)]  # fmt: skip
+
+
+def run(cmd: list[str], environ: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, env=environ, capture_output=True, text=True, timeout=timeout)
+
+
+def distgnn(*args: str) -> list[str]:
+    return [str(BIN / "distgnn"), "train", *args]
+
+
+def final_tensors(ckpt_dir: Path, world: int, epoch: int = EPOCHS) -> dict[str, torch.Tensor]:
+    """Every rank's model parameters and Adam moments at ``epoch``, flattened to one dict."""
+    out = {}
+    for rank in range(world):
+        state = ckpt.load_rank_state(ckpt_dir, epoch, rank)
+        for k, v in state["model"].items():
+            out[f"{rank}/model/{k}"] = v
+        for idx, s in state["optimizer"]["state"].items():
+            for k, v in s.items():
+                out[f"{rank}/adam/{idx}/{k}"] = v
+    return out
+
+
+def assert_bitwise_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def metrics(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
