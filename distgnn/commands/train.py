@@ -15,6 +15,7 @@ process count) and trained on.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -153,6 +154,8 @@ def launch_local(args: argparse.Namespace) -> int:
     # A restarted group must not reuse the agent's store: its keys from the failed attempt send the new
     # workers to dead peers (pytorch/pytorch#135712). Opting out gives every attempt a fresh store.
     os.environ.setdefault(SHARE_STORE_OPT_OUT, "1")
+    if "LOGLEVEL" not in os.environ:
+        quiet_agent_warnings()
     try:
         elastic_launch(config, entrypoint=sys.executable)(*child)
     except SignalException as sig:  # SIGINT/SIGTERM here: forwarded to the workers, which stopped cleanly
@@ -171,6 +174,14 @@ def launch_local(args: argparse.Namespace) -> int:
         if saved is None:
             os.environ.pop("OMP_NUM_THREADS", None)
     return 0
+
+
+def quiet_agent_warnings() -> None:
+    """Keep the elastic agent's errors but not its warnings ("Sending process N closing signal SIGTERM"
+    on every restart or Ctrl-C): distgnn says what happened in one line of its own."""
+    for name, logger in logging.root.manager.loggerDict.items():
+        if name.startswith("torch.distributed.elastic") and isinstance(logger, logging.Logger):
+            logger.setLevel(max(logger.level, logging.ERROR))
 
 
 def worker_argv(args: argparse.Namespace, part_dir: str) -> list[str]:

@@ -3,11 +3,14 @@ the fault-injection hook in ``hooks/``) and the final checkpoint's tensors for b
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -87,6 +90,17 @@ def assert_bitwise_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor])
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+@functools.cache
+def reference(strategy: str) -> tuple[dict[str, torch.Tensor], list[dict]]:
+    """The uninterrupted ``--nproc 2`` run of ``strategy`` (final tensors, metrics), once per session."""
+    root = Path(tempfile.mkdtemp(prefix="distgnn-reference-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    parts = tiny_parts(str(root), STRATEGIES[strategy][0])
+    proc = run(distgnn(*train_args(parts, strategy, root / "ckpt", root / "m.jsonl"), "--nproc", "2"), env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return final_tensors(root / "ckpt", 2), metrics(root / "m.jsonl")
 
 
 def metrics(path: Path) -> list[dict]:

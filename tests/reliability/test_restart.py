@@ -14,33 +14,14 @@ from restart_helpers import (
     env,
     final_tensors,
     metrics,
+    reference,
     run,
     tiny_parts,
     train_args,
 )  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """Uninterrupted ``--nproc 2`` runs, one per strategy, computed on first use."""
-    root = tmp_path_factory.mktemp("reference")
-    done: dict[str, tuple[dict, list[dict]]] = {}
-
-    def get(strategy: str) -> tuple[dict, list[dict]]:
-        if strategy not in done:
-            parts = tiny_parts(str(root), STRATEGIES[strategy][0])
-            out = root / strategy
-            proc = run(
-                distgnn(*train_args(parts, strategy, out / "ckpt", out / "m.jsonl"), "--nproc", "2"), env()
-            )
-            assert proc.returncode == 0, proc.stderr[-3000:]
-            done[strategy] = final_tensors(out / "ckpt", 2), metrics(out / "m.jsonl")
-        return done[strategy]
-
-    return get
-
-
-def check_resumed(tmp_path, proc, reference, strategy: str, resumed_from: int) -> None:
+def check_resumed(tmp_path, proc, strategy: str, resumed_from: int) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     # both workers started twice: the first attempt (rank 1 killed), then the restarted group
     assert sorted((tmp_path / "starts").read_text().split("\n")[:-1]) == ["0 0", "0 1", "1 0", "1 1"]
@@ -54,17 +35,17 @@ def check_resumed(tmp_path, proc, reference, strategy: str, resumed_from: int) -
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("strategy", ["graph", "pipeline"])
-def test_nproc_restart_after_sigkill_mid_epoch(tmp_path, reference, strategy):
+def test_nproc_restart_after_sigkill_mid_epoch(tmp_path, strategy):
     # rank 1 dies inside epoch 5 (0-based 4), between its backward and the gradient all-reduce: the
     # newest complete checkpoint is epoch 4
     parts = tiny_parts(str(tmp_path.parent), STRATEGIES[strategy][0])
     args = train_args(parts, strategy, tmp_path / "ckpt", tmp_path / "m.jsonl")
     proc = run(distgnn(*args, "--nproc", "2", "--max-restarts", "1"), env("kill:1:4", tmp_path / "starts"))
-    check_resumed(tmp_path, proc, reference, strategy, resumed_from=4)
+    check_resumed(tmp_path, proc, strategy, resumed_from=4)
 
 
 @pytest.mark.timeout(300)
-def test_torchrun_restart_after_sigkill_mid_save(tmp_path, reference):
+def test_torchrun_restart_after_sigkill_mid_save(tmp_path):
     # Plain torchrun --max-restarts 1. Rank 1 dies right after writing its file of the epoch-4 set, rank
     # 0's file is written too: that set has no manifest, so the restart resumes from epoch 2.
     parts = tiny_parts(str(tmp_path.parent), 2)
@@ -72,7 +53,7 @@ def test_torchrun_restart_after_sigkill_mid_save(tmp_path, reference):
     torchrun += ["--max-restarts", "1", "-m", "distgnn", "train"]
     environ = env("kill-in-save:1:3", tmp_path / "starts") | {"TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
     proc = run([*torchrun, *train_args(parts, "graph", tmp_path / "ckpt", tmp_path / "m.jsonl")], environ)
-    check_resumed(tmp_path, proc, reference, "graph", resumed_from=2)
+    check_resumed(tmp_path, proc, "graph", resumed_from=2)
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [
         "epoch-000006",
         "epoch-000008",

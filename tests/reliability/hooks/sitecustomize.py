@@ -6,7 +6,8 @@ runs clean), do ACTION during 0-based epoch EPOCH:
 - ``kill``: SIGKILL itself mid-epoch (after forward/backward, before the gradient all-reduce);
 - ``kill-in-save``: SIGKILL itself right after writing its checkpoint file of that epoch's end;
 - ``sigint-launcher`` / ``sigterm-launcher``: send SIGINT/SIGTERM to its parent (the elastic agent:
-  ``distgnn train --nproc`` or torchrun), as Ctrl-C or a Slurm preemption would, mid-epoch.
+  ``distgnn train --nproc`` or torchrun), as Ctrl-C or a Slurm preemption would, mid-epoch; then
+  sleep 3 s, so the forwarded signal reaches every worker before that epoch ends.
 
 ``DISTGNN_TEST_HOOK_LOG=FILE`` gets one line ``rank attempt`` per worker start.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 
 def _fire(action: str) -> None:
@@ -22,6 +24,7 @@ def _fire(action: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     sig = {"sigint-launcher": signal.SIGINT, "sigterm-launcher": signal.SIGTERM}[action]
     os.kill(os.getppid(), sig)
+    time.sleep(3)  # the launcher forwards the signal to every worker while this epoch is still running
 
 
 def _install() -> None:
