@@ -22,6 +22,9 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 NNODES="${NNODES:-1}"
+# Restarts (MAX_RESTARTS) need a fresh store per attempt: torch's shared rendezvous store keeps the dead
+# group's addresses (pytorch/pytorch#135712).
+export TORCH_DISABLE_SHARE_RDZV_TCP_STORE="${TORCH_DISABLE_SHARE_RDZV_TCP_STORE:-1}"
 PYTHON="${PYTHON:-python}"
 if [[ "${DISTGNN_PREBUILD:-1}" != 0 ]]; then  # once per node, before any worker exists
   "$PYTHON" -m distgnn.kernels.build --quiet \

@@ -48,6 +48,8 @@ examples:
       --halo-staleness 1 --comm-dtype bf16
   distgnn train --partitions runs/cora-4 --nproc 4 --checkpoint-dir runs/ckpt --checkpoint-every 50
   distgnn train --partitions runs/cora-4 --nproc 4 --checkpoint-dir runs/ckpt --resume
+  distgnn train --partitions runs/cora-4 --nproc 4 --checkpoint-dir runs/ckpt --checkpoint-every 10 \\
+      --max-restarts 3 --checkpoint-on-exit     # survive a killed worker; save on Ctrl-C / SIGTERM
   distgnn partition --dataset data/cora.npz --parts 1 --out runs/cora-1
   distgnn train --partitions runs/cora-1 --nproc 4 --strategy pipeline --stages 4 --chunks 8 \
       --model deepgcn --layers 16 --hidden 64 --exact-epochs 10
