@@ -4,18 +4,7 @@
 from __future__ import annotations
 
 import pytest
-from restart_helpers import (
-    EPOCHS,
-    assert_bitwise_equal,
-    distgnn,
-    env,
-    final_tensors,
-    metrics,
-    reference,
-    run,
-    tiny_parts,
-    train_args,
-)  # fmt: skip
+import restart_helpers as h
 
 from distgnn import checkpoint as ckpt
 
@@ -26,36 +15,34 @@ def stopped_at(tmp_path, proc, code: int) -> tuple[int, str]:
     assert "Traceback" not in proc.stderr and "Error" not in proc.stderr, proc.stderr[-3000:]
     lines = [ln for ln in proc.stderr.splitlines() if "interrupted" in ln]
     assert len(lines) == 1, proc.stderr[-3000:]  # rank 0 only
-    done = [r["epoch"] for r in metrics(tmp_path / "m.jsonl")]
-    assert done == list(range(1, len(done) + 1)) and 3 <= len(done) < EPOCHS  # signalled in epoch 3
+    done = [r["epoch"] for r in h.metrics(tmp_path / "m.jsonl")]
+    assert done == list(range(1, len(done) + 1)) and 3 <= len(done) < h.EPOCHS  # signalled in epoch 3
     return len(done), lines[0]
 
 
 @pytest.mark.timeout(300)
 def test_sigterm_with_checkpoint_on_exit_then_resume_is_exact(tmp_path):
     # A Slurm-style preemption: SIGTERM to the launcher mid-epoch 3, which forwards it to the workers.
-    parts = tiny_parts(str(tmp_path.parent), 2)
-    args = train_args(parts, "graph", tmp_path / "ckpt", tmp_path / "m.jsonl")
-    proc = run(distgnn(*args, "--nproc", "2", "--checkpoint-on-exit"), env("sigterm-launcher:0:2"))
+    parts = h.tiny_parts(str(tmp_path.parent), 2)
+    args = h.train_args(parts, "graph", tmp_path / "ckpt", tmp_path / "m.jsonl")
+    proc = h.run(h.distgnn(*args, "--nproc", "2", "--checkpoint-on-exit"), h.env("sigterm-launcher:0:2"))
     n, line = stopped_at(tmp_path, proc, 143)
-    assert (
-        line
-        == f"distgnn train: interrupted at epoch {n}; last checkpoint: {ckpt.epoch_dir(tmp_path / 'ckpt', n)}"
-    )
+    path = ckpt.epoch_dir(tmp_path / "ckpt", n)
+    assert line == f"distgnn train: interrupted at epoch {n}; last checkpoint: {path}"
     assert ckpt.latest(tmp_path / "ckpt") == (n, 2)  # the finished epoch was saved, as a complete set
-    resumed = run(distgnn(*args, "--nproc", "2", "--resume"), env())
+    resumed = h.run(h.distgnn(*args, "--nproc", "2", "--resume"), h.env())
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    params, records = reference("graph")
-    assert_bitwise_equal(final_tensors(tmp_path / "ckpt", 2), params)
-    assert [r["loss"] for r in metrics(tmp_path / "m.jsonl")] == [r["loss"] for r in records]
+    params, records = h.reference("graph")
+    h.assert_bitwise_equal(h.final_tensors(tmp_path / "ckpt", 2), params)
+    assert [r["loss"] for r in h.metrics(tmp_path / "m.jsonl")] == [r["loss"] for r in records]
 
 
 @pytest.mark.timeout(300)
 def test_sigint_stops_at_the_epoch_boundary_without_a_traceback(tmp_path):
     # Ctrl-C: without --checkpoint-on-exit the last checkpoint is the last scheduled one (every 2 epochs).
-    parts = tiny_parts(str(tmp_path.parent), 2)
-    args = train_args(parts, "graph", tmp_path / "ckpt", tmp_path / "m.jsonl")
-    proc = run(distgnn(*args, "--nproc", "2"), env("sigint-launcher:1:2"))
+    parts = h.tiny_parts(str(tmp_path.parent), 2)
+    args = h.train_args(parts, "graph", tmp_path / "ckpt", tmp_path / "m.jsonl")
+    proc = h.run(h.distgnn(*args, "--nproc", "2"), h.env("sigint-launcher:1:2"))
     n, line = stopped_at(tmp_path, proc, 130)
     last = n - n % 2
     path = ckpt.epoch_dir(tmp_path / "ckpt", last)
