@@ -103,6 +103,9 @@ def _candidate(root: str, below: int | None, run: str | None) -> tuple[int, int]
             continue
         if run is None or meta.get("run") == run:
             return epoch, int(meta["world_size"])
+    if ckpt.saved_epochs(root):  # e.g. sets of an older distgnn (no manifest), or all damaged
+        mine = " written by this run" if run else ""
+        warn(f"no complete and intact checkpoint set{mine} in {root} ({len(ckpt.saved_epochs(root))} saved)")
     return -1, 0
 
 
