@@ -25,9 +25,10 @@ EPOCHS = 8
 # Dropout on (shared-seed masks), deterministic kernels, a checkpoint every 2 epochs.
 COMMON = ["--epochs", str(EPOCHS), "--seed", "3", "--kernel", "reference", "--deterministic", "--no-progress"]
 COMMON += ["--checkpoint-every", "2"]
-STRATEGIES = {  # name -> (parts, extra options); both run on 2 processes
-    "graph": (2, []),
-    "pipeline": (1, ["--strategy", "pipeline", "--stages", "2", "--chunks", "2"]),
+STRATEGIES = {  # name -> (parts, processes, extra options)
+    "graph": (2, 2, []),
+    "pipeline": (1, 2, ["--strategy", "pipeline", "--stages", "2", "--chunks", "2"]),
+    "hybrid": (2, 4, ["--strategy", "hybrid", "--stages", "2", "--chunks", "2"]),
 }
 
 
@@ -60,7 +61,7 @@ def env(hook: str | None = None, log: Path | None = None) -> dict[str, str]:
 
 
 def train_args(part_dir: Path, strategy: str, ckpt_dir: Path, metrics: Path) -> list[str]:
-    extra = STRATEGIES[strategy][1]
+    extra = STRATEGIES[strategy][2]
     return ["--partitions", str(part_dir), *COMMON, *extra, "--checkpoint-dir", str(ckpt_dir),
             "--metrics-out", str(metrics)]  # fmt: skip
 
@@ -94,13 +95,14 @@ def assert_bitwise_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor])
 
 @functools.cache
 def reference(strategy: str) -> tuple[dict[str, torch.Tensor], list[dict]]:
-    """The uninterrupted ``--nproc 2`` run of ``strategy`` (final tensors, metrics), once per session."""
+    """The uninterrupted ``--nproc`` run of ``strategy`` (final tensors, metrics), once per session."""
     root = Path(tempfile.mkdtemp(prefix="distgnn-reference-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
-    parts = tiny_parts(str(root), STRATEGIES[strategy][0])
-    proc = run(distgnn(*train_args(parts, strategy, root / "ckpt", root / "m.jsonl"), "--nproc", "2"), env())
+    parts, nproc, _ = STRATEGIES[strategy]
+    args = train_args(tiny_parts(str(root), parts), strategy, root / "ckpt", root / "m.jsonl")
+    proc = run(distgnn(*args, "--nproc", str(nproc)), env())
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return final_tensors(root / "ckpt", 2), metrics(root / "m.jsonl")
+    return final_tensors(root / "ckpt", nproc), metrics(root / "m.jsonl")
 
 
 def metrics(path: Path) -> list[dict]:
