@@ -12,6 +12,7 @@ training (up to float summation order).
 from __future__ import annotations
 
 import math
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -262,7 +263,8 @@ class Trainer:
         if self.cfg.run.checkpoint_on_exit and not saved:
             self.save_checkpoint(done)
         path = str(ckpt.epoch_dir(root, self.last_checkpoint)) if root and self.last_checkpoint else None
-        signum = self.stop.signum if self.stop is not None and self.stop.signum else 15  # a peer's SIGTERM
+        # a rank that got no signal itself stops on its peers' request: it reports SIGTERM (exit 143)
+        signum = self.stop.signum if self.stop is not None and self.stop.signum else int(signal.SIGTERM)
         return TrainingInterrupted(done, path, signum)
 
     # -- the loop --------------------------------------------------------------------------------------
