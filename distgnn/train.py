@@ -335,7 +335,11 @@ def train_partition(
     ``stop``: the SIGINT/SIGTERM request the CLI installed (training then raises TrainingInterrupted)."""
     strategy = build_strategy(cfg, part_dir, layout)
     session = ProfileSession.start(cfg, strategy, layout, part_dir)  # --profile-out / --trace (else no-op)
-    result = Trainer(cfg, strategy, stop).fit()
+    try:
+        result = Trainer(cfg, strategy, stop).fit()
+    except TrainingInterrupted:
+        strategy.flush()  # drain exchanges still in flight (stale halos) before the group goes away
+        raise
     strategy.flush()
     session.finish(result.history)
     return result, strategy
