@@ -33,18 +33,21 @@ EPOCH_KEYS = (
 
 
 def correct_counts(logits: Tensor, y: Tensor, masks: Sequence[Tensor]) -> Tensor:
-    """float64 [2 * len(masks)]: (correct, total) for each mask, over this rank's rows."""
-    pred = logits.argmax(dim=1)
-    hit = pred == y
+    """float64 [2 * len(masks)]: (correct, total) for each mask, over this rank's rows.
+
+    Masked sums, not boolean indexing: the counts stay on the logits' device with no host sync (a
+    boolean index needs the number of selected rows on the host).
+    """
+    hit = logits.argmax(dim=1) == y
     out = []
     for m in masks:
-        out += [hit[m].sum(), m.sum()]
+        out += [(hit & m).sum(), m.sum()]
     return torch.stack(out).to(torch.float64)
 
 
-def accuracies(counts: Tensor) -> list[float]:
+def accuracies(counts: Tensor | Sequence[float]) -> list[float]:
     """Turn summed (correct, total) pairs into accuracies (NaN for an empty split)."""
-    c = counts.tolist()
+    c = counts.tolist() if isinstance(counts, Tensor) else list(counts)
     return [c[i] / c[i + 1] if c[i + 1] else math.nan for i in range(0, len(c), 2)]
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import signal
 import sys
-import time
 from dataclasses import dataclass, field
 
 import torch
@@ -24,6 +23,7 @@ from tqdm import tqdm
 
 from distgnn import checkpoint as ckpt
 from distgnn import checkpoint_set
+from distgnn.comm.clock import Seconds, clock_for
 from distgnn.config import TrainConfig
 from distgnn.errors import DistGNNError
 from distgnn.interrupt import StopRequest, TrainingInterrupted
@@ -31,6 +31,7 @@ from distgnn.kernels import isa
 from distgnn.metrics import MetricsWriter, accuracies, format_summary, summarize
 from distgnn.models.registry import build_model
 from distgnn.parallel.build import build_strategy
+from distgnn.parallel.determinism import set_deterministic
 from distgnn.parallel.layout import ProcessLayout
 from distgnn.parallel.node_data import NodeData, model_input, row_normalize
 from distgnn.parallel.strategy import Strategy, all_reduce
@@ -72,6 +73,15 @@ AVERAGED = ("epoch_s", "comm_s", "exposed_comm_s", "bubble_s", "grad_sync_s", "e
 WAITS = ("exposed_comm_s", "bubble_s", "grad_sync_s")  # an epoch's time not spent computing
 
 
+@dataclass
+class EpochRow:
+    """One epoch of one rank, unreduced: host numbers (floats or unread ``Seconds``: SUMMED, AVERAGED,
+    evaluated) and a float64 [7] device tensor (the loss if it is a device tensor, then the 6 counts)."""
+
+    host: list
+    device: Tensor
+
+
 class Trainer:
     """Owns the model, the optimiser and the loop for one rank; built identically on every rank."""
 
@@ -79,7 +89,8 @@ class Trainer:
         self.cfg, self.strategy, self.stop = cfg, strategy, stop
         self.world = strategy.mesh.world
         self.rank = self.world.rank
-        torch.use_deterministic_algorithms(cfg.optim.deterministic)
+        self.clock = clock_for(self.world.device)  # host timers on CPU, CUDA events on CUDA
+        set_deterministic(cfg.optim.deterministic, self.world.device)
         # Same seed on every rank -> same initial parameters; the broadcast below makes it a guarantee.
         # Dropout masks do not use torch's RNG: they are keyed by (seed, epoch, site, node id).
         torch.manual_seed(cfg.optim.seed)
@@ -122,52 +133,74 @@ class Trainer:
 
     # -- one epoch -------------------------------------------------------------------------------------
     def train_step(self, epoch: int) -> dict:
-        """The strategy's forward and backward, the gradient sums, one optimiser step. Local numbers."""
-        t0 = time.perf_counter()
+        """The strategy's forward and backward, the gradient sums, one optimiser step. Local numbers.
+
+        Times are :class:`~distgnn.comm.clock.Seconds` of the device's clock and the loss may be a device
+        tensor: nothing here waits for the device (see :meth:`reduce_epochs`).
+        """
+        clock = self.clock
+        t0 = clock.mark()
         self.optimizer.zero_grad(set_to_none=False)
         stats = self.strategy.train_step(self.model, epoch)
-        t_sync = time.perf_counter()
+        t_sync = clock.mark()
         self.strategy.reduce_gradients(self.model, self.params)
-        grad_sync_s = time.perf_counter() - t_sync
+        t_synced = clock.mark()
         for group in self.optimizer.param_groups:
             group["lr"] = self.cfg.optim.lr_at(epoch)
         self.optimizer.step()
-        return vars(stats) | {"epoch_s": time.perf_counter() - t0, "grad_sync_s": grad_sync_s}
+        epoch_s, grad_sync_s = Seconds(clock), Seconds(clock)
+        epoch_s.add(t0, clock.mark())
+        grad_sync_s.add(t_sync, t_synced)
+        return vars(stats) | {"epoch_s": epoch_s, "grad_sync_s": grad_sync_s}
 
     def is_eval_epoch(self, epoch: int) -> bool:
         return (epoch + 1) % self.cfg.run.eval_every == 0 or epoch + 1 == self.cfg.optim.epochs
 
-    def local_epoch(self, epoch: int) -> Tensor:
-        """Train one epoch (and evaluate when scheduled); this rank's numbers as one row, not yet reduced."""
+    def local_epoch(self, epoch: int) -> EpochRow:
+        """Train one epoch (and evaluate when scheduled); this rank's numbers, not yet reduced or read."""
         step = self.train_step(epoch)
         step["stop_votes"] = float(self.stop is not None and self.stop.requested)
-        counts = torch.zeros(6, dtype=torch.float64)
+        dev = self.world.device
+        counts = torch.zeros(6, dtype=torch.float64, device=dev)
         evaluated = self.is_eval_epoch(epoch)
         if evaluated:
-            t0 = time.perf_counter()
-            counts = self.strategy.evaluate(self.model).cpu()
-            step["eval_s"] = time.perf_counter() - t0
-        head = [float(step.get(k, 0.0)) for k in SUMMED + AVERAGED] + [float(evaluated)]
-        return torch.cat([torch.tensor(head, dtype=torch.float64), counts])
+            t0 = self.clock.mark()
+            counts = self.strategy.evaluate(self.model).to(dev, torch.float64, non_blocking=True)
+            step["eval_s"] = Seconds(self.clock)
+            step["eval_s"].add(t0, self.clock.mark())
+        loss = step.pop("loss")
+        if isinstance(loss, Tensor):  # on the device: goes into the device half of the row
+            device = torch.cat([loss.detach().to(torch.float64).reshape(1), counts])
+            loss = 0.0
+        else:
+            device = torch.cat([counts.new_zeros(1), counts])
+        host = [loss] + [step.get(k, 0.0) for k in SUMMED[1:] + AVERAGED] + [float(evaluated)]
+        return EpochRow(host=host, device=device)
 
-    def reduce_epochs(self, first_epoch: int, rows: list[Tensor]) -> list[dict]:
+    def reduce_epochs(self, first_epoch: int, rows: list[EpochRow]) -> list[dict]:
         """One all-reduce for the numbers of several epochs: loss, bytes and counts are sums over ranks,
-        times become means over ranks. Batching keeps the epochs between evaluations free of extra syncs.
+        times become means over ranks. Batching keeps the epochs between evaluations free of host syncs:
+        a reduction reads the device once (``.cpu()`` of the reduced table, then ``tolist`` of that host
+        copy), whatever the number of epochs, and reads the timers' events (CUDA) once.
         """
-        table = torch.stack(rows)
+        host = torch.tensor([[float(v) for v in r.host] for r in rows], dtype=torch.float64)
+        device = torch.stack([r.device for r in rows])
+        table = torch.cat([host.to(device.device, non_blocking=True), device], dim=1)
         if self.world.is_distributed:  # gloo and NCCL both reduce on the device the group uses
-            table = all_reduce(table.to(self.world.device), self.world).cpu()
+            table = all_reduce(table, self.world)
         n_sum, n_avg = len(SUMMED), len(AVERAGED)
+        n_host = n_sum + n_avg + 1
         records = []
-        for i, row in enumerate(table.tolist()):
+        for i, row in enumerate(table.cpu().tolist()):
             summed = dict(zip(SUMMED, row[:n_sum], strict=True))
+            summed["loss"] += row[n_host]  # the device half's loss
             avg = {
                 k: v / self.world.world_size
                 for k, v in zip(AVERAGED, row[n_sum : n_sum + n_avg], strict=True)
             }
             evaluated = row[n_sum + n_avg] > 0
             self.stop_votes += summed["stop_votes"]
-            accs = accuracies(torch.tensor(row[n_sum + n_avg + 1 :])) if evaluated else [math.nan] * 3
+            accs = accuracies(row[n_host + 1 :]) if evaluated else [math.nan] * 3
             reads = summed["neighbour_reads"]
             records.append(
                 {
@@ -285,7 +318,7 @@ class Trainer:
             dynamic_ncols=True,
         )
         try:
-            pending: list[Tensor] = []
+            pending: list[EpochRow] = []
             for epoch in range(self.start_epoch, cfg.optim.epochs):
                 pending.append(self.local_epoch(epoch))
                 done = epoch + 1

@@ -4,9 +4,22 @@ gSpMM is CSR row-parallel: program (row, column block) walks the row's in-edges 
 an [EDGES, BLOCK] tile of source rows, and keeps a float32 accumulator for its BLOCK feature columns, so
 scaling and the epilogue are fused and nothing is written per edge. The edge-wise ops run one program per
 row (softmax) or per block of edges (sddmm, edge dot). The kernels use only features the interpreter has.
+
+64-bit offsets: every offset that can pass 2^31 is int64 -- row ids (``program_id(0).to(int64)``), edge
+ids (loaded int64 ``indptr`` values, or ``program_id(0).to(int64) * EB``), gathered source ids (cast after
+the load, so int32 ``indices`` are safe too) and the products ``row * F``, ``edge * H``, ``src * F``
+built from them (e.g. 270M edges x 8 heads is past 2^31). Column, head and block-local offsets stay
+int32 (bounded by the feature width).
+
+No atomics: each output element is written by exactly one program, so results are deterministic for
+one launch configuration. gSpMM's configuration (feature tile, warps) is autotuned per feature width
+on CUDA and the choice is cached on disk (``cache_results``), so later runs reuse it; under
+``torch.use_deterministic_algorithms(True)`` and in the interpreter a fixed configuration is used.
 """
 
 from __future__ import annotations
+
+import os
 
 import torch
 import triton
@@ -16,6 +29,9 @@ from torch import Tensor
 from distgnn.kernels.triton_dropout import dropout, positive_scale  # noqa: F401  (the backend's dropout)
 
 EDGES = 16  # in-edges gathered per step
+# gSpMM launch configurations the autotuner tries (feature tile cap, warps), keyed on the feature width.
+SPMM_CONFIGS = [(128, 4), (64, 2), (256, 8), (32, 1)]
+AUTOTUNE_ENV = "DISTGNN_TRITON_AUTOTUNE"  # "0" turns the autotuner off (the first config is used)
 
 
 @triton.jit
@@ -27,8 +43,8 @@ def _spmm_kernel(
     row = tl.program_id(0).to(tl.int64)
     cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     cmask = cols < F
-    start = tl.load(indptr + row)
-    end = tl.load(indptr + row + 1)
+    start = tl.load(indptr + row).to(tl.int64)  # edge ids are int64 even for an int32 indptr
+    end = tl.load(indptr + row + 1).to(tl.int64)
     if MAX:
         acc = tl.full([BLOCK], float("-inf"), dtype=tl.float32)
         best = tl.full([BLOCK], -1, dtype=tl.int64)
@@ -38,7 +54,7 @@ def _spmm_kernel(
         eids = e0 + tl.arange(0, EB)
         emask = eids < end
         m2 = emask[:, None] & cmask[None, :]
-        j = tl.load(indices + eids, mask=emask, other=0)
+        j = tl.load(indices + eids, mask=emask, other=0).to(tl.int64)
         v = tl.load(x + j[:, None] * F + cols[None, :], mask=m2, other=0.0).to(tl.float32)
         if HAS_SS:
             v = v * tl.load(ss + j, mask=emask, other=0.0)[:, None]
@@ -71,11 +87,11 @@ def _spmm_kernel(
 
 @triton.jit
 def _edge_dot_kernel(rows, indices, a, b, out, E, H, D, EB: tl.constexpr, DB: tl.constexpr):
-    eids = tl.program_id(0) * EB + tl.arange(0, EB)
+    eids = tl.program_id(0).to(tl.int64) * EB + tl.arange(0, EB)  # int64: E * H can pass 2^31
     emask = eids < E
     h = tl.program_id(1)
-    i = tl.load(rows + eids, mask=emask, other=0)
-    j = tl.load(indices + eids, mask=emask, other=0)
+    i = tl.load(rows + eids, mask=emask, other=0).to(tl.int64)
+    j = tl.load(indices + eids, mask=emask, other=0).to(tl.int64)
     acc = tl.zeros([EB], dtype=tl.float32)
     for d0 in range(0, D, DB):
         cols = d0 + tl.arange(0, DB)
@@ -88,12 +104,12 @@ def _edge_dot_kernel(rows, indices, a, b, out, E, H, D, EB: tl.constexpr, DB: tl
 
 @triton.jit
 def _sddmm_kernel(rows, indices, a, b, out, E, H, EB: tl.constexpr, HB: tl.constexpr):
-    eids = tl.program_id(0) * EB + tl.arange(0, EB)
+    eids = tl.program_id(0).to(tl.int64) * EB + tl.arange(0, EB)  # int64: E * H can pass 2^31
     emask = eids < E
     hs = tl.arange(0, HB)
     m2 = emask[:, None] & (hs < H)[None, :]
-    i = tl.load(rows + eids, mask=emask, other=0)
-    j = tl.load(indices + eids, mask=emask, other=0)
+    i = tl.load(rows + eids, mask=emask, other=0).to(tl.int64)
+    j = tl.load(indices + eids, mask=emask, other=0).to(tl.int64)
     va = tl.load(a + i[:, None] * H + hs[None, :], mask=m2, other=0.0).to(tl.float32)
     vb = tl.load(b + j[:, None] * H + hs[None, :], mask=m2, other=0.0).to(tl.float32)
     tl.store(out + eids[:, None] * H + hs[None, :], (va + vb).to(out.dtype.element_ty), mask=m2)
@@ -102,8 +118,8 @@ def _sddmm_kernel(rows, indices, a, b, out, E, H, EB: tl.constexpr, HB: tl.const
 @triton.jit
 def _softmax_kernel(indptr, scores, out, H, EB: tl.constexpr, HB: tl.constexpr):
     row = tl.program_id(0).to(tl.int64)
-    start = tl.load(indptr + row)
-    end = tl.load(indptr + row + 1)
+    start = tl.load(indptr + row).to(tl.int64)  # edge ids int64: edge * H can pass 2^31
+    end = tl.load(indptr + row + 1).to(tl.int64)
     hs = tl.arange(0, HB)
     hmask = hs < H
     m = tl.full([HB], float("-inf"), dtype=tl.float32)
@@ -129,8 +145,8 @@ def _softmax_kernel(indptr, scores, out, H, EB: tl.constexpr, HB: tl.constexpr):
 @triton.jit
 def _softmax_bwd_kernel(indptr, o, g, out, H, EB: tl.constexpr, HB: tl.constexpr):
     row = tl.program_id(0).to(tl.int64)
-    start = tl.load(indptr + row)
-    end = tl.load(indptr + row + 1)
+    start = tl.load(indptr + row).to(tl.int64)  # edge ids int64: edge * H can pass 2^31
+    end = tl.load(indptr + row + 1).to(tl.int64)
     hs = tl.arange(0, HB)
     hmask = hs < H
     acc = tl.zeros([HB], dtype=tl.float32)
@@ -149,6 +165,22 @@ def _softmax_bwd_kernel(indptr, o, g, out, H, EB: tl.constexpr, HB: tl.constexpr
         tl.store(out + off, (vo * (vg - acc[None, :])).to(out.dtype.element_ty), mask=m2)
 
 
+_spmm_tuned = triton.autotune(
+    configs=[triton.Config({"BLOCK": cap}, num_warps=w) for cap, w in SPMM_CONFIGS],
+    key=["F", "HAS_W", "MAX"],  # the feature width (and the variant): one cached choice per key
+    cache_results=True,
+)(_spmm_kernel)
+
+
+def autotune_enabled(device: torch.device) -> bool:
+    """Autotune gSpMM on CUDA unless deterministic algorithms are on or DISTGNN_TRITON_AUTOTUNE=0."""
+    return (
+        device.type == "cuda"
+        and not torch.are_deterministic_algorithms_enabled()
+        and os.environ.get(AUTOTUNE_ENV, "1") != "0"
+    )
+
+
 def _block(n: int, cap: int) -> int:
     return max(1, min(cap, triton.next_power_of_2(max(n, 1))))
 
@@ -164,14 +196,18 @@ def _spmm(indptr, indices, x, w, ss, ds, bias, mean: bool, relu: bool, is_max: b
     f, dd = h * d, (d if wh > 1 else h * d)
     out = torch.empty(num_rows, h, d, dtype=x.dtype, device=x.device)
     arg = torch.empty(num_rows, h, d, dtype=torch.int64, device=x.device) if is_max else out
-    block = _block(f, 128)
     if num_rows > 0 and f > 0:
-        grid = (num_rows, triton.cdiv(f, block))
-        _spmm_kernel[grid](
-            indptr, indices, x, _f32(w, x), _f32(ss, x), _f32(ds, x), _f32(bias, x), out, arg, f, dd, wh,
+        args = (indptr, indices, x, _f32(w, x), _f32(ss, x), _f32(ds, x), _f32(bias, x), out, arg, f, dd, wh)
+        flags = dict(
             HAS_W=w is not None, HAS_SS=ss is not None, HAS_DS=ds is not None, HAS_BIAS=bias is not None,
-            MEAN=mean, RELU=relu, MAX=is_max, EB=EDGES, BLOCK=block,
+            MEAN=mean, RELU=relu, MAX=is_max, EB=EDGES,
         )  # fmt: skip
+        if autotune_enabled(x.device):
+            _spmm_tuned[lambda meta: (num_rows, triton.cdiv(f, meta["BLOCK"]))](*args, **flags)
+        else:
+            cap, warps = SPMM_CONFIGS[0]
+            block = _block(f, cap)
+            _spmm_kernel[(num_rows, triton.cdiv(f, block))](*args, **flags, BLOCK=block, num_warps=warps)
     elif is_max:
         arg.fill_(-1)
     return (out, arg) if is_max else out

@@ -17,7 +17,11 @@ epoch resets the counters (the measured profile, see ``distgnn.profile.recorder`
 launches, waits and compute blocks become named ``torch.profiler`` ranges (``halo/layer3/fwd/launch``,
 ``halo/layer3/fwd/wait``, ``aggregate/inner`` while a transfer is in flight, else ``aggregate``).
 
-On CUDA the times measure host-side blocking only (NCCL work is asynchronous on its stream).
+Times are kept by the counters' clock (``distgnn.comm.clock``): host timers on CPU; on CUDA, events on the
+current stream, read only when a time is asked for (``times``, ``epoch_record``, or a lazy
+:meth:`seconds` the trainer reads at its batched reduction), so accounting adds no per-step host sync.
+With events, ``comm`` runs from the launch to the point where the current stream has waited for the
+transfer, and ``exposed_comm`` is the time the stream spent in that wait (plus the launch).
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from contextlib import contextmanager, nullcontext
 
 from torch.profiler import record_function
 
+from distgnn.comm.clock import HostClock, Mark, Seconds
+
 Direction = str  # "fwd" | "bwd" | "eval"
 Slot = tuple[Hashable, Direction]
 SLOT_TIMES = ("launch", "in_flight", "wait")
@@ -37,8 +43,9 @@ SLOT_TIMES = ("launch", "in_flight", "wait")
 class CommCounters:
     """Per-epoch bytes per (key, direction, peer) and named timers."""
 
-    def __init__(self, world_size: int) -> None:
+    def __init__(self, world_size: int, clock: object | None = None) -> None:
         self.world_size = world_size
+        self.clock = clock if clock is not None else HostClock()
         self.trace = False  # emit torch.profiler ranges (set by the profiler session)
         self.epochs: list[dict] | None = None  # archived epochs while recording
         self._in_flight = 0
@@ -50,12 +57,26 @@ class CommCounters:
             self.epochs.append(self.epoch_record())
         self.sent: dict[Slot, list[int]] = {}
         self.recv: dict[Slot, list[int]] = {}
-        self.times: defaultdict[str, float] = defaultdict(float)
+        self._times: defaultdict[str, Seconds] = defaultdict(lambda: Seconds(self.clock))
         self.calls: defaultdict[Slot, int] = defaultdict(int)
-        self.slot_times: defaultdict[Slot, dict[str, float]] = defaultdict(
-            lambda: dict.fromkeys(SLOT_TIMES, 0.0)
+        self._slot_times: defaultdict[Slot, dict[str, Seconds]] = defaultdict(
+            lambda: {k: Seconds(self.clock) for k in SLOT_TIMES}
         )
         self._epoch_start = time.perf_counter()
+
+    @property
+    def times(self) -> defaultdict[str, float]:
+        """This epoch's seconds per timer (on CUDA: waits for the events recorded so far)."""
+        return defaultdict(float, {k: float(v) for k, v in self._times.items()})
+
+    @property
+    def slot_times(self) -> dict[Slot, dict[str, float]]:
+        """This epoch's launch / in-flight / wait seconds per exchange slot."""
+        return {slot: {k: float(v) for k, v in t.items()} for slot, t in self._slot_times.items()}
+
+    def seconds(self, name: str) -> Seconds:
+        """Timer ``name`` so far, read later (no host sync now; survives :meth:`reset`)."""
+        return self._times[name].copy() if name in self._times else Seconds(self.clock)
 
     def start_recording(self) -> None:
         """Archive every epoch from now on (see :meth:`epoch_record`); :meth:`finish_recording` ends it."""
@@ -85,21 +106,23 @@ class CommCounters:
         self.calls[slot] += 1
 
     def add_time(self, name: str, seconds: float) -> None:
-        self.times[name] += seconds
+        self._times[name].add_seconds(seconds)
 
-    def launched(self, key: Hashable, direction: Direction, seconds: float) -> None:
-        """An exchange was launched; the launch call blocked for ``seconds`` (exposed)."""
-        self.times["exposed_comm"] += seconds
-        self.slot_times[(key, direction)]["launch"] += seconds
+    def launched(self, key: Hashable, direction: Direction, launch: tuple[Mark, Mark]) -> None:
+        """An exchange was launched; the launch call took the span ``launch`` (exposed)."""
+        self._times["exposed_comm"].add(*launch)
+        self._slot_times[(key, direction)]["launch"].add(*launch)
         self._in_flight += 1
 
-    def completed(self, key: Hashable, direction: Direction, in_flight: float, waited: float) -> None:
-        """An exchange finished: ``in_flight`` seconds from launch to completion, ``waited`` blocked."""
-        self.times["comm"] += in_flight
-        self.times["exposed_comm"] += waited
-        slot = self.slot_times[(key, direction)]
-        slot["in_flight"] += in_flight
-        slot["wait"] += waited
+    def completed(
+        self, key: Hashable, direction: Direction, in_flight: tuple[Mark, Mark], waited: tuple[Mark, Mark]
+    ) -> None:
+        """An exchange finished: ``in_flight`` spans launch to completion, ``waited`` the blocked wait."""
+        self._times["comm"].add(*in_flight)
+        self._times["exposed_comm"].add(*waited)
+        slot = self._slot_times[(key, direction)]
+        slot["in_flight"].add(*in_flight)
+        slot["wait"].add(*waited)
         self._in_flight = max(self._in_flight - 1, 0)
 
     def range(self, key: Hashable, direction: Direction, phase: str):
@@ -113,11 +136,11 @@ class CommCounters:
         """Add the wall time of the block to timer ``name``."""
         label = "aggregate/inner" if self._in_flight else "aggregate"
         with record_function(label) if self.trace else nullcontext():
-            t0 = time.perf_counter()
+            t0 = self.clock.mark()
             try:
                 yield
             finally:
-                self.times[name] += time.perf_counter() - t0
+                self._times[name].add(t0, self.clock.mark())
 
     def bytes_sent(self, key: Hashable | None = None, direction: Direction | None = None) -> int:
         return _total(self.sent, key, direction)
@@ -134,8 +157,9 @@ class CommCounters:
     def epoch_record(self) -> dict:
         """This epoch per exchange slot (bytes per peer, calls, launch/in-flight/wait/exposed seconds)."""
         exchanges = []
+        slot_times, times = self.slot_times, self.times
         for (key, direction), sent in self.sent.items():
-            t = self.slot_times[(key, direction)]
+            t = slot_times.get((key, direction), dict.fromkeys(SLOT_TIMES, 0.0))
             exchanges.append(
                 {
                     "layer": key if isinstance(key, int) else str(key),
@@ -151,9 +175,9 @@ class CommCounters:
             )
         return {
             "wall_s": time.perf_counter() - self._epoch_start,
-            "compute_s": self.times.get("compute", 0.0),
-            "comm_s": self.times.get("comm", 0.0),
-            "exposed_comm_s": self.times.get("exposed_comm", 0.0),
+            "compute_s": times.get("compute", 0.0),
+            "comm_s": times.get("comm", 0.0),
+            "exposed_comm_s": times.get("exposed_comm", 0.0),
             "exchanges": exchanges,
         }
 
@@ -170,9 +194,7 @@ class CommCounters:
             "bytes_sent_per_peer": self.per_peer_sent(),
             "bytes_recv_per_peer": self.per_peer_recv(),
             "bytes_by_key": by_key,
-            "comm_s": self.times.get("comm", 0.0),
-            "exposed_comm_s": self.times.get("exposed_comm", 0.0),
-            "compute_s": self.times.get("compute", 0.0),
+            **{f"{k}_s": self.times.get(k, 0.0) for k in ("comm", "exposed_comm", "compute")},
         }
 
 

@@ -14,7 +14,6 @@ An optional wire dtype (bf16/fp16) casts the payload for the wire and back on re
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING
 
@@ -23,6 +22,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from distgnn.comm.clock import HostClock, Mark, clock_for
 from distgnn.comm.counters import CommCounters
 from distgnn.errors import DistGNNError
 
@@ -75,11 +75,13 @@ class HaloPlan:
 class PendingExchange:
     """One launched all-to-all; ``wait()`` blocks until the rows are in and returns them (cached).
 
-    Timing: ``comm`` runs from the launch until the transfer is first *observed* complete, either by
-    :meth:`poll` (which callers invoke between pieces of overlapped computation) or at the end of
-    ``wait()``; ``exposed_comm`` is only the time the caller is blocked (the launch call and ``wait()``).
-    Polling finely keeps ``comm`` close to the real transfer time instead of stretching it to whenever
-    the caller happens to wait.
+    Timing (marks of the counters' clock, see ``distgnn.comm.clock``): ``comm`` runs from the launch
+    until the transfer is first *observed* complete, either by :meth:`poll` (which callers invoke
+    between pieces of overlapped computation) or at the end of ``wait()``; ``exposed_comm`` is only the
+    time the caller is blocked (the launch call and ``wait()``). Polling finely keeps ``comm`` close to
+    the real transfer time instead of stretching it to whenever the caller happens to wait. On CUDA
+    (event clock) ``poll`` records nothing: the end of ``comm`` is where the current stream has waited
+    for the transfer, and ``exposed_comm`` the time the stream spent waiting.
     """
 
     def __init__(
@@ -88,7 +90,7 @@ class PendingExchange:
         out: Tensor,
         result_dtype: torch.dtype,
         counters: CommCounters | None,
-        started: float,
+        started: Mark,
         slot: tuple[Hashable, str] = ("", "fwd"),
     ) -> None:
         self._slot = slot
@@ -96,29 +98,32 @@ class PendingExchange:
         self._out = out
         self._dtype = result_dtype
         self._counters = counters
+        self._clock = counters.clock if counters is not None else HostClock()
         self._started = started
-        self._done: float | None = None  # when the transfer was first seen complete
+        self._done: Mark | None = None  # when the transfer was first seen complete (host clock only)
         self._result: Tensor | None = None
 
     def poll(self) -> bool:
         """Non-blocking: note the completion time if the transfer has finished; True once it has."""
-        if self._done is None and self._work is not None and self._work.is_completed():
-            self._done = time.perf_counter()
-        return self._done is not None or self._work is None
+        if self._work is None:
+            return True
+        if self._done is None and self._clock.polls and self._work.is_completed():
+            self._done = self._clock.mark()
+        return self._done is not None
 
     def wait(self) -> Tensor:
         if self._result is None:
             if self._work is not None:
-                t0 = time.perf_counter()
+                t0 = self._clock.mark()
                 if self._counters is None:
                     self._work.wait()
                 else:
                     with self._counters.range(*self._slot, "wait"):
                         self._work.wait()
-                t1 = time.perf_counter()
+                t1 = self._clock.mark()
                 done = self._done if self._done is not None else t1
                 if self._counters is not None:
-                    self._counters.completed(*self._slot, in_flight=done - self._started, waited=t1 - t0)
+                    self._counters.completed(*self._slot, in_flight=(self._started, done), waited=(t0, t1))
             self._result = self._out if self._out.dtype == self._dtype else self._out.to(self._dtype)
             self._work = None
             self._out = None  # type: ignore[assignment]
@@ -144,7 +149,9 @@ class HaloExchange:
             )
         self.plan = plan
         self.layout = layout
-        self.counters = counters if counters is not None else CommCounters(layout.world_size)
+        self.counters = (
+            counters if counters is not None else CommCounters(layout.world_size, clock_for(layout.device))
+        )
         self.wire_dtype = wire_dtype
 
     # -- low level -------------------------------------------------------------------------------
@@ -168,18 +175,19 @@ class HaloExchange:
         wire = self.wire_dtype or rows.dtype
         payload = rows.to(wire).contiguous()
         out = torch.empty((sum(out_counts), width), dtype=wire, device=rows.device)
+        clock = self.counters.clock
         if self.layout.world_size == 1:
-            return PendingExchange(None, out, result_dtype, self.counters, time.perf_counter())
+            return PendingExchange(None, out, result_dtype, self.counters, clock.mark())
         esize = payload.element_size()
         self.counters.add_bytes(
             key, direction, [c * width * esize for c in in_counts], [c * width * esize for c in out_counts]
         )
-        started = time.perf_counter()
+        started = clock.mark()
         with self.counters.range(key, direction, "launch"):
             work = dist.all_to_all_single(
                 out, payload, list(out_counts), list(in_counts), group=self.layout.group, async_op=True
             )
-        self.counters.launched(key, direction, time.perf_counter() - started)  # the launch blocks too
+        self.counters.launched(key, direction, (started, clock.mark()))  # the launch blocks too
         return PendingExchange(work, out, result_dtype, self.counters, started, (key, direction))
 
     def launch_forward(self, h: Tensor, *, key: Hashable, direction: str = "fwd") -> PendingExchange:

@@ -28,6 +28,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
+from distgnn.comm.clock import clock_for
 from distgnn.comm.counters import CommCounters
 from distgnn.comm.halo import HaloExchange, HaloPlan
 from distgnn.comm.stale import StaleHalo
@@ -81,7 +82,7 @@ class GraphParallel:
         self.kernel_impl = kernel_impl
         self.comm_dtype = comm_dtype or torch.float32
         self.graph = LocalGraph.from_part(part, layout.device)
-        self.counters = CommCounters(layout.world_size)
+        self.counters = CommCounters(layout.world_size, clock_for(layout.device))
         wire = None if self.comm_dtype == torch.float32 else self.comm_dtype
         plan = HaloPlan.from_part(part, layout.device)
         self.exchange = HaloExchange(plan, layout, counters=self.counters, wire_dtype=wire)
@@ -259,11 +260,13 @@ class GraphStrategy(Strategy):
         finally:
             self.prop.seeds.step = None
         c = self.prop.counters
+        # The loss stays on the device and the times stay unread: the trainer reads them at its batched
+        # reduction, so a step makes no host synchronisation.
         return StepStats(
-            loss=float(loss.detach()),
+            loss=loss.detach(),
             comm_bytes=c.bytes_sent(direction="fwd") + c.bytes_sent(direction="bwd"),
-            comm_s=float(c.times.get("comm", 0.0)),
-            exposed_comm_s=float(c.times.get("exposed_comm", 0.0)),
+            comm_s=c.seconds("comm"),
+            exposed_comm_s=c.seconds("exposed_comm"),
         )
 
     @torch.no_grad()

@@ -20,9 +20,27 @@ from distgnn.parallel.comm_priority import COMM_NICE, boost_threads, thread_ids
 DEFAULT_TIMEOUT_S = 300.0
 
 
-def default_backend() -> str:
-    """NCCL when CUDA is available, gloo otherwise (the same code path runs on both)."""
+def default_backend(device: str | torch.device | None = None) -> str:
+    """NCCL for CUDA tensors, gloo otherwise (the same code path runs on both).
+
+    ``device`` is where the tensors will live; None means "the GPU if there is one". An explicit CPU
+    device on a GPU machine gets gloo: NCCL cannot move CPU tensors.
+    """
+    if device is not None:
+        return "nccl" if torch.device(device).type == "cuda" else "gloo"
     return "nccl" if torch.cuda.is_available() else "gloo"
+
+
+def bind_device(device: torch.device, local_rank: int = 0) -> torch.device:
+    """Make ``device`` this process's current CUDA device (Triton and NCCL launch on the current device,
+    so tensors on ``cuda:k`` with current device 0 would fault); a bare ``cuda`` becomes
+    ``cuda:local_rank`` (modulo the device count). CPU devices are returned unchanged."""
+    if device.type != "cuda":
+        return device
+    if device.index is None:
+        device = torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
+    torch.cuda.set_device(device)
+    return device
 
 
 def _env_int(name: str, default: int | None = None) -> int:
@@ -71,7 +89,7 @@ class ProcessLayout:
     def single(cls, device: str | torch.device | None = None) -> ProcessLayout:
         """A one-process layout with no process group (the single-process engine)."""
         dev = torch.device(device) if device is not None else _pick_device(0)
-        return cls(rank=0, world_size=1, local_rank=0, device=dev)
+        return cls(rank=0, world_size=1, local_rank=0, device=bind_device(dev))
 
     @classmethod
     def init(
@@ -99,10 +117,11 @@ class ProcessLayout:
             return cls.single(device)
         if dist.is_initialized():
             raise DistGNNError("a default process group is already initialised; use ProcessLayout.from_group")
-        backend = backend or default_backend()
+        backend = backend or default_backend(device)
         dev = torch.device(device) if device is not None else _pick_device(local_rank, backend)
-        if dev.type == "cuda":
-            torch.cuda.set_device(dev)
+        if backend == "nccl" and dev.type != "cuda":
+            raise DistGNNError(f"the nccl backend needs CUDA tensors, but this rank's device is {dev}")
+        dev = bind_device(dev, local_rank)
         kwargs: dict = {"backend": backend, "rank": rank, "world_size": world_size}
         kwargs["timeout"] = timedelta(seconds=float(timeout))
         if dev.type == "cuda":
@@ -164,6 +183,9 @@ class ProcessLayout:
         backend = dist.get_backend(group)
         local_rank = int(os.environ.get("LOCAL_RANK", rank))
         dev = torch.device(device) if device is not None else _pick_device(local_rank, backend)
+        if backend == "nccl" and dev.type != "cuda":
+            raise DistGNNError(f"the group's nccl backend needs CUDA tensors, but the device is {dev}")
+        dev = bind_device(dev, local_rank)
         return cls(
             rank=rank, world_size=world, local_rank=local_rank, device=dev, backend=backend, group=group
         )

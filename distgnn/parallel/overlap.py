@@ -9,10 +9,12 @@ generic autograd graph would send the halo gradients and wait for them inside on
   owners -> the owned-row gradient over the transposed inner CSR while it travels -> wait ->
   ``index_add_`` the received gradients into the rows that were sent.
 
-The inner aggregations run in row blocks with a non-blocking poll of the transfer between blocks, so
-the measured ``comm`` time ends when the transfer is first seen complete (see ``PendingExchange``),
-not when the caller waits. Blocks do not change any value: each output row is still one kernel call
-over the same edges in the same order.
+On CPU the inner aggregations run in row blocks with a non-blocking poll of the transfer between
+blocks, so the measured ``comm`` time ends when the transfer is first seen complete (see
+``PendingExchange``), not when the caller waits. Blocks do not change any value: each output row is
+still one kernel call over the same edges in the same order. On CUDA the inner edges are one kernel
+launch (blocks would be N/16384 launches plus an output copy, and a host-side poll says nothing about
+the streams): the transfer runs on NCCL's stream while that kernel runs on the current one.
 """
 
 from __future__ import annotations
@@ -82,7 +84,8 @@ class OverlapSchedule:
         self.ex = exchange
         self.counters = counters
         self.impl = kernel_impl
-        self.block_rows = block_rows
+        # CUDA: one kernel over all inner rows (see the module docstring); CPU: polled row blocks.
+        self.block_rows = sys.maxsize if graph.full.device.type == "cuda" else block_rows
         self._blocks: dict[tuple[bool, bool], list[tuple[int, int, CSR]]] = {}  # built on first use
 
     def aggregate(

@@ -17,6 +17,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from distgnn.comm.clock import Seconds
 from distgnn.errors import DistGNNError
 from distgnn.metrics import correct_counts
 from distgnn.models.layered import LayeredModel
@@ -29,10 +30,12 @@ from distgnn.parallel.node_data import NodeData
 class StepStats:
     """This rank's numbers for one training step (summed or averaged over ranks by the trainer)."""
 
-    loss: float  # this rank's share of the global loss (0 on ranks that compute no loss)
+    # This rank's share of the global loss (0 on ranks that compute no loss); a 0-d tensor on the device
+    # keeps the step free of host syncs (the trainer reads it at its batched reduction).
+    loss: float | Tensor
     comm_bytes: int = 0  # bytes this rank sent (halo exchange and stage-to-stage)
-    comm_s: float = 0.0
-    exposed_comm_s: float = 0.0
+    comm_s: float | Seconds = 0.0  # Seconds: read (float()) by the trainer at its reduction
+    exposed_comm_s: float | Seconds = 0.0
     bubble_s: float = 0.0  # time waiting for a neighbouring stage
     history_bytes: int = 0  # bytes held in historical-embedding caches
     stale_reads: int = 0  # neighbour rows read from history
@@ -52,6 +55,10 @@ class Strategy(ABC):
         if self.rows_are_partitioned:
             counts = all_reduce(counts, mesh.graph)
         self.global_counts = [int(c) for c in counts.tolist()]  # train, val, test over the whole graph
+        # Training rows as index tensors, built once per row set: indexing with the boolean mask would
+        # cost a host sync (nonzero) at every step.
+        self._train_rows: dict[int, tuple[Tensor | slice, Tensor, Tensor]] = {}
+        self._loss_rows(slice(None))
 
     @property
     def rows_are_partitioned(self) -> bool:
@@ -102,10 +109,19 @@ class Strategy(ABC):
     # -- shared by the strategies ----------------------------------------------------------------------
     def loss(self, logits: Tensor, rows: Tensor | slice = slice(None)) -> Tensor:
         """Summed cross-entropy over the training rows among ``rows``, over the *global* training count."""
-        m = self.data.train_mask[rows]
-        y = self.data.y[rows]
+        idx, y = self._loss_rows(rows)
         # Indexing keeps the graph connected: a rank without training rows still runs its backward.
-        return F.cross_entropy(logits[m], y[m], reduction="sum") / self.global_counts[0]
+        return F.cross_entropy(logits.index_select(0, idx), y, reduction="sum") / self.global_counts[0]
+
+    def _loss_rows(self, rows: Tensor | slice) -> tuple[Tensor, Tensor]:
+        """(positions of the training rows among ``rows``, their labels), cached per ``rows`` object."""
+        key = id(rows) if isinstance(rows, Tensor) else hash((rows.start, rows.stop, rows.step))
+        hit = self._train_rows.get(key)
+        if hit is None or (isinstance(rows, Tensor) and hit[0] is not rows):
+            idx = self.data.train_mask[rows].nonzero().squeeze(1)  # once per row set
+            hit = (rows, idx, self.data.y[rows].index_select(0, idx))
+            self._train_rows[key] = hit
+        return hit[1], hit[2]
 
     def counts(self, logits: Tensor) -> Tensor:
         return correct_counts(logits, self.data.y, self.data.masks())
