@@ -71,6 +71,12 @@ class TrainResult:
 SUMMED = ("loss", "comm_bytes", "history_bytes", "stale_reads", "neighbour_reads", "stop_votes")
 AVERAGED = ("epoch_s", "comm_s", "exposed_comm_s", "bubble_s", "grad_sync_s", "eval_s")
 WAITS = ("exposed_comm_s", "bubble_s", "grad_sync_s")  # an epoch's time not spent computing
+# Host syncs (reads of device values: item / tolist / bool / cpu / nonzero) of a training step and of an
+# evaluation, once the first step has built its caches: none. The batched reduction of the metrics reads
+# the device once (the reduced table's .cpu()) and then the host copy (.tolist()). tests/dist/
+# test_sync_audit.py counts them on CPU; tests/gpu checks the step with CUDA's sync debug mode.
+HOST_SYNCS_PER_STEP = 0
+HOST_READS_PER_REDUCTION = ("cpu", "tolist")
 
 
 @dataclass
