@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 MODELS = ("gcn", "sage", "gat", "deepgcn")  # distgnn.models.registry.MODELS builds each (a test ties the two)
 COMM_DTYPES = ("fp32", "bf16", "fp16")
 FEATURE_NORMS = ("none", "row")
-KERNELS = ("auto", "reference", "cpu", "triton")
+KERNELS = ("auto", "reference", "cpu", "triton", "torch")  # distgnn.kernels.select.IMPLS
 WEIGHT_DECAY_SCOPES = ("all", "first")  # "first": the first layer only, as in the GCN paper
 STRATEGIES = ("graph", "pipeline", "hybrid")
 HISTORY_DTYPES = ("fp32", "bf16", "fp16")
