@@ -39,7 +39,7 @@ def test_gspmm_per_head_weights_bf16(reduce):
 def test_int32_csr_arrays_give_the_int64_results():
     from distgnn.kernels import triton_impl as T
 
-    csr = graph("hubs")
+    csr = graph("duplicates")
     g = torch.Generator().manual_seed(0)
     x = torch.randn(csr.num_src, 1, 6, generator=g)
     w = torch.randn(csr.num_edges, 1, generator=g)
