@@ -143,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         backends = ["nccl", "gloo"] if device != "cpu" else ["gloo"]
         for backend in backends:
             try:
-                ranks = two_ranks(backend, device, parts[2], cfg)
+                ranks = two_ranks(
+                    backend, device, parts[2], cfg, timeout=120.0 if backend == "nccl" else 300.0
+                )
             except RuntimeError as err:
                 if backend == "nccl":  # e.g. "Duplicate GPU detected": NCCL wants one GPU per rank
                     print(f"note exactness: NCCL refused 2 ranks on one GPU ({str(err).splitlines()[0]}); "

@@ -124,8 +124,8 @@ class ProcessLayout:
         dev = bind_device(dev, local_rank)
         kwargs: dict = {"backend": backend, "rank": rank, "world_size": world_size}
         kwargs["timeout"] = timedelta(seconds=float(timeout))
-        if dev.type == "cuda":
-            kwargs["device_id"] = dev  # binds NCCL to this device (no guessing in barrier)
+        if dev.type == "cuda" and backend == "nccl":
+            kwargs["device_id"] = dev  # binds NCCL to this device (no guessing in barrier); gloo has no use
         if store is not None:
             kwargs["store"] = store
         else:

@@ -57,7 +57,7 @@ class Strategy(ABC):
         self.global_counts = [int(c) for c in counts.tolist()]  # train, val, test over the whole graph
         # Training rows as index tensors, built once per row set: indexing with the boolean mask would
         # cost a host sync (nonzero) at every step.
-        self._train_rows: dict[int, tuple[Tensor | slice, Tensor, Tensor]] = {}
+        self._train_rows: dict[tuple, tuple[Tensor | slice, Tensor, Tensor]] = {}
         self._loss_rows(slice(None))
 
     @property
@@ -115,7 +115,7 @@ class Strategy(ABC):
 
     def _loss_rows(self, rows: Tensor | slice) -> tuple[Tensor, Tensor]:
         """(positions of the training rows among ``rows``, their labels), cached per ``rows`` object."""
-        key = id(rows) if isinstance(rows, Tensor) else hash((rows.start, rows.stop, rows.step))
+        key = ("rows", id(rows)) if isinstance(rows, Tensor) else ("slice", rows.start, rows.stop, rows.step)
         hit = self._train_rows.get(key)
         if hit is None or (isinstance(rows, Tensor) and hit[0] is not rows):
             idx = self.data.train_mask[rows].nonzero().squeeze(1)  # once per row set

@@ -96,6 +96,7 @@ def test_init_gloo_on_cuda_tensors_binds_the_device(gpus, fake_init):
         rank=1, world_size=2, store=object(), backend="gloo", device="cuda:0", comm_nice=None
     )
     assert (lay.device, lay.backend) == (CUDA("cuda", 0), "gloo") and gpus == [CUDA("cuda", 0)]
+    assert "device_id" not in fake_init[0]  # eager device binding is an NCCL feature
 
 
 def test_nccl_with_cpu_tensors_is_refused(gpus, fake_init):
