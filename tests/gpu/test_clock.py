@@ -116,3 +116,28 @@ def test_poll_on_the_host_clock_ends_comm_early():
     assert p.poll() is True
     p.wait()
     assert 0.0 <= c.times["comm"] and c.times["exposed_comm"] >= 0.0
+
+
+def test_trainer_reads_event_times_only_at_the_reduction(monkeypatch, tmp_path):
+    """Through the trainer (1 process, CPU tensors, the fake event clock in place of CUDA events): steps
+    record marks and never wait; the reduction waits and turns them into positive epoch times."""
+    from distgnn import train as train_mod
+    from distgnn.config import TrainConfig
+    from distgnn.data.synthetic import synthetic_graph
+    from distgnn.parallel import graph as graph_mod
+    from distgnn.parallel.build import build_strategy
+    from distgnn.parallel.layout import ProcessLayout
+    from distgnn.partitioning import partition_graph
+
+    clock = fake_clock()
+    monkeypatch.setattr(train_mod, "clock_for", lambda device: clock)
+    monkeypatch.setattr(graph_mod, "clock_for", lambda device: clock)
+    g = synthetic_graph(num_nodes=60, num_edges=300, num_features=4, num_classes=3, seed=0)
+    partition_graph(g, 1, str(tmp_path / "p"), progress=False)
+    cfg = TrainConfig.from_flat(progress=False, hidden=4, epochs=2, eval_every=2, kernel="reference")
+    trainer = train_mod.Trainer(cfg, build_strategy(cfg, str(tmp_path / "p"), ProcessLayout.single("cpu")))
+    rows = [trainer.local_epoch(0), trainer.local_epoch(1)]
+    assert FakeEvent.log == [] and FakeEvent.count > 8  # marks were recorded, none waited for
+    records = trainer.reduce_epochs(0, rows)
+    assert FakeEvent.log and all(r["epoch_s"] >= 3.0 for r in records)  # >= 3 marks inside each epoch
+    assert records[1]["eval_s"] >= 1.0 and records[0]["eval_s"] == 0.0
