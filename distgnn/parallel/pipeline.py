@@ -157,7 +157,7 @@ class PipelineStrategy(Strategy):
         inputs = self._post_receives(chunks, FWD)  # all of the phase's receives up front (see there)
         saved: list[tuple[Chunk, Tensor | None, Tensor]] = []  # (chunk, received input, output or loss)
         sends = []
-        loss = torch.zeros((), dtype=torch.float64)
+        loss = torch.zeros((), dtype=torch.float64, device=self.mesh.world.device)
         try:
             for c in chunks:  # forward, chunk order
                 h = self._wait(inputs[c.index], requires_grad=True)
@@ -180,7 +180,7 @@ class PipelineStrategy(Strategy):
                 w.wait()
         finally:
             self.prop.seeds.step = None
-        self.stats.loss = float(loss)
+        self.stats.loss = loss  # stays on the device until the trainer's batched reduction
         self.stats.comm_bytes += self.prop.comm_bytes
         self.stats.history_bytes = self.history.nbytes()
         self.stats.stale_reads, self.stats.neighbour_reads = self.prop.stale_reads, self.prop.reads
