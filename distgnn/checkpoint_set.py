@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 
 from distgnn import checkpoint as ckpt
-from distgnn.errors import DistGNNError
+from distgnn.errors import AgreedError, DistGNNError
 from distgnn.parallel.layout import ProcessLayout
 
 _DIGEST_WORDS = 4  # a sha256 as four int64
@@ -121,8 +121,8 @@ def resume_set(world: ProcessLayout, root: str, *, run: str | None = None) -> tu
         epoch, saved_world = _broadcast(list(found), world)
         if epoch < 0:
             return None
-        if saved_world != world.world_size:
-            raise DistGNNError(
+        if saved_world != world.world_size:  # broadcast from rank 0: every rank raises it, printed once
+            raise AgreedError(
                 f"checkpoint in {root} was written by {saved_world} processes, "
                 f"this job has {world.world_size}"
             )

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import time
 
-from distgnn.errors import DistGNNError
+from distgnn.errors import AgreedError, DistGNNError
 
 # Each module defines `add_parser(subparsers)`, which registers its parser with `func=run`.
 SUBCOMMANDS = ("partition", "info", "train", "profile")
+# A rank that stays silent about an error all ranks share exits this much later than the rank that prints
+# it, so a launcher that stops the other workers on the first exit does not cut the printing one short.
+AGREED_GRACE_S = 1.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,8 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except DistGNNError as err:
+        if isinstance(err, AgreedError) and os.environ.get("LOCAL_RANK", "0") != "0":
+            time.sleep(AGREED_GRACE_S)  # every rank has it: local rank 0 says it, once per node
+            return err.exit_code
         print(f"distgnn {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        return err.exit_code
     except KeyboardInterrupt:
         print(f"distgnn {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -28,6 +28,8 @@ STRATEGIES = ("graph", "pipeline", "hybrid")
 HISTORY_DTYPES = ("fp32", "bf16", "fp16")
 CHUNK_ORDERS = ("fixed", "shuffle")
 HISTORY_GRADS = ("drop", "defer")
+ON_NONFINITE = ("stop", "skip-step")
+MODEL_LIMITS = {"layers": 4096, "hidden": 65536, "heads": 1024}  # far beyond any published GNN
 
 
 def option(help: str, *, flag: str | None = None, metavar: str | None = None, choices: Any = None) -> dict:
@@ -63,6 +65,9 @@ class ModelConfig:
         if self.name not in MODELS:
             raise DistGNNError(f"unknown model {self.name!r}; choose one of {', '.join(MODELS)}")
         _at_least(self, ("layers", "hidden", "heads"), 1)
+        for name, bound in MODEL_LIMITS.items():  # absurd sizes: one line now, not an allocation failure
+            if getattr(self, name) > bound:
+                raise DistGNNError(f"{name} must be <= {bound}, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
             raise DistGNNError(f"dropout must be in [0, 1), got {self.dropout}")
 
@@ -243,12 +248,31 @@ class RunConfig:
         default=False,
         metadata=option("on SIGINT/SIGTERM, checkpoint the last finished epoch before exiting"),
     )
+    on_nonfinite: str = field(
+        default="stop",
+        metadata=option(
+            "a NaN/Inf loss or gradient: stop (one error naming the epoch and ranks) or skip-step (no "
+            "optimiser step that epoch; one more 1-value all-reduce per epoch)",
+            choices=ON_NONFINITE,
+        ),
+    )
+    collective_timeout: float = field(
+        default=20.0,
+        metadata=option(
+            "after the first epoch, a rank waiting longer than SEC for a peer in a collective stops the job "
+            "(a peer that hangs without dying); setup and the first epoch use --timeout",
+            metavar="SEC",
+        ),
+    )
 
     def __post_init__(self) -> None:
         _at_least(self, ("eval_every",), 1)
         _at_least(self, ("checkpoint_every", "keep_checkpoints"), 0)
         if self.checkpoint_on_exit and not self.checkpoint_dir:
             raise DistGNNError("--checkpoint-on-exit needs --checkpoint-dir")
+        _choice(self.on_nonfinite, ON_NONFINITE, "on-nonfinite")
+        if not self.collective_timeout > 0:
+            raise DistGNNError(f"collective-timeout must be > 0 seconds, got {self.collective_timeout}")
         if self.checkpoint_every and not self.checkpoint_dir:
             raise DistGNNError("--checkpoint-every needs --checkpoint-dir")
         if self.resume and not self.checkpoint_dir:

@@ -1,5 +1,19 @@
-"""The one error type the CLI turns into a single clear line and a non-zero exit."""
+"""The error types the CLI turns into a single clear line and a non-zero exit."""
 
 
 class DistGNNError(Exception):
     """User-facing error: bad input, bad configuration or a failed peer. Its message is one line."""
+
+    exit_code = 2
+
+
+class AgreedError(DistGNNError):
+    """An error every rank of a job raises with the same message (after agreeing on it through a
+    collective); the CLI prints it once per node, from local rank 0."""
+
+
+class PeerFailedError(DistGNNError):
+    """This rank stopped because another rank failed or went silent; the root cause is that rank's error.
+    Exit code 3, so a launcher reporting the first failure picks the root cause (exit code 2)."""
+
+    exit_code = 3

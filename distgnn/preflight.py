@@ -4,16 +4,26 @@ On several nodes each node may hold only its own ``part-<p>`` (copied from ``dis
 output). A node that lacks its part must not leave the other ranks waiting in their first collective
 until the process-group timeout: every rank checks its own part, the ranks exchange what they found
 (one small all-gather, right after the group forms) and every rank raises the same one-line error.
+
+The same all-gather carries a sha256 of each rank's ``meta.json``: ranks pointed at different partition
+directories (or at copies from different runs) stop with one error naming them. Then one all-to-all of
+halo row counts checks that what part p will send part q is what q expects to receive: parts mixed up
+between partitionings would otherwise hang an exchange, or silently corrupt one under NCCL.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import socket
 from pathlib import Path
 
+import numpy as np
+import torch
 import torch.distributed as dist
 
-from distgnn.errors import DistGNNError
+from distgnn.config import TrainConfig
+from distgnn.errors import AgreedError, DistGNNError
 from distgnn.parallel.layout import ProcessLayout
 from distgnn.partitioning import load_meta
 from distgnn.partitioning.format import ARRAYS, META_FILE, part_dirname
@@ -43,21 +53,115 @@ def part_problem(part_dir: str | Path, part_id: int, num_parts: int) -> str | No
     return None
 
 
-def agree(layout: ProcessLayout, problem: str | None) -> None:
-    """Share each rank's ``problem``; if any rank has one, raise the same DistGNNError on every rank."""
-    mine = None if problem is None else f"rank {layout.rank} on {socket.gethostname()}: {problem}"
+def gather(layout: ProcessLayout, mine: object) -> list:
+    """Every rank's ``mine``, in rank order (one all-gather of small objects)."""
     if layout.group is None:
-        found = [mine]
-    else:
-        found = [None] * layout.world_size
-        dist.all_gather_object(found, mine, group=layout.group)
+        return [mine]
+    found = [None] * layout.world_size
+    dist.all_gather_object(found, mine, group=layout.group)
+    return found
+
+
+def agree(layout: ProcessLayout, problem: str | None, found: list | None = None) -> None:
+    """Share each rank's ``problem``; if any rank has one, raise the same AgreedError on every rank.
+    ``found``: the problems already gathered (then no collective)."""
+    if found is None:
+        mine = None if problem is None else f"rank {layout.rank} on {socket.gethostname()}: {problem}"
+        found = gather(layout, mine)
     bad = [p for p in found if p is not None]
     if bad:
         more = f" (and {len(bad) - 1} more rank(s))" if len(bad) > 1 else ""
-        raise DistGNNError(f"{bad[0]}{more}")
+        raise AgreedError(f"{bad[0]}{more}")
+
+
+def meta_digest(part_dir: str | Path) -> str:
+    """sha256 of ``meta.json``'s bytes (which embed every part file's checksum)."""
+    return hashlib.sha256((Path(part_dir) / META_FILE).read_bytes()).hexdigest()
+
+
+def halo_counts(part_dir: str | Path, part_id: int, num_parts: int) -> tuple[list[int], list[int]]:
+    """(rows part ``part_id`` sends each part, rows it receives from each part), from its offsets files."""
+    counts = []
+    for name in ("send_offsets", "halo_offsets"):
+        path = Path(part_dir) / part_dirname(part_id) / f"{name}.npy"
+        try:
+            offsets = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise DistGNNError(f"cannot read {path}: {err}") from None
+        if offsets.shape != (num_parts + 1,) or offsets.dtype.kind not in "iu":
+            raise DistGNNError(f"{path} has shape {offsets.shape}, expected ({num_parts + 1},) integers")
+        counts.append(np.diff(offsets).tolist())
+    return counts[0], counts[1]
+
+
+def halo_problem(layout: ProcessLayout, num_parts: int, send: list[int], recv: list[int]) -> str | None:
+    """One all-to-all: each rank tells each graph peer (same stage) how many rows it will send it."""
+    stage, part = divmod(layout.rank, num_parts)
+    out = torch.zeros(layout.world_size, dtype=torch.int64)
+    out[stage * num_parts : (stage + 1) * num_parts] = torch.tensor(send, dtype=torch.int64)
+    got = torch.empty_like(out).to(layout.device)
+    dist.all_to_all_single(got, out.to(layout.device), group=layout.group)
+    got = got.cpu()[stage * num_parts : (stage + 1) * num_parts].tolist()
+    wrong = [q for q in range(num_parts) if got[q] != recv[q]]
+    if not wrong:
+        return None
+    q = wrong[0]
+    return (
+        f"part {part} expects {recv[q]} halo rows from part {q}, which would send {got[q]}: the parts come "
+        "from different partitionings"
+    )
 
 
 def require_part(part_dir: str | Path, layout: ProcessLayout, num_parts: int) -> None:
-    """Every rank checks it holds its part of a ``num_parts``-part directory; all raise together if any
-    rank does not. Rank r reads part ``r % num_parts`` (the graph rank of the stage-major process mesh)."""
-    agree(layout, part_problem(part_dir, layout.rank % num_parts, num_parts))
+    """Every rank checks it holds its part of a ``num_parts``-part directory, that all ranks read the same
+    ``meta.json`` and that their halo counts match; all raise together if any check fails. Rank r reads
+    part ``r % num_parts`` (the graph rank of the stage-major process mesh)."""
+    part_id = layout.rank % num_parts
+    problem = part_problem(part_dir, part_id, num_parts)
+    digest = send = recv = None
+    if problem is None:
+        try:
+            digest = meta_digest(part_dir)
+            send, recv = halo_counts(part_dir, part_id, num_parts)
+        except (OSError, DistGNNError) as err:
+            problem = str(err)
+    where = f"rank {layout.rank} on {socket.gethostname()}"
+    found = gather(layout, (None if problem is None else f"{where}: {problem}", digest, str(part_dir)))
+    agree(layout, None, [f[0] for f in found])
+    digests = {f[1] for f in found}
+    if len(digests) > 1:
+        first = {}
+        for rank, (_, d, path) in enumerate(found):
+            first.setdefault(d, f"rank {rank} read {path} (meta.json sha256 {d[:12]})")
+        raise AgreedError(
+            "the ranks read different partitions: " + "; ".join(first.values()) + ". Every rank must "
+            "see the same meta.json (copy the whole partition's meta.json to every node)"
+        )
+    if layout.group is not None and num_parts > 1:
+        mismatch = halo_problem(layout, num_parts, send, recv)
+        agree(layout, None if mismatch is None else f"{where}: {mismatch}")
+
+
+def writable_dir(path: str | Path, what: str) -> None:
+    """Refuse a directory that cannot be created or written, without creating anything."""
+    target = Path(path)
+    probe = target
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise DistGNNError(f"{what} {target} cannot be created: {probe} is not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise DistGNNError(f"{what} {target} is not writable ({probe} is read-only here)")
+
+
+def check_outputs(cfg: TrainConfig, rank: int) -> None:
+    """Fail before training, not at the first save, when an output this rank writes has nowhere to go."""
+    run = cfg.run
+    if run.checkpoint_dir and (run.checkpoint_every or run.resume):
+        writable_dir(run.checkpoint_dir, "checkpoint directory")
+    if run.trace:
+        writable_dir(run.trace, "trace directory")
+    if rank == 0:
+        for what, file in (("--metrics-out", run.metrics_out), ("--profile-out", run.profile_out)):
+            if file:
+                writable_dir(Path(file).parent, f"{what} directory")

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from distgnn import checkpoint as ckpt
-from distgnn import checkpoint_set
+from distgnn import checkpoint_set, failure
 from distgnn.comm.clock import Seconds, clock_for
 from distgnn.config import TrainConfig
 from distgnn.errors import DistGNNError
@@ -35,6 +35,7 @@ from distgnn.parallel.determinism import set_deterministic
 from distgnn.parallel.layout import ProcessLayout
 from distgnn.parallel.node_data import NodeData, model_input, row_normalize
 from distgnn.parallel.strategy import Strategy, all_reduce
+from distgnn.preflight import check_outputs
 from distgnn.profile.recorder import ProfileSession
 
 __all__ = [
@@ -66,7 +67,8 @@ class TrainResult:
 
 
 # One epoch's numbers as a float64 row, reduced over all ranks in one all-reduce: sums, then the times
-# (averaged over ranks), then the evaluated flag and (correct, total) for train/val/test.
+# (averaged over ranks), then the evaluated flag, (correct, total) for train/val/test and last the
+# non-finite code (distgnn.train.Trainer.nonfinite_code; on the device, no host read per step).
 # "stop_votes": ranks that got SIGINT/SIGTERM (distgnn.interrupt); every rank sees the same sum.
 SUMMED = ("loss", "comm_bytes", "history_bytes", "stale_reads", "neighbour_reads", "stop_votes")
 AVERAGED = ("epoch_s", "comm_s", "exposed_comm_s", "bubble_s", "grad_sync_s", "eval_s")
@@ -148,16 +150,37 @@ class Trainer:
         t0 = clock.mark()
         self.optimizer.zero_grad(set_to_none=False)
         stats = self.strategy.train_step(self.model, epoch)
+        bad = self.nonfinite_code(stats.loss)  # checked before the sum: names the rank it came from
         t_sync = clock.mark()
         self.strategy.reduce_gradients(self.model, self.params)
         t_synced = clock.mark()
         for group in self.optimizer.param_groups:
             group["lr"] = self.cfg.optim.lr_at(epoch)
-        self.optimizer.step()
+        if self.cfg.run.on_nonfinite != "skip-step" or not self._any_rank(bad):
+            self.optimizer.step()
         epoch_s, grad_sync_s = Seconds(clock), Seconds(clock)
         epoch_s.add(t0, clock.mark())
         grad_sync_s.add(t_sync, t_synced)
-        return vars(stats) | {"epoch_s": epoch_s, "grad_sync_s": grad_sync_s}
+        return vars(stats) | {"epoch_s": epoch_s, "grad_sync_s": grad_sync_s, "nonfinite": bad}
+
+    def nonfinite_code(self, loss: float | Tensor) -> Tensor:
+        """This rank's unreduced check, a float64 device scalar (no host read): 1 loss, 2 gradient, 3 both."""
+        dev = self.world.device
+        if isinstance(loss, Tensor):
+            loss_bad = (~torch.isfinite(loss.detach())).to(dev, torch.float64).reshape(())
+        else:
+            loss_bad = torch.tensor(float(not math.isfinite(loss)), dtype=torch.float64, device=dev)
+        grads = [p.grad for p in self.params if p.grad is not None]
+        ok = torch.stack([torch.isfinite(g).all() for g in grads]).all() if grads else torch.tensor(True)
+        return (~ok).to(dev, torch.float64) * 2 + loss_bad
+
+    def _any_rank(self, code: Tensor) -> bool:
+        """Whether any rank saw a non-finite value this step (skip-step only: one 1-value all-reduce and
+        one host read per step)."""
+        code = code.clone()
+        if self.world.is_distributed:
+            dist.all_reduce(code, op=dist.ReduceOp.MAX, group=self.world.group)
+        return bool(code > 0)
 
     def is_eval_epoch(self, epoch: int) -> bool:
         return (epoch + 1) % self.cfg.run.eval_every == 0 or epoch + 1 == self.cfg.optim.epochs
@@ -175,11 +198,12 @@ class Trainer:
             step["eval_s"] = Seconds(self.clock)
             step["eval_s"].add(t0, self.clock.mark())
         loss = step.pop("loss")
+        bad = step.pop("nonfinite").reshape(1)
         if isinstance(loss, Tensor):  # on the device: goes into the device half of the row
-            device = torch.cat([loss.detach().to(torch.float64).reshape(1), counts])
+            device = torch.cat([loss.detach().to(torch.float64).reshape(1), counts, bad])
             loss = 0.0
         else:
-            device = torch.cat([counts.new_zeros(1), counts])
+            device = torch.cat([counts.new_zeros(1), counts, bad])
         host = [loss] + [step.get(k, 0.0) for k in SUMMED[1:] + AVERAGED] + [float(evaluated)]
         return EpochRow(host=host, device=device)
 
@@ -192,12 +216,15 @@ class Trainer:
         host = torch.tensor([[float(v) for v in r.host] for r in rows], dtype=torch.float64)
         device = torch.stack([r.device for r in rows])
         table = torch.cat([host.to(device.device, non_blocking=True), device], dim=1)
+        local = table.clone()  # the all-reduce below works in place
         if self.world.is_distributed:  # gloo and NCCL both reduce on the device the group uses
             table = all_reduce(table, self.world)
+        rows_read = table.cpu().tolist()  # the reduction's one device read
+        bad_ranks = self.check_finite(first_epoch, local, rows_read)
         n_sum, n_avg = len(SUMMED), len(AVERAGED)
         n_host = n_sum + n_avg + 1
         records = []
-        for i, row in enumerate(table.cpu().tolist()):
+        for i, row in enumerate(rows_read):
             summed = dict(zip(SUMMED, row[:n_sum], strict=True))
             summed["loss"] += row[n_host]  # the device half's loss
             avg = {
@@ -206,7 +233,7 @@ class Trainer:
             }
             evaluated = row[n_sum + n_avg] > 0
             self.stop_votes += summed["stop_votes"]
-            accs = accuracies(row[n_host + 1 :]) if evaluated else [math.nan] * 3
+            accs = accuracies(row[n_host + 1 : -1]) if evaluated else [math.nan] * 3
             reads = summed["neighbour_reads"]
             records.append(
                 {
@@ -227,9 +254,35 @@ class Trainer:
                     "stale_read_frac": summed["stale_reads"] / reads if reads else 0.0,
                     "grad_sync_s": avg["grad_sync_s"],
                     "eval_s": avg["eval_s"],
+                    "nonfinite_ranks": len(bad_ranks.get(i, {})),
                 }
             )
         return records
+
+    def check_finite(
+        self, first_epoch: int, local: Tensor, rows: list[list[float]]
+    ) -> dict[int, dict[int, int]]:
+        """Rows whose reduced non-finite column is set: which ranks saw what (one all-gather, only then).
+
+        ``--on-nonfinite stop`` raises the same error on every rank, naming the first such epoch and its
+        ranks; ``skip-step`` (whose steps were already skipped) notes it on rank 0 and returns them.
+        """
+        found: dict[int, dict[int, int]] = {}
+        for i in [i for i, row in enumerate(rows) if row[-1] > 0]:
+            codes = local[i, -1].reshape(1).to(self.world.device)
+            if self.world.is_distributed:
+                gathered = [torch.zeros_like(codes) for _ in range(self.world.world_size)]
+                dist.all_gather(gathered, codes, group=self.world.group)
+                codes = torch.cat(gathered)
+            found[i] = {r: int(c) for r, c in enumerate(codes.tolist()) if c > 0}
+            message = nonfinite_message(first_epoch + i + 1, found[i])
+            if self.cfg.run.on_nonfinite == "stop":
+                raise failure.AgreedError(
+                    f"{message}; stopping (--on-nonfinite skip-step would skip such steps)"
+                )
+            if self.rank == 0:  # a warning, shown with --no-progress too
+                print(f"distgnn: warning: {message}; optimiser step skipped", file=sys.stderr, flush=True)
+        return found
 
     def run_epoch(self, epoch: int) -> dict:
         """Train, evaluate when scheduled and reduce the metrics of one epoch."""
@@ -254,7 +307,11 @@ class Trainer:
         if state["signature"] != self.cfg.model_signature():
             diff = sorted(k for k, v in self.cfg.model_signature().items() if state["signature"].get(k) != v)
             raise DistGNNError(f"checkpoint was written with different settings: {', '.join(diff)}")
-        self.model.load_state_dict(state["model"])
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as err:  # same settings, another graph: the feature or class count differs
+            detail = str(err).strip().splitlines()[-1].strip()
+            raise DistGNNError(f"checkpoint does not fit this model and partition: {detail}") from None
         self.optimizer.load_state_dict(state["optimizer"])
         self.strategy.load_state_dict(state["strategy"])
         ckpt.set_rng_state(state["rng"])
@@ -341,8 +398,12 @@ class Trainer:
                     last = self.history[-1]
                     bar.set_postfix(loss=f"{last['loss']:.4f}", val=_pct(last["val_acc"]), refresh=False)
                 bar.update()
+                if epoch == self.start_epoch:  # set-up and first-epoch warm-up are over
+                    self.set_collective_timeout(cfg.run.collective_timeout)
                 if save:
+                    self.set_collective_timeout(self.world.timeout)  # ranks may write at different speeds
                     self.save_checkpoint(done)
+                    self.set_collective_timeout(cfg.run.collective_timeout)
                 if self.stop_votes:  # a rank got SIGINT/SIGTERM: every rank stops after this epoch
                     raise self.interrupted(done, save)
         finally:
@@ -354,6 +415,12 @@ class Trainer:
             print(format_summary(summary), file=sys.stderr, flush=True)
         return TrainResult(history=self.history, summary=summary, model=self.model)
 
+    def set_collective_timeout(self, seconds: float | None) -> None:
+        """How long a rank waits for a silent peer in any of this job's groups (None: leave as is)."""
+        if self.world.is_distributed and seconds is not None:
+            mesh = self.strategy.mesh
+            failure.set_timeout([mesh.world.group, mesh.pipe.group, mesh.graph.group], seconds)
+
     def _log(self, message: str) -> None:
         if self.rank == 0 and self.cfg.run.progress:
             print(message, file=sys.stderr, flush=True)
@@ -361,6 +428,18 @@ class Trainer:
     def _note(self, message: str) -> None:
         if self.rank == 0:
             print(f"distgnn: {message}", file=sys.stderr, flush=True)
+
+
+def nonfinite_message(epoch: int, codes: dict[int, int]) -> str:
+    """``non-finite loss on rank 1 and gradient on ranks 0, 1 at epoch 3`` from {rank: 1 loss, 2 gradient,
+    3 both}. A NaN spreads to the gradients of a rank's peers through the halo exchange: the loss names
+    where it started."""
+    parts = []
+    for bit, what in ((1, "loss"), (2, "gradient")):
+        ranks = [r for r, code in sorted(codes.items()) if code & bit]
+        if ranks:
+            parts.append(f"{what} on rank{'s' if len(ranks) > 1 else ''} {', '.join(map(str, ranks))}")
+    return f"non-finite {' and '.join(parts)} at epoch {epoch}"
 
 
 def _pct(v: float) -> str:
@@ -371,14 +450,17 @@ def train_partition(
     cfg: TrainConfig, part_dir: str, layout: ProcessLayout, stop: StopRequest | None = None
 ) -> tuple[TrainResult, Strategy]:
     """One rank of a job: build the strategy ``cfg`` names over ``layout``, train, drain the comm.
-    ``stop``: the SIGINT/SIGTERM request the CLI installed (training then raises TrainingInterrupted)."""
-    strategy = build_strategy(cfg, part_dir, layout)
-    session = ProfileSession.start(cfg, strategy, layout, part_dir)  # --profile-out / --trace (else no-op)
-    try:
-        result = Trainer(cfg, strategy, stop).fit()
-    except TrainingInterrupted:
-        strategy.flush()  # drain exchanges still in flight (stale halos) before the group goes away
-        raise
-    strategy.flush()
-    session.finish(result.history)
+    ``stop``: the SIGINT/SIGTERM request the CLI installed (training then raises TrainingInterrupted).
+    A failure is one line naming the failing rank (distgnn.failure)."""
+    with failure.reported(layout.rank, layout.world_size):
+        check_outputs(cfg, layout.rank)
+        strategy = build_strategy(cfg, part_dir, layout)
+        session = ProfileSession.start(cfg, strategy, layout, part_dir)  # --profile-out / --trace
+        try:
+            result = Trainer(cfg, strategy, stop).fit()
+        except TrainingInterrupted:
+            strategy.flush()  # drain exchanges still in flight (stale halos) before the group goes away
+            raise
+        strategy.flush()
+        session.finish(result.history)
     return result, strategy

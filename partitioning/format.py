@@ -176,7 +176,36 @@ def load_meta(part_dir: str | os.PathLike) -> dict[str, Any]:
             f"partition format version {version} is not supported "
             f"(this distgnn reads version {FORMAT_VERSION})"
         )
+    check_meta(meta, path)
     return meta
+
+
+def check_meta(meta: dict[str, Any], path: Path) -> None:
+    """Refuse a meta.json whose sizes are not sane or whose file list names anything but this format's
+    ``part-<p>/<array>.npy`` files: metadata can never point a reader outside its directory."""
+    num_parts = meta.get("num_parts")
+    if not isinstance(num_parts, int) or isinstance(num_parts, bool) or num_parts < 1:
+        raise DistGNNError(f"{path}: num_parts must be a positive integer, got {num_parts!r}")
+    ranges = meta.get("node_ranges")
+    if not isinstance(ranges, list) or len(ranges) != num_parts:
+        raise DistGNNError(f"{path}: node_ranges must list one [start, end) per part")
+    end = 0
+    for p, r in enumerate(ranges):
+        pair = isinstance(r, list) and len(r) == 2 and all(type(v) is int for v in r)
+        if not (pair and r[0] == end <= r[1]):
+            raise DistGNNError(f"{path}: node_ranges[{p}] is {r!r}; parts must own contiguous ranges from 0")
+        end = r[1]
+    classes = meta.get("num_classes")
+    if type(classes) is not int or classes < 1:
+        raise DistGNNError(f"{path}: num_classes must be a positive integer, got {classes!r}")
+    checksums = meta.get("checksums")
+    if not isinstance(checksums, dict):
+        raise DistGNNError(f"{path}: checksums must be an object mapping file names to sha256 digests")
+    allowed = {f"{part_dirname(p)}/{name}.npy" for p in range(num_parts) for name in ARRAYS}
+    for rel in checksums:
+        if rel not in allowed:
+            where = "outside the partition directory" if ".." in rel or rel.startswith("/") else "unknown"
+            raise DistGNNError(f"{path} names a file {where}: {rel!r} (expected part-<p>/<array>.npy)")
 
 
 def sha256_file(path: Path) -> str:
@@ -227,7 +256,35 @@ def load_part(part_dir: str | os.PathLike, part_id: int, *, mmap: bool = True, v
         **arrays,
     )
     check_shapes(part, path=root / part_dirname(part_id))
+    check_values(part, path=root / part_dirname(part_id))
     return part
+
+
+def check_values(part: Part, *, path: Path) -> None:
+    """Catch IDs out of range and non-finite features (one pass over each array; a file that passes its
+    checksum can still come from a buggy writer or have been re-checksummed by hand)."""
+    n, h, p = part.n_owned, part.n_halo, part.num_parts
+
+    def within(name: str, lo: int, hi: int) -> None:
+        a = getattr(part, name)
+        if a.size and (int(a.min()) < lo or int(a.max()) >= hi):
+            raise DistGNNError(
+                f"{path}/{name}.npy has values outside [{lo}, {hi}): {int(a.min())}..{int(a.max())}"
+            )
+
+    within("indices", 0, n + h)
+    within("send_idx", 0, n)
+    within("y", -1, part.num_classes)
+    for name in ("indptr", "halo_offsets", "send_offsets"):
+        a = getattr(part, name)
+        if a.size and (int(a[0]) != 0 or bool((np.diff(a) < 0).any())):
+            raise DistGNNError(f"{path}/{name}.npy must start at 0 and never decrease")
+    if int(part.indptr[-1]) != part.indices.shape[0] or int(part.halo_offsets[-1]) != h:
+        raise DistGNNError(f"{path}: indptr/halo_offsets do not match indices/halo_gids")
+    if int(part.send_offsets[-1]) != part.send_idx.shape[0] or p != part.halo_offsets.shape[0] - 1:
+        raise DistGNNError(f"{path}: send_offsets do not match send_idx")
+    if not np.isfinite(part.x).all():
+        raise DistGNNError(f"{path}/x.npy has non-finite features (NaN or Inf)")
 
 
 def check_shapes(part: Part, *, path: Path) -> None:

@@ -72,6 +72,7 @@ class ProcessLayout:
     group: dist.ProcessGroup | None = None
     owns_group: bool = False
     comm_nice: int | None = None
+    timeout: float | None = None  # the group's set-up timeout in seconds (None: torch's default)
 
     def __post_init__(self) -> None:
         if self.world_size < 1:
@@ -149,6 +150,7 @@ class ProcessLayout:
             group=dist.group.WORLD,
             owns_group=True,
             comm_nice=comm_nice if boosted else None,
+            timeout=float(timeout),
         )
 
     @classmethod
