@@ -7,7 +7,7 @@ EXTRAS ?= dev,kaminpar
 BIN := $(VENV)/bin
 
 BASELINES ?= .venv-baselines
-.PHONY: install demo test lint baselines clean
+.PHONY: install demo test test-slow lint baselines clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +22,20 @@ demo: install
 	$(BIN)/distgnn partition --dataset synthetic --parts 2 --out runs/demo-parts --force
 	$(BIN)/distgnn train --partitions runs/demo-parts --model gcn --epochs 50 --nproc 2 --metrics-out runs/demo-metrics.jsonl
 
+# The suite runs on TEST_WORKERS pytest-xdist workers, one test file per worker at a time (module fixtures
+# such as a process group's runs are built once). Multi-process tests spend much of their time waiting
+# (spawn, rendezvous, timeouts), so 3 workers on 2 cores finish sooner than 2.
+TEST_WORKERS ?= 3
+
+# `make test`: lint and every test not marked slow. `make test-slow`: the slow tier (10-seed accuracy,
+# hybrid restart, hung-peer and two-agent failure tests, the GPU check script's CPU run). CI runs both.
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/hadolint docker/Dockerfile.cpu docker/Dockerfile.cuda
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow"
+
+test-slow: install
+	$(BIN)/python -m pytest -q -n 2 --dist load -m slow
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -8,13 +8,16 @@ import os
 import sys
 import time
 
-from distgnn.errors import AgreedError, DistGNNError
+from distgnn.errors import AgreedError, DistGNNError, PeerFailedError
 
 # Each module defines `add_parser(subparsers)`, which registers its parser with `func=run`.
 SUBCOMMANDS = ("partition", "info", "train", "profile")
 # A rank that stays silent about an error all ranks share exits this much later than the rank that prints
 # it, so a launcher that stops the other workers on the first exit does not cut the printing one short.
 AGREED_GRACE_S = 1.0
+# A rank stopped by a peer's failure exits this much later than the failing rank, so the launcher, which
+# stops the other workers on the first exit it sees, sees the root cause's exit code (2) first.
+PEER_GRACE_S = 2.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(AGREED_GRACE_S)  # every rank has it: local rank 0 says it, once per node
             return err.exit_code
         print(f"distgnn {args.command}: error: {err}", file=sys.stderr)
+        if isinstance(err, PeerFailedError):
+            time.sleep(PEER_GRACE_S)
         return err.exit_code
     except KeyboardInterrupt:
         print(f"distgnn {args.command}: interrupted", file=sys.stderr)

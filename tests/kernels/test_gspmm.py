@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 import pytest
 import torch
 from kernel_cases import GRAPHS, assert_close, graph, needs_triton_interp
@@ -66,9 +68,9 @@ def check(
     The per-element bound scales with the sum of |terms| behind each element: the reference on |inputs|.
     """
     csr = graph(gname)
-    kw = make_inputs(
-        csr, shape, opts, dtype, seed=hash((gname, shape, reduce, opts)) % 1000, per_head=per_head
-    )
+    # A seed fixed by the case (str hash() differs per interpreter: a random seed could draw tied maxima)
+    seed = zlib.crc32(repr((gname, shape, reduce, opts)).encode()) % 1000
+    kw = make_inputs(csr, shape, opts, dtype, seed=seed, per_head=per_head)
     grad_out = torch.randn((csr.num_dst, *shape), generator=torch.Generator().manual_seed(7)).to(dtype)
     ref_out, ref_grads = run(csr, _as_f32(kw), reduce, "reference", grad_out.float())
     mag_out, mag_grads = run(csr, _as_f32(kw, torch.abs), reduce, "reference", grad_out.float().abs())
