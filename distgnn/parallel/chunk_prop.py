@@ -52,7 +52,6 @@ class ChunkedPropagation:
         self.seeds = MaskSeeds(run_seed=seed)
         self.kernel_impl = kernel_impl
         self.chunk: Chunk | None = None
-        self.position: dict[int, int] = {}  # chunk id -> its place in this epoch's order
         self.record = True  # write fresh rows to the cache (off for evaluation)
         self.stale_reads = 0
         self.reads = 0
@@ -61,8 +60,16 @@ class ChunkedPropagation:
         self, chunk: Chunk, position: dict[int, int], transfers: dict[int, ChunkTransfer] | None = None
     ) -> None:
         """Aggregate for ``chunk`` next; ``position`` orders this epoch's chunks (earlier = fresh);
-        ``transfers``: the chunking's halo exchange plan (hybrid)."""
-        self.chunk, self.position, self.transfers = chunk, position, transfers
+        ``transfers``: the chunking's halo exchange plan (hybrid). Which other sources are fresh, and how
+        many in-edges read history, depend on the chunk and the order only: worked out here once, not
+        per layer (and on the sources' device, with no copy of them to the host)."""
+        self.chunk, self.transfers = chunk, transfers
+        order = torch.tensor([position[k] for k in range(len(position))])
+        me = position[chunk.index]
+        self._stale_edges = int(chunk.edges_from_other_chunks[order > me].sum())
+        self._edges = int(chunk.edges_from_other_chunks.sum())
+        # own rows of other chunks are never in chunk c itself
+        self._fresh = order.to(chunk.other_chunk.device)[chunk.other_chunk] <= me
 
     @property
     def num_nodes(self) -> int:
@@ -99,13 +106,9 @@ class ChunkedPropagation:
         c = self.chunk
         if m.shape[0] != c.rows.numel():
             raise DistGNNError(f"chunk {c.index} has {c.rows.numel()} rows, got {m.shape[0]}")
-        order = torch.tensor([self.position[k] for k in range(len(self.position))])
-        me = self.position[c.index]
-        later = order > me
-        self.stale_reads += int(c.edges_from_other_chunks[later].sum())
-        self.reads += int(c.edges_from_other_chunks.sum())
-        fresh = order[c.other_chunk.cpu()] <= me  # own rows of other chunks are never in chunk c itself
-        return ChunkSources.apply(m, self, key, fresh.to(c.others.device))
+        self.stale_reads += self._stale_edges
+        self.reads += self._edges
+        return ChunkSources.apply(m, self, key, self._fresh)
 
     def exchange(self, rows: Tensor, t: ChunkTransfer, *, backward: bool) -> Tensor:
         """Forward: send ``rows`` (this chunk's rows peers read), receive theirs; backward: the reverse."""
