@@ -20,6 +20,7 @@ import torch.distributed as dist
 from distgnn import checkpoint as ckpt
 from distgnn.errors import AgreedError, DistGNNError
 from distgnn.parallel.layout import ProcessLayout
+from distgnn.parallel.strategy import all_reduce
 
 _DIGEST_WORDS = 4  # a sha256 as four int64
 
@@ -34,11 +35,8 @@ def restart_count() -> int:
 
 
 def _sum(t: torch.Tensor, world: ProcessLayout) -> torch.Tensor:
-    if not world.is_distributed:
-        return t
-    t = t.to(world.device)
-    dist.all_reduce(t, op=dist.ReduceOp.SUM, group=world.group)
-    return t.cpu()
+    """``t`` (on the host) summed over ``world``, back on the host."""
+    return all_reduce(t.to(world.device), world).cpu() if world.is_distributed else t
 
 
 def _broadcast(values: list[int], world: ProcessLayout) -> list[int]:
