@@ -92,7 +92,12 @@ def _worker(
         else:
             value = fn(rank, world_size, *args)
         results.put((rank, True, pickle.dumps(value)))
-    except BaseException:  # noqa: B036 - report everything, including KeyboardInterrupt, to the parent
+    except BaseException as err:  # noqa: B036 - report everything, including KeyboardInterrupt, to the parent
+        from distgnn.cli import PEER_GRACE_S
+        from distgnn.failure import is_comm_failure
+
+        if is_comm_failure(err):  # a peer's failure seen from here: let that peer report its cause first
+            time.sleep(PEER_GRACE_S)
         results.put((rank, False, traceback.format_exc()))
     finally:
         if layout is not None:
