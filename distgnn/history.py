@@ -5,84 +5,111 @@ layer hands to the aggregation: ``h`` or ``h @ W``, the rows a halo exchange wou
 already computed this epoch are fresh; rows of later chunks are last epoch's values, read from here.
 Fresh rows overwrite the cache as chunks are computed, so one buffer per layer holds both.
 
+Rows are stored by *slot* (``slot_of[row]``, see ``distgnn.parallel.chunks.chunk_slots``), so that a
+chunk's rows are one slice; checkpoints hold them in row order, independent of the chunking. Row indices
+are a ``slice`` (a slice copy) or an int64 tensor of slots (``index_select``/``index_copy_``, which copy
+whole rows, several times faster on CPU than advanced indexing).
+
 Storage dtype is ``fp32`` (exact), or ``bf16``/``fp16`` (half the bytes; an approximation, also for the
-fresh rows read back from the cache). ``grads`` collects, per layer, the gradients that later chunks send
-back to rows they read fresh; a chunk takes its rows' share when its own backward reaches that layer.
-With deferred historical gradients (``--history-grad defer``, PipeGCN-style), the gradients of rows read
-from history are collected too (``defer``) and handed out with the fresh ones one epoch later
-(``start_epoch`` makes this epoch's collection the next epoch's).
+fresh rows read back from the cache). ``grads`` collects, per layer, the gradients of reads of rows
+(``deposit``); a row's backward takes its share (``take_grad``). Backward runs in reverse chunk order, so
+a fresh read's gradient is deposited before its row's backward, in the same epoch. The gradient of a
+historical read would arrive after it: it is not deposited (historical rows are constants), or, with
+deferred historical gradients (``--history-grad defer``, PipeGCN-style), it is and waits in the buffer
+for the row's backward one epoch later. Only then is the buffer state between epochs
+(``keep_history_grads``: saved in checkpoints).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
+Index = slice | Tensor  # cache slots: a contiguous range, or int64 slots
+
 
 class HistoryCache:
-    def __init__(self, num_rows: int, dtype: str = "fp32", device: torch.device | str = "cpu") -> None:
-        self.num_rows = num_rows
+    def __init__(
+        self,
+        slot_of: np.ndarray,
+        dtype: str = "fp32",
+        device: torch.device | str = "cpu",
+        *,
+        keep_history_grads: bool = False,
+    ) -> None:
+        self.num_rows = len(slot_of)
+        self.slot_of = torch.from_numpy(np.asarray(slot_of, dtype=np.int64))  # row -> slot (checkpoints)
         self.dtype = DTYPES[dtype]
         self.device = torch.device(device)
-        self.rows: dict[int, Tensor] = {}  # key -> [num_rows, F] in self.dtype
-        self.grads: dict[int, Tensor] = {}  # key -> [num_rows, F] float32
-        self.deferred: dict[int, Tensor] = {}  # historical reads' gradients collected last epoch
-        self.deferring: dict[int, Tensor] = {}  # ... and this epoch
+        self.keep_history_grads = keep_history_grads
+        self.rows: dict[int, Tensor] = {}  # key -> [num_rows, F] in self.dtype, by slot
+        self.grads: dict[int, Tensor] = {}  # key -> [num_rows, F] float32, by slot
 
-    def write(self, key: int, rows: Tensor, values: Tensor) -> None:
+    def write(self, key: int, slots: Index, values: Tensor) -> None:
         buf = self.rows.get(key)
         if buf is None or buf.shape[1] != values.shape[1]:
             buf = self.rows[key] = torch.zeros(
                 self.num_rows, values.shape[1], dtype=self.dtype, device=self.device
             )
-        buf[rows] = values.detach().to(self.dtype)
+        values = values.detach().to(self.dtype)
+        if isinstance(slots, slice):
+            buf[slots] = values
+        else:
+            buf.index_copy_(0, slots, values)
 
-    def read(self, key: int, rows: Tensor) -> Tensor:
-        return self.rows[key][rows].to(torch.float32)
+    def read_into(self, key: int, slots: Tensor, out: Tensor) -> None:
+        """Copy the rows at ``slots`` into ``out`` (a contiguous float32 tensor of their shape)."""
+        buf = self.rows[key]
+        if buf.dtype == out.dtype:
+            torch.index_select(buf, 0, slots, out=out)
+        else:
+            out.copy_(buf.index_select(0, slots))
 
-    def deposit(self, key: int, rows: Tensor, grad: Tensor) -> None:
-        """Add the gradient of fresh reads of ``rows`` (summed into their owners' backward later)."""
-        _accumulate(self.grads, key, rows, grad, self.num_rows)
+    def deposit(self, key: int, slots: Tensor, grad: Tensor) -> None:
+        """Add the gradient of reads of the rows at ``slots`` (unique)."""
+        g = self.grads.get(key)
+        if g is None:
+            g = self.grads[key] = torch.zeros(
+                self.num_rows, grad.shape[1], dtype=torch.float32, device=grad.device
+            )
+        g.index_add_(0, slots, grad.to(torch.float32))
 
-    def defer(self, key: int, rows: Tensor, grad: Tensor) -> None:
-        """Add the gradient of historical reads of ``rows``: handed out in the next epoch."""
-        _accumulate(self.deferring, key, rows, grad, self.num_rows)
-
-    def start_epoch(self) -> None:
-        """Gradients deferred last epoch become this epoch's; any not taken are dropped."""
-        self.deferred, self.deferring = self.deferring, {}
-
-    def take_grad(self, key: int, rows: Tensor) -> Tensor | None:
-        """The gradient deposited for ``rows`` (plus what was deferred to this epoch), then zeroed; None
-        if nothing was."""
-        out = None
-        for store in (self.grads, self.deferred):
-            g = store.get(key)
-            if g is not None:
-                out = g[rows] if out is None else out + g[rows]
-                g[rows] = 0
+    def take_grad(self, key: int, slots: Index, into: Tensor | None = None) -> Tensor | None:
+        """``into`` plus the gradient deposited for the rows at ``slots`` (just that gradient when
+        ``into`` is None; None if nothing was ever deposited), which is then zeroed."""
+        g = self.grads.get(key)
+        if g is None:
+            return into
+        if isinstance(slots, slice):
+            part = g[slots]
+            out = part.clone() if into is None else into + part
+            part.zero_()
+        else:
+            part = g.index_select(0, slots)
+            out = part if into is None else into + part
+            g.index_fill_(0, slots, 0)
         return out
 
     def nbytes(self) -> int:
         return sum(b.numel() * b.element_size() for b in self.rows.values())
 
     def state_dict(self) -> dict:
-        """Rows and the gradients deferred to the next epoch (between epochs nothing else is pending)."""
-        return {
-            "dtype": str(self.dtype),
-            "rows": {k: v.cpu() for k, v in self.rows.items()},
-            "deferring": {k: v.cpu() for k, v in self.deferring.items()},
-        }
+        """Rows (in row order) and, when they are kept, the gradients waiting for the next epoch
+        (between epochs nothing else is pending)."""
+        state = {"dtype": str(self.dtype), "rows": {k: self._by_row(v) for k, v in self.rows.items()}}
+        if self.keep_history_grads:
+            state["grads"] = {k: self._by_row(v) for k, v in self.grads.items()}
+        return state
 
     def load_state_dict(self, state: dict) -> None:
-        self.rows = {int(k): v.to(self.device) for k, v in state["rows"].items()}
-        self.deferring = {int(k): v.to(self.device) for k, v in state.get("deferring", {}).items()}
+        self.rows = {int(k): self._by_slot(v) for k, v in state["rows"].items()}
+        self.grads = {int(k): self._by_slot(v) for k, v in state.get("grads", {}).items()}
 
+    def _by_row(self, buf: Tensor) -> Tensor:
+        return buf.cpu().index_select(0, self.slot_of)
 
-def _accumulate(store: dict[int, Tensor], key: int, rows: Tensor, grad: Tensor, num_rows: int) -> None:
-    g = store.get(key)
-    if g is None:
-        g = store[key] = torch.zeros(num_rows, grad.shape[1], dtype=torch.float32, device=grad.device)
-    g.index_add_(0, rows, grad.to(torch.float32))
+    def _by_slot(self, by_row: Tensor) -> Tensor:
+        return torch.empty_like(by_row).index_copy_(0, self.slot_of, by_row).to(self.device)

@@ -17,6 +17,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from distgnn.parallel.chunks import Chunk, as_index
 from distgnn.parallel.layout import ProcessLayout
 from distgnn.partitioning.part import Part
 
@@ -43,16 +44,21 @@ class ChunkTransfer:
 
     send_pos: Tensor  # int64: positions within the chunk's rows
     send_counts: list[int]
-    recv_rows: Tensor  # int64: cache indices (n_owned + halo index) of the received rows
+    recv_slots: slice | Tensor  # cache slots of the received rows
     recv_counts: list[int]
-    used: Tensor  # bool [received]: read by this chunk's own aggregation
-    used_pos: Tensor  # int64: positions of those within the chunk's ``others``
+    used: Tensor  # int64: positions among the received rows of those this chunk's aggregation reads
+    used_pos: Tensor  # int64: their positions within the chunk's ``others``
 
 
 def chunk_transfers(
-    part: Part, chunk_of: np.ndarray, chunks: list, device: torch.device | str = "cpu"
+    part: Part,
+    chunk_of: np.ndarray,
+    chunks: list[Chunk],
+    slot_of: np.ndarray,
+    device: torch.device | str = "cpu",
 ) -> dict[int, ChunkTransfer]:
-    """Per chunk id: its transfer plan. ``chunk_of`` covers [owned | halo] rows (halo: owners' ids)."""
+    """Per chunk id: its transfer plan. ``chunk_of`` covers [owned | halo] rows (halo: owners' ids),
+    ``slot_of`` gives their cache slots."""
     n, peers = part.n_owned, part.num_parts
     send_idx = np.asarray(part.send_idx, dtype=np.int64)
     send_peer = np.repeat(np.arange(peers), np.diff(part.send_offsets))
@@ -65,16 +71,16 @@ def chunk_transfers(
         sel = chunk_of[send_idx] == c.index
         others = c.others.cpu().numpy()
         pos_in_others = np.full(n + part.n_halo, -1, dtype=np.int64)
-        pos_in_others[others] = np.arange(len(others))
+        pos_in_others[others] = np.arange(len(others))  # by slot
         halo_sel = np.flatnonzero(chunk_of[n:] == c.index)
-        recv_rows = n + halo_sel
-        pos = pos_in_others[recv_rows]
+        recv_slots = slot_of[n + halo_sel]
+        pos = pos_in_others[recv_slots]
         out[c.index] = ChunkTransfer(
             send_pos=torch.from_numpy(pos_in_chunk[send_idx[sel]]).to(device),
             send_counts=np.bincount(send_peer[sel], minlength=peers).tolist(),
-            recv_rows=torch.from_numpy(recv_rows).to(device),
+            recv_slots=as_index(recv_slots, device),
             recv_counts=np.bincount(halo_peer[halo_sel], minlength=peers).tolist(),
-            used=torch.from_numpy(pos >= 0).to(device),
+            used=torch.from_numpy(np.flatnonzero(pos >= 0)).to(device),
             used_pos=torch.from_numpy(pos[pos >= 0]).to(device),
         )
     return out

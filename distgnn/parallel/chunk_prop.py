@@ -7,13 +7,13 @@ rows of later chunks are *historical* (last epoch's). In the hybrid strategy the
 ranks first exchange the rows of their chunk c that peers read (``chunk_exchange``), so halo rows follow
 the same rule.
 
-Gradients (:class:`ChunkSources`): fresh reads send their gradient back through the cache
-(``HistoryCache.deposit``; halo rows then travel to their owners in chunk c's backward exchange), and a
-chunk adds what later chunks deposited for its rows when its own backward reaches the layer, so
-processing backward in reverse chunk order gives every row its complete gradient; historical rows are
-constants, or (``defer_history_grads``) their gradients are deferred to the rows' backward in the next
-epoch (``HistoryCache.defer``). With one chunk nothing is read from history and a stage computes
-exactly the full-graph layer.
+Gradients (:class:`ChunkSources`): every read of another source sends its gradient back through the
+cache (``HistoryCache.deposit``; halo rows then travel to their owners in chunk c's backward exchange),
+and a chunk adds what was deposited for its rows when its own backward reaches the layer. Backward runs
+in reverse chunk order, so a fresh read's gradient is there in time; a historical read's arrives after
+its row's backward and waits for the next epoch, where it is dropped (historical rows are constants)
+or, with ``--history-grad defer``, taken one epoch late. With one chunk nothing is read from history and
+a stage computes exactly the full-graph layer.
 """
 
 from __future__ import annotations
@@ -60,16 +60,23 @@ class ChunkedPropagation:
         self, chunk: Chunk, position: dict[int, int], transfers: dict[int, ChunkTransfer] | None = None
     ) -> None:
         """Aggregate for ``chunk`` next; ``position`` orders this epoch's chunks (earlier = fresh);
-        ``transfers``: the chunking's halo exchange plan (hybrid). Which other sources are fresh, and how
-        many in-edges read history, depend on the chunk and the order only: worked out here once, not
-        per layer (and on the sources' device, with no copy of them to the host)."""
+        ``transfers``: the chunking's halo exchange plan (hybrid). How many in-edges read history, and
+        which reads' gradients go to the cache, depend on the chunk and the order only: worked out here
+        once, not per layer."""
         self.chunk, self.transfers = chunk, transfers
-        order = torch.tensor([position[k] for k in range(len(position))])
         me = position[chunk.index]
+        order = torch.tensor([position[k] for k in range(len(position))])
         self._stale_edges = int(chunk.edges_from_other_chunks[order > me].sum())
         self._edges = int(chunk.edges_from_other_chunks.sum())
-        # own rows of other chunks are never in chunk c itself
-        self._fresh = order.to(chunk.other_chunk.device)[chunk.other_chunk] <= me
+        # Spans of ``others`` whose gradients are deposited: every read with deferred gradients, else
+        # the fresh ones only (a historical read's gradient would arrive after its row's backward).
+        spans: list[tuple[int, int]] = []
+        for k, a, b in chunk.other_runs:
+            if self.defer_history_grads or position[k] <= me:
+                if spans and spans[-1][1] == a:
+                    a = spans.pop()[0]
+                spans.append((a, b))
+        self._deposit_spans = spans
 
     @property
     def num_nodes(self) -> int:
@@ -108,7 +115,7 @@ class ChunkedPropagation:
             raise DistGNNError(f"chunk {c.index} has {c.rows.numel()} rows, got {m.shape[0]}")
         self.stale_reads += self._stale_edges
         self.reads += self._edges
-        return ChunkSources.apply(m, self, key, self._fresh)
+        return ChunkSources.apply(m, self, key)
 
     def exchange(self, rows: Tensor, t: ChunkTransfer, *, backward: bool) -> Tensor:
         """Forward: send ``rows`` (this chunk's rows peers read), receive theirs; backward: the reverse."""
@@ -119,45 +126,42 @@ class ChunkedPropagation:
 
 class ChunkSources(torch.autograd.Function):
     """``[m | other sources]`` for the current chunk, as one autograd node so the backward runs in a fixed
-    order: deposit the gradients of fresh reads, return halo gradients of this chunk to their owners
-    (a collective, the same step on every rank), then give ``m`` its own share plus what later chunks
-    and peers deposited for its rows."""
+    order: deposit the gradients of the other sources' reads, return halo gradients of this chunk to
+    their owners (a collective, the same step on every rank), then give ``m`` its own share plus what
+    later chunks and peers deposited for its rows."""
 
     @staticmethod
-    def forward(ctx, m: Tensor, prop: ChunkedPropagation, key: int, fresh: Tensor) -> Tensor:
+    def forward(ctx, m: Tensor, prop: ChunkedPropagation, key: int) -> Tensor:
         c, history = prop.chunk, prop.history
         t = prop.transfers[c.index] if prop.transfers is not None else None
         if prop.record:
-            history.write(key, c.rows, m)
+            history.write(key, c.slots, m)
         received = prop.exchange(m.detach()[t.send_pos], t, backward=False) if t is not None else None
         if received is not None and prop.record:
-            history.write(key, t.recv_rows, received)
-        ctx.prop, ctx.key, ctx.fresh, ctx.chunk, ctx.transfer = prop, key, fresh, c, t
-        if c.others.numel() == 0:
-            return m.clone()
-        other = history.read(key, c.others).to(m.dtype)
-        if received is not None:
-            other[t.used_pos] = received[t.used].to(m.dtype)
-        return torch.cat([m, other])
+            history.write(key, t.recv_slots, received)
+        ctx.prop, ctx.key, ctx.chunk, ctx.transfer, ctx.spans = prop, key, c, t, prop._deposit_spans
+        n = m.shape[0]
+        out = m.new_empty(n + c.others.numel(), m.shape[1])
+        out[:n] = m
+        if c.others.numel():
+            history.read_into(key, c.others, out[n:])
+        if received is not None and t.used.numel():
+            out[n:].index_copy_(0, t.used_pos, received.index_select(0, t.used).to(m.dtype))
+        return out
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         prop, key, c, t = ctx.prop, ctx.key, ctx.chunk, ctx.transfer
         history = prop.history
         n = c.rows.numel()
-        g_m = grad[:n].clone()
-        if c.others.numel():
-            g_other = grad[n:]
-            history.deposit(key, c.others[ctx.fresh], g_other[ctx.fresh])
-            if prop.defer_history_grads:
-                stale = ~ctx.fresh
-                history.defer(key, c.others[stale], g_other[stale])
+        for a, b in ctx.spans:
+            history.deposit(key, c.others[a:b], grad[n + a : n + b])
         if t is not None:
-            back = history.take_grad(key, t.recv_rows)
+            back = history.take_grad(key, t.recv_slots)
             if back is None:
-                back = grad.new_zeros(t.recv_rows.numel(), grad.shape[1])
-            g_m.index_add_(0, t.send_pos, prop.exchange(back.to(grad.dtype), t, backward=True))
-        extra = history.take_grad(key, c.rows)
-        if extra is not None:
-            g_m += extra.to(g_m.dtype)
-        return g_m, None, None, None
+                back = grad.new_zeros(sum(t.recv_counts), grad.shape[1])
+            returned = prop.exchange(back.to(grad.dtype), t, backward=True)
+        g_m = history.take_grad(key, c.slots, into=grad[:n])
+        if t is not None:
+            g_m = g_m.index_add(0, t.send_pos, returned)
+        return g_m, None, None

@@ -34,7 +34,7 @@ from distgnn.history import HistoryCache
 from distgnn.models.layered import LayeredModel
 from distgnn.parallel.chunk_exchange import chunk_transfers, halo_chunk_ids
 from distgnn.parallel.chunk_prop import ChunkedPropagation
-from distgnn.parallel.chunks import Chunk, assign_chunks, build_chunks
+from distgnn.parallel.chunks import Chunk, assign_chunks, build_chunks, chunk_slots
 from distgnn.parallel.mesh import Mesh2D
 from distgnn.parallel.node_data import NodeData, model_input
 from distgnn.parallel.strategy import StepStats, Strategy, all_reduce
@@ -99,17 +99,19 @@ class PipelineStrategy(Strategy):
         if mesh.graph_size > 1:
             chunk_of = np.concatenate([chunk_of, halo_chunk_ids(part, chunk_of, mesh.graph)])
         whole_of = np.zeros(n + part.n_halo, np.int64)
+        slot_of = chunk_slots(chunk_of, n)  # the cache's row order, the same for both chunkings
         args = (part.indptr, part.indices, part.in_degree, part.out_degree)
-        self.chunks = build_chunks(chunk_of, *args, num_chunks, device)
-        self.whole = build_chunks(whole_of, *args, 1, device)
+        self.chunks = build_chunks(chunk_of, *args, num_chunks, device, slot_of=slot_of)
+        self.whole = build_chunks(whole_of, *args, 1, device, slot_of=slot_of)
         self.transfers = self.whole_transfers = None
         if mesh.graph_size > 1:
-            self.transfers = chunk_transfers(part, chunk_of, self.chunks, device)
-            self.whole_transfers = chunk_transfers(part, whole_of, self.whole, device)
+            self.transfers = chunk_transfers(part, chunk_of, self.chunks, slot_of, device)
+            self.whole_transfers = chunk_transfers(part, whole_of, self.whole, slot_of, device)
         # The cost-model split must be the same on every rank: use the whole graph's sizes.
         sizes = torch.tensor([n, int(part.indptr[-1])], dtype=torch.float64)
         self.graph_nodes, self.graph_edges = (int(v) for v in all_reduce(sizes, mesh.graph).tolist())
-        self.history = HistoryCache(n + part.n_halo, cfg.parallel.history_dtype, device)
+        defer = cfg.parallel.history_grad == "defer"
+        self.history = HistoryCache(slot_of, cfg.parallel.history_dtype, device, keep_history_grads=defer)
         graph = mesh.graph if mesh.graph_size > 1 else None
         self.prop = ChunkedPropagation(
             self.history,
@@ -117,7 +119,7 @@ class PipelineStrategy(Strategy):
             seed=cfg.optim.seed,
             kernel_impl=cfg.parallel.kernel,
             graph=graph,
-            defer_history_grads=cfg.parallel.history_grad == "defer",
+            defer_history_grads=defer,
         )
         self.x_chunks = {id(c): model_input(data.x[c.rows]) for c in self.chunks + self.whole}
         self.stats = StepStats(loss=0.0)
@@ -151,7 +153,6 @@ class PipelineStrategy(Strategy):
         chunks = self.chunk_order(chunks, epoch)
         self.prop.record, self.prop.stale_reads, self.prop.reads, self.prop.comm_bytes = True, 0, 0, 0
         self.prop.seeds.step = epoch
-        self.history.start_epoch()
         self.stats = StepStats(loss=0.0)
         position = {c.index: i for i, c in enumerate(chunks)}
         inputs = self._post_receives(chunks, FWD)  # all of the phase's receives up front (see there)
