@@ -62,9 +62,12 @@ def _gspmm_setup(ctx, inputs, output) -> None:
     indptr, indices, x, w, ss, ds, bias, t_indptr, t_indices, t_perm, mean, relu, impl = inputs
     ctx.mean, ctx.relu, ctx.impl = mean, relu, impl
     ctx.has_bias = bias is not None
-    ctx.save_for_backward(
-        indptr, indices, x, w, ss, ds, t_indptr, t_indices, t_perm, output if relu else None
-    )
+    ctx.x_shape, ctx.x_dtype = x.shape, x.dtype
+    # The source rows are needed only for the gradients of edge weights and scales; without those the
+    # backward is A^T g, and the (halo-extended or gathered) source buffer is freed after the forward.
+    x_kept = x if any(ctx.needs_input_grad[3:6]) else None
+    out_kept = output if relu else None
+    ctx.save_for_backward(indptr, indices, x_kept, w, ss, ds, t_indptr, t_indices, t_perm, out_kept)
 
 
 def _effective_dst_scale(indptr: Tensor, ds: Tensor | None, mean: bool) -> Tensor | None:
@@ -88,7 +91,7 @@ def _gspmm_backward(ctx, grad: Tensor):
     g = grad.contiguous()
     if ctx.relu:
         g = g * (out > 0)
-    num_rows, (s, h, d) = indptr.numel() - 1, x.shape
+    num_rows, (s, h, d) = indptr.numel() - 1, ctx.x_shape
     g_bias = g.reshape(num_rows, h * d).float().sum(0) if ctx.has_bias and need[6] else None
     eff = _effective_dst_scale(indptr, ds, ctx.mean)
     g_ds = None
@@ -103,18 +106,18 @@ def _gspmm_backward(ctx, grad: Tensor):
         if need[4]:  # src_scale needs grad: gather unscaled, scale afterwards
             t = spmm(t_indptr, t_indices, g, wt, eff, None, False)
             g_ss = (t.float() * x.float()).sum((1, 2)).to(ss.dtype)
-            g_x = (t.float() * ss.float()[:, None, None]).to(x.dtype) if need[2] else None
+            g_x = (t.float() * ss.float()[:, None, None]).to(ctx.x_dtype) if need[2] else None
         else:
             g_x = spmm(t_indptr, t_indices, g, wt, eff, ss, False)
     g_w = None
     if need[3]:
-        a = g if eff is None else (g.float() * eff[:, None, None]).to(x.dtype)
+        a = g if eff is None else (g.float() * eff[:, None, None]).to(ctx.x_dtype)
         b = x if ss is None else (x.float() * ss.float()[:, None, None]).to(x.dtype)
         if w.shape[1] == 1:  # one weight for all heads: dot over the whole row
             a, b = a.reshape(num_rows, 1, h * d), b.reshape(s, 1, h * d)
         g_w = edge_dot_op(indptr, indices, a.contiguous(), b.contiguous(), impl).to(w.dtype)
     if g_bias is not None:
-        g_bias = g_bias.to(x.dtype)
+        g_bias = g_bias.to(ctx.x_dtype)
     return None, None, g_x, g_w, g_ss, g_ds, g_bias, None, None, None, None, None, None
 
 
