@@ -85,11 +85,11 @@ class HistoryCache:
             return into
         if isinstance(slots, slice):
             part = g[slots]
-            out = part.clone() if into is None else into + part
+            out = part.clone() if into is None else into + part.to(into.dtype)
             part.zero_()
         else:
             part = g.index_select(0, slots)
-            out = part if into is None else into + part
+            out = part if into is None else into + part.to(into.dtype)
             g.index_fill_(0, slots, 0)
         return out
 

@@ -7,13 +7,13 @@ rows of later chunks are *historical* (last epoch's). In the hybrid strategy the
 ranks first exchange the rows of their chunk c that peers read (``chunk_exchange``), so halo rows follow
 the same rule.
 
-Gradients (:class:`ChunkSources`): every read of another source sends its gradient back through the
-cache (``HistoryCache.deposit``; halo rows then travel to their owners in chunk c's backward exchange),
-and a chunk adds what was deposited for its rows when its own backward reaches the layer. Backward runs
-in reverse chunk order, so a fresh read's gradient is there in time; a historical read's arrives after
-its row's backward and waits for the next epoch, where it is dropped (historical rows are constants)
-or, with ``--history-grad defer``, taken one epoch late. With one chunk nothing is read from history and
-a stage computes exactly the full-graph layer.
+Gradients (:class:`ChunkSources`): a fresh read sends its gradient back through the cache
+(``HistoryCache.deposit``; halo rows then travel to their owners in chunk c's backward exchange), and a
+chunk adds what was deposited for its rows when its own backward reaches the layer: backward runs in
+reverse chunk order, so every fresh read's gradient is there in time. Historical rows are constants, or
+(``--history-grad defer``) their reads deposit too: those gradients arrive after the row's backward and
+wait in the cache for its backward one epoch later. With one chunk nothing is read from history and a
+stage computes exactly the full-graph layer.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ class ChunkedPropagation:
 
 class ChunkSources(torch.autograd.Function):
     """``[m | other sources]`` for the current chunk, as one autograd node so the backward runs in a fixed
-    order: deposit the gradients of the other sources' reads, return halo gradients of this chunk to
+    order: deposit the gradients of reads of other sources, return halo gradients of this chunk to
     their owners (a collective, the same step on every rank), then give ``m`` its own share plus what
     later chunks and peers deposited for its rows."""
 
