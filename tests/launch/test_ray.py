@@ -38,28 +38,35 @@ def test_two_ray_workers_match_torchrun(tmp_path):
     assert losses(metrics) == expected
 
 
-def test_bad_sizes_fail_before_ray_starts(tmp_path):
+def ray_main(argv: list[str], monkeypatch, capsys) -> tuple[int, str]:
+    """The script's ``main()`` in this process (exit code, stderr): its error paths end before any Ray or
+    worker process would start, so a fresh interpreter per case would only add torch's import time."""
+    spec = importlib.util.spec_from_file_location("ray_train_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(sys, "argv", [str(SCRIPT), *argv])
+    code = module.main()
+    return code, capsys.readouterr().err
+
+
+def test_bad_sizes_fail_before_ray_starts(tmp_path, monkeypatch, capsys):
     parts = tiny_parts(tmp_path)
-    proc = ray_train(["--workers", "3", "--", "--partitions", str(parts)], tmp_path, 120)
-    assert proc.returncode == 2
-    assert proc.stderr == (
-        f"launch/ray_train.py: error: {parts} has 2 parts; 3 workers need 3 for --strategy graph\n"
-    )
-    proc = ray_train(["--workers", "2", "--", "--epochs", "2"], tmp_path, 120)
-    assert proc.stderr == (
-        "launch/ray_train.py: error: --partitions is required (a directory every Ray worker can read)\n"
+    code, err = ray_main(["--workers", "3", "--", "--partitions", str(parts)], monkeypatch, capsys)
+    assert code == 2
+    assert err == f"launch/ray_train.py: error: {parts} has 2 parts; 3 workers need 3 for --strategy graph\n"
+    code, err = ray_main(["--workers", "2", "--", "--epochs", "2"], monkeypatch, capsys)
+    assert code == 2
+    assert (
+        err
+        == "launch/ray_train.py: error: --partitions is required (a directory every Ray worker can read)\n"
     )
 
 
-def test_missing_ray_is_one_clear_line(tmp_path):
+def test_missing_ray_is_one_clear_line(tmp_path, monkeypatch, capsys):
     # Ray hidden from the interpreter: the launcher says which extra to install.
     parts = tiny_parts(tmp_path)
-    code = (
-        "import sys, runpy; sys.modules['ray'] = None; "
-        f"sys.argv = ['ray_train.py', '--workers', '2', '--', '--partitions', {str(parts)!r}]; "
-        f"runpy.run_path({str(SCRIPT)!r}, run_name='__main__')"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2
-    assert proc.stderr.startswith("launch/ray_train.py: error: the Ray launcher needs Ray Train (")
-    assert proc.stderr.endswith("is missing): pip install 'distgnn[ray]'\n")
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
+    code, err = ray_main(["--workers", "2", "--", "--partitions", str(parts)], monkeypatch, capsys)
+    assert code == 2
+    assert err.startswith("launch/ray_train.py: error: the Ray launcher needs Ray Train (")
+    assert err.endswith("is missing): pip install 'distgnn[ray]'\n")
