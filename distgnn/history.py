@@ -106,7 +106,8 @@ class HistoryCache:
 
     def load_state_dict(self, state: dict) -> None:
         self.rows = {int(k): self._by_slot(v) for k, v in state["rows"].items()}
-        self.grads = {int(k): self._by_slot(v) for k, v in state.get("grads", {}).items()}
+        waiting = state.get("grads", state.get("deferring", {}))  # "deferring": checkpoints before 2026-11-30
+        self.grads = {int(k): self._by_slot(v) for k, v in waiting.items()}
 
     def _by_row(self, buf: Tensor) -> Tensor:
         return buf.cpu().index_select(0, self.slot_of)
