@@ -216,6 +216,21 @@ def run_token(root: str | os.PathLike, *, new: bool) -> str:
     return token
 
 
+def partition_mismatch(saved: dict | None, current: dict | None) -> str | None:
+    """Why a checkpoint trained on partitioning ``saved`` cannot resume on ``current`` (both
+    :func:`distgnn.preflight.partition_identity`); None when they match or either is unknown (a
+    checkpoint of an older distgnn, a trainer built without a partition directory). Another partitioning
+    of the same graph has the same feature and class counts: without this, it would resume silently with
+    every node's parameters and halo state applied to other nodes."""
+    if not saved or not current or saved.get("sha256") == current.get("sha256"):
+        return None
+    return (
+        f"the checkpoint was trained on another partitioning: {saved.get('dir')} (content sha256 "
+        f"{str(saved.get('sha256'))[:12]}), this job reads {current['dir']} (content sha256 "
+        f"{current['sha256'][:12]}); resume on the partitioning it was written on"
+    )
+
+
 def rng_state() -> dict:
     """The RNG states dropout draws from (CPU and, when present, every CUDA device)."""
     state = {"cpu": torch.get_rng_state()}

@@ -14,6 +14,7 @@ between partitionings would otherwise hang an exchange, or silently corrupt one 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 from pathlib import Path
@@ -77,6 +78,15 @@ def agree(layout: ProcessLayout, problem: str | None, found: list | None = None)
 def meta_digest(part_dir: str | Path) -> str:
     """sha256 of ``meta.json``'s bytes (which embed every part file's checksum)."""
     return hashlib.sha256((Path(part_dir) / META_FILE).read_bytes()).hexdigest()
+
+
+def partition_identity(part_dir: str | Path) -> dict:
+    """What a checkpoint records of the partitioning it was trained on: the directory (for messages) and
+    a sha256 of ``meta.json``'s per-file checksums, i.e. of the partition's content. Unlike
+    :func:`meta_digest` it ignores what a re-run changes without changing the parts (timings)."""
+    checksums = load_meta(part_dir).get("checksums", {})
+    blob = json.dumps(checksums, sort_keys=True).encode()
+    return {"dir": str(part_dir), "sha256": hashlib.sha256(blob).hexdigest()}
 
 
 def halo_counts(part_dir: str | Path, part_id: int, num_parts: int) -> tuple[list[int], list[int]]:

@@ -35,7 +35,7 @@ from distgnn.parallel.determinism import set_deterministic
 from distgnn.parallel.layout import ProcessLayout
 from distgnn.parallel.node_data import NodeData, model_input, row_normalize
 from distgnn.parallel.strategy import Strategy, all_reduce
-from distgnn.preflight import check_outputs
+from distgnn.preflight import check_outputs, partition_identity
 from distgnn.profile.recorder import ProfileSession
 
 __all__ = [
@@ -93,8 +93,16 @@ class EpochRow:
 class Trainer:
     """Owns the model, the optimiser and the loop for one rank; built identically on every rank."""
 
-    def __init__(self, cfg: TrainConfig, strategy: Strategy, stop: StopRequest | None = None) -> None:
-        self.cfg, self.strategy, self.stop = cfg, strategy, stop
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        strategy: Strategy,
+        stop: StopRequest | None = None,
+        partition: dict | None = None,
+    ) -> None:
+        """``partition``: :func:`distgnn.preflight.partition_identity` of the directory trained on, kept in
+        checkpoints so that a resume on another partitioning is refused (None: not checked)."""
+        self.cfg, self.strategy, self.stop, self.partition = cfg, strategy, stop, partition
         self.world = strategy.mesh.world
         self.rank = self.world.rank
         self.clock = clock_for(self.world.device)  # host timers on CPU, CUDA events on CUDA
@@ -294,7 +302,7 @@ class Trainer:
             "epoch": epoch,
             "world_size": self.world.world_size,
             "rank": self.rank,
-            "signature": self.cfg.model_signature(),
+            "signature": {**self.cfg.model_signature(), "partition": self.partition},
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "rng": ckpt.rng_state(),
@@ -304,8 +312,12 @@ class Trainer:
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        if state["signature"] != self.cfg.model_signature():
-            diff = sorted(k for k, v in self.cfg.model_signature().items() if state["signature"].get(k) != v)
+        saved = state["signature"]
+        wrong_partition = ckpt.partition_mismatch(saved.get("partition"), self.partition)
+        if wrong_partition:  # the same on every rank (their meta.json agree): printed once
+            raise failure.AgreedError(wrong_partition)
+        diff = sorted(k for k, v in self.cfg.model_signature().items() if saved.get(k) != v)
+        if diff:
             raise DistGNNError(f"checkpoint was written with different settings: {', '.join(diff)}")
         try:
             self.model.load_state_dict(state["model"])
@@ -457,7 +469,7 @@ def train_partition(
         strategy = build_strategy(cfg, part_dir, layout)
         session = ProfileSession.start(cfg, strategy, layout, part_dir)  # --profile-out / --trace
         try:
-            result = Trainer(cfg, strategy, stop).fit()
+            result = Trainer(cfg, strategy, stop, partition_identity(part_dir)).fit()
         except TrainingInterrupted:
             strategy.flush()  # drain exchanges still in flight (stale halos) before the group goes away
             raise

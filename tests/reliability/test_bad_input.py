@@ -20,6 +20,7 @@ import pytest
 from guard_helpers import tiny_parts
 
 from distgnn.data.synthetic import synthetic_graph
+from distgnn.preflight import partition_identity
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dist"))
 from helpers import run_ranks  # noqa: E402
@@ -110,6 +111,9 @@ def world(tmp_path_factory, run_cli):
 
     partition_graph(other, 1, root / "other", progress=False)
     w["other"] = root / "other"
+    w["p1b"] = tiny_parts(root, 1, seed=6)  # another graph of the same sizes: the model fits either
+    for name in ("p1", "p1b", "other"):
+        w[f"{name}_sha"] = partition_identity(w[name])["sha256"][:12]
     w["ckpt"] = root / "ckpt"
     code, _, err = run_cli(
         [
@@ -265,9 +269,14 @@ CASES = [
         "distgnn train: error: checkpoint was written with different settings: hidden",
     ),
     (
-        "train: resume from another partition",
+        "train: resume from another graph",
         [*T("{other}"), *FAST, "--checkpoint-dir", "{ckpt}", "--resume"],
-        "distgnn train: error: checkpoint does not fit this model and partition: size mismatch for convs.0.weight: copying a param with shape torch.Size([8, 16]) from checkpoint, the shape in current model is torch.Size([5, 16]).",
+        "distgnn train: error: the checkpoint was trained on another partitioning: {p1} (content sha256 {p1_sha}), this job reads {other} (content sha256 {other_sha}); resume on the partitioning it was written on",
+    ),
+    (
+        "train: resume from another partitioning of the same sizes",
+        [*T("{p1b}"), *FAST, "--checkpoint-dir", "{ckpt}", "--resume"],
+        "distgnn train: error: the checkpoint was trained on another partitioning: {p1} (content sha256 {p1_sha}), this job reads {p1b} (content sha256 {p1b_sha}); resume on the partitioning it was written on",
     ),
     (
         "train: checkpoint dir not writable",
@@ -357,3 +366,38 @@ def test_ranks_on_different_or_mixed_partitions_stop_with_one_line(world, tmp_pa
     assert mixed_run[0][1].startswith("distgnn train: error: rank 0 on ")
     assert "halo rows from part 1, which would send" in mixed_run[0][1]
     assert mixed_run[0][1].endswith("the parts come from different partitionings (and 1 more rank(s))\n")
+
+
+@pytest.mark.timeout(150)
+def test_resume_on_another_partitioning_stops_every_rank_with_one_line(world, tmp_path):
+    # The same graph partitioned again another way (contiguous ranges, not METIS): same sizes, other
+    # parts. The checkpoint of a 2-rank run on one must not resume on the other (its parameters fit).
+    from distgnn.partitioning import partition_graph
+
+    graph = synthetic_graph(num_nodes=200, num_edges=1200, num_features=8, num_classes=3, seed=5)
+    repartitioned = tmp_path / "repartitioned"
+    partition_graph(graph, 2, repartitioned, method="contiguous", progress=False)
+    ckpt = tmp_path / "ckpt"
+    argv = lambda d, *extra: ["train", "--partitions", str(d), *FAST, "--checkpoint-dir", str(ckpt), *extra]  # noqa: E731
+    run = lambda d, *extra: run_ranks(cli_per_rank, 2, [argv(d, *extra)] * 2, init=False, timeout=120)  # noqa: E731
+    assert run(world["p2"], "--checkpoint-every", "1") == [(0, ""), (0, "")]
+    other = run(repartitioned, "--resume")
+    old, new = partition_identity(world["p2"]), partition_identity(repartitioned)
+    assert old["sha256"] != new["sha256"]
+    assert other == [
+        (2, "distgnn train: error: the checkpoint was trained on another partitioning: "
+            f"{world['p2']} (content sha256 {old['sha256'][:12]}), this job reads {repartitioned} (content sha256 "
+            f"{new['sha256'][:12]}); resume on the partitioning it was written on\n"),
+        (2, ""),  # every rank stops; the line is printed once per node
+    ]  # fmt: skip
+
+
+def test_a_partitioning_written_again_identically_still_resumes(tmp_path):
+    # The identity is the parts' content (meta.json's checksums), not meta.json's bytes, which hold
+    # timings: partitioning the same graph the same way again must not orphan the checkpoints.
+    first, again = tiny_parts(tmp_path, 2, name="first"), tiny_parts(tmp_path, 2, name="again")
+    assert partition_identity(first)["sha256"] == partition_identity(again)["sha256"]
+    from distgnn.checkpoint import partition_mismatch
+
+    assert partition_mismatch(partition_identity(first), partition_identity(again)) is None
+    assert partition_mismatch(None, partition_identity(again)) is None  # a checkpoint of an older distgnn
