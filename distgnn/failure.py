@@ -25,6 +25,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from distgnn import watchdog
 from distgnn.errors import AgreedError, DistGNNError, PeerFailedError
 
 FAILED_KEY = "distgnn/failed"
@@ -118,7 +119,9 @@ def reported(rank: int, world_size: int) -> Iterator[None]:
 
 
 def set_timeout(groups: list[dist.ProcessGroup | None], seconds: float) -> None:
-    """Give each (distinct, existing) process group this collective timeout."""
+    """Give each (distinct, existing) process group this collective timeout, and this rank's watchdog the
+    same grace: a rank stopped longer than its peers wait is of no use to them (:mod:`distgnn.watchdog`)."""
+    watchdog.set_grace(seconds)
     seen: set[int] = set()
     for group in groups:
         if group is None or id(group) in seen:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from distgnn.commands.options import add_config_arguments, config_argv, config_from_args
 from distgnn.config import TrainConfig
-from distgnn.errors import DistGNNError
+from distgnn.errors import DistGNNError, PeerFailedError
 
 if TYPE_CHECKING:
     from distgnn.interrupt import StopRequest
@@ -166,16 +166,25 @@ def launch_local(args: argparse.Namespace) -> int:
         codes = {f.exitcode for f in err.failures.values()}
         if codes <= INTERRUPTED:  # the workers themselves were signalled; rank 0 printed the line
             return max(codes)
-        # The root cause: a worker that stopped with distgnn's own error (exit 2) before one that only
-        # lost its peer (exit 1, "connection closed"), whichever the agent happened to see first.
-        rank, failure = min(err.failures.items(), key=lambda kv: (kv[1].exitcode != 2, kv[1].timestamp))
-        raise DistGNNError(
-            f"worker rank {rank} failed with exit code {failure.exitcode}; the other workers were stopped"
-        ) from None
+        rank, failure = min(
+            err.failures.items(), key=lambda kv: (cause_rank(kv[1].exitcode), kv[1].timestamp)
+        )
+        code = failure.exitcode
+        how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"failed with exit code {code}"
+        raise DistGNNError(f"worker rank {rank} {how}; the other workers were stopped") from None
     finally:
         if saved is None:
             os.environ.pop("OMP_NUM_THREADS", None)
     return 0
+
+
+def cause_rank(exitcode: int) -> int:
+    """How likely a worker's exit code is the job's root cause (lower: likelier): distgnn's own error
+    (exit 2), then any other failure (a bug, a signal: killed by the OOM killer or by its watchdog), last
+    a rank that only stopped because a peer failed (exit 3). Ties go to whichever the agent saw first."""
+    if exitcode == DistGNNError.exit_code:
+        return 0
+    return 2 if exitcode == PeerFailedError.exit_code else 1
 
 
 def quiet_agent_warnings() -> None:
@@ -285,6 +294,7 @@ def worker(args: argparse.Namespace, cfg: TrainConfig) -> int:
 
 def train_worker(args: argparse.Namespace, cfg: TrainConfig, stop: StopRequest) -> int:
     """Join the group, load this rank's part, train, report on rank 0."""
+    from distgnn import watchdog
     from distgnn.parallel.layout import ProcessLayout
     from distgnn.preflight import has_meta, require_part
     from distgnn.train import train_partition
@@ -298,10 +308,15 @@ def train_worker(args: argparse.Namespace, cfg: TrainConfig, stop: StopRequest) 
         part_dir = args.partitions
     else:
         part_dir = resolve_partitions(args, cfg, world, rank=local_rank, timeout=args.timeout)
-    layout = ProcessLayout.init_from_env(timeout=args.timeout)
+    if world > 1:  # a rank stopped (SIGSTOP) longer than its peers wait is killed (distgnn.watchdog)
+        watchdog.start(rank, grace=args.timeout)
     try:
-        require_part(part_dir, layout, expected_parts(cfg, world))  # one line on every rank, no hang
-        train_partition(cfg, part_dir, layout, stop)
+        layout = ProcessLayout.init_from_env(timeout=args.timeout)
+        try:
+            require_part(part_dir, layout, expected_parts(cfg, world))  # one line on every rank, no hang
+            train_partition(cfg, part_dir, layout, stop)
+        finally:
+            layout.destroy()
     finally:
-        layout.destroy()
+        watchdog.stop()
     return 0

@@ -12,7 +12,7 @@ import time
 import pytest
 from guard_helpers import BIN, FAST, error_lines, fault_time, job_env, pid_gone, run_job, tiny_parts
 
-from distgnn import failure
+from distgnn import failure, watchdog
 from distgnn.errors import DistGNNError, PeerFailedError
 
 HOST = socket.gethostname()
@@ -20,6 +20,19 @@ OOM = f"distgnn train: error: rank 1 on {HOST}: out of memory (MemoryError: simu
 PEER = "distgnn train: error: rank 0 stopped: rank 1 failed"
 LAUNCHER = "distgnn train: error: worker rank 1 failed with exit code 2; the other workers were stopped"
 SILENT = "a peer did not answer in time: it died or stopped responding (--collective-timeout)"
+STOPPED = watchdog.MESSAGE.format(rank=1, host=HOST, grace=5.0)
+KILLED = "distgnn train: error: worker rank 1 was killed by SIGKILL; the other workers were stopped"
+
+
+PEER_LOST = "distgnn train: error: rank 0 stopped: "  # timed out, or the peer's kill came first
+
+
+def only_the_stop_named(lines: list[str]) -> bool:
+    """Rank 1's stop is named once (by its watchdog); rank 0 only says it stopped, naming no cause."""
+    others = [line for line in lines if line not in (STOPPED, KILLED)]
+    return lines.count(STOPPED) == 1 and all(line.startswith(PEER_LOST) for line in others)
+
+
 TORCHRUN_SH = __import__("pathlib").Path(__file__).resolve().parents[2] / "launch" / "torchrun.sh"
 
 
@@ -47,12 +60,12 @@ def test_a_rank_out_of_memory_stops_every_rank_with_one_cause(parts, tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.slow  # >= 35 s by design: 5 s timeout + torch elastic's 30 s grace before SIGKILL
+@pytest.mark.slow  # >= 5 s by design (the collective timeout), about 20 s on 2 busy cores
 @pytest.mark.timeout(150)
 def test_a_rank_that_stops_responding_is_timed_out_and_killed(parts, tmp_path):
     # SIGSTOP: alive but silent. Its peer's collective times out (--collective-timeout 5 after the first
-    # epoch), the peer stops with one line, and the launcher kills the stopped process (SIGTERM, then
-    # SIGKILL after torch elastic's 30 s grace, since a stopped process cannot act on SIGTERM).
+    # epoch) and the peer stops with one line; the stopped rank's watchdog kills it once it has been
+    # stopped that long, naming it (distgnn.watchdog); the launcher names the killed rank.
     log = tmp_path / "fault"
     pid = None
     try:
@@ -63,21 +76,20 @@ def test_a_rank_that_stops_responding_is_timed_out_and_killed(parts, tmp_path):
         assert ended - at < 60
         assert pid_gone(pid)
         lines = error_lines(proc.stderr)
-        assert lines[0] == f"distgnn train: error: rank 0 stopped: {SILENT}", proc.stderr[-3000:]
+        assert only_the_stop_named(lines) and lines[-1] == KILLED, proc.stderr[-3000:]
         assert "Traceback" not in proc.stderr
     finally:
         if pid is not None and not pid_gone(pid):
             os.kill(pid, signal.SIGKILL)
 
 
-@pytest.mark.slow  # two torchrun agents start (about 40 s on a loaded 2-core machine)
-@pytest.mark.timeout(200)
-def test_two_torchrun_agents_stop_together_naming_the_failing_rank(parts, tmp_path):
-    log = tmp_path / "fault"
+def two_agents(parts, fault: str, log, *extra: str) -> tuple[list[int], list[str], float]:
+    """Two torchrun agents on 127.0.0.1, one worker each: (exit codes, stderrs, when the last ended)."""
     port = _free_port()
-    env = job_env("1:2:oom", log, NNODES="2", RDZV_ENDPOINT=f"127.0.0.1:{port}", RDZV_ID=f"hang-{port}",
+    env = job_env(fault, log, NNODES="2", RDZV_ENDPOINT=f"127.0.0.1:{port}", RDZV_ID=f"hang-{port}",
                   DISTGNN_PREBUILD="0")  # fmt: skip
-    cmd = ["bash", str(TORCHRUN_SH), "--nproc", "1", "--", "--partitions", str(parts), "--epochs", "8", *FAST]
+    cmd = ["bash", str(TORCHRUN_SH), "--nproc", "1", "--", "--partitions", str(parts), "--epochs", "8", *FAST,
+           *extra]  # fmt: skip
     procs = [subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     try:
         errs = [p.communicate(timeout=180)[1] for p in procs]
@@ -85,12 +97,39 @@ def test_two_torchrun_agents_stop_together_naming_the_failing_rank(parts, tmp_pa
         for p in procs:
             if p.poll() is None:
                 p.kill()
-    ended = time.time()
+    return [p.returncode for p in procs], errs, time.time()
+
+
+@pytest.mark.slow  # two torchrun agents start (about 40 s on a loaded 2-core machine)
+@pytest.mark.timeout(200)
+def test_two_torchrun_agents_stop_together_naming_the_failing_rank(parts, tmp_path):
+    log = tmp_path / "fault"
+    codes, errs, ended = two_agents(parts, "1:2:oom", log)
     _, at = fault_time(log)
     assert ended - at < 60
-    assert all(p.returncode != 0 for p in procs)
+    assert all(code != 0 for code in codes)
     lines = [error_lines(err) for err in errs]
     assert sorted(lines) == sorted([[OOM], [PEER]]), errs
+
+
+@pytest.mark.slow  # two torchrun agents start (about 40 s on a loaded 2-core machine)
+@pytest.mark.timeout(200)
+def test_a_stopped_rank_under_two_torchrun_agents_is_killed_and_named_once(parts, tmp_path):
+    # The stopped rank's own agent sees it running and would wait forever (torch elastic only checks
+    # whether workers exited): its watchdog kills it, so both agents end.
+    log = tmp_path / "fault"
+    pid = None
+    try:
+        codes, errs, ended = two_agents(parts, "1:2:stop", log, "--collective-timeout", "5")
+        pid, at = fault_time(log)
+        print(f"both agents ended {ended - at:.1f} s after rank 1 stopped")
+        assert ended - at < 60
+        assert pid_gone(pid)
+        assert all(code != 0 for code in codes)
+        assert only_the_stop_named([line for err in errs for line in error_lines(err)]), errs
+    finally:
+        if pid is not None and not pid_gone(pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _free_port() -> int:
