@@ -18,6 +18,7 @@ import argparse
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 import uuid
@@ -133,6 +134,7 @@ def launch_local(args: argparse.Namespace) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
+    from distgnn import loopback
     from distgnn.kernels.build import prebuild
 
     nproc = args.nproc
@@ -144,8 +146,9 @@ def launch_local(args: argparse.Namespace) -> int:
         max_nodes=1,
         nproc_per_node=nproc,
         run_id=f"distgnn-{uuid.uuid4().hex[:12]}",
-        rdzv_backend="c10d",
-        rdzv_endpoint="127.0.0.1:0",
+        rdzv_backend=loopback.register_backend(),  # torch's c10d rendezvous on a loopback-only store
+        rdzv_endpoint=f"{loopback.LOOPBACK}:0",
+        local_addr=loopback.LOOPBACK,  # MASTER_ADDR: the workers' store listens on loopback only too
         max_restarts=args.max_restarts,
         monitor_interval=0.1,
     )
@@ -156,6 +159,8 @@ def launch_local(args: argparse.Namespace) -> int:
     # A restarted group must not reuse the agent's store: its keys from the failed attempt send the new
     # workers to dead peers (pytorch/pytorch#135712). Opting out gives every attempt a fresh store.
     os.environ.setdefault(SHARE_STORE_OPT_OUT, "1")
+    if "lo" in {name for _, name in socket.if_nameindex()}:
+        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # gloo's sockets: loopback only, as the stores
     if "LOGLEVEL" not in os.environ:
         quiet_agent_warnings()
     try:

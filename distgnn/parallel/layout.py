@@ -14,6 +14,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from distgnn import loopback
 from distgnn.errors import DistGNNError
 from distgnn.parallel.comm_priority import COMM_NICE, boost_threads, thread_ids
 
@@ -169,8 +170,14 @@ class ProcessLayout:
                 raise DistGNNError(f"environment variable {name} is not set; launch with torchrun")
         rank = _env_int("RANK")
         local_rank = _env_int("LOCAL_RANK", rank)
+        store = loopback.worker_store(rank, world_size, timeout)  # MASTER_ADDR 127.x: loopback only
         return cls.init(
-            rank=rank, world_size=world_size, local_rank=local_rank, backend=backend, timeout=timeout
+            rank=rank,
+            world_size=world_size,
+            local_rank=local_rank,
+            backend=backend,
+            timeout=timeout,
+            store=store,
         )
 
     @classmethod

@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
+import ipaddress
 import json
+import os
 import shutil
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
-from guard_helpers import tiny_parts
+from guard_helpers import BIN, FAST, fault_time, job_env, pid_gone, tiny_parts
 
 from distgnn.errors import DistGNNError
 from distgnn.partitioning import load_meta, load_part
@@ -137,3 +143,68 @@ def test_the_local_launcher_rendezvous_is_on_loopback(monkeypatch, tmp_path):
 def test_the_ray_dashboard_binds_loopback_by_default():
     source = (REPO / "launch" / "ray_train.py").read_text()
     assert 'p.add_argument("--dashboard-host", default="127.0.0.1"' in source
+
+
+def listening_sockets(pid: int) -> list[str]:
+    """The local addresses (``ip:port``) of the TCP sockets process ``pid`` listens on."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # state LISTEN, owned by pid
+                hex_ip, hex_port = fields[1].split(":")
+                raw = bytes.fromhex(hex_ip)
+                # /proc prints each 32-bit word in host (little-endian) order
+                ip = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+                found.append(f"{ipaddress.ip_address(ip)}:{int(hex_port, 16)}")
+    return found
+
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+@pytest.mark.timeout(120)
+def test_the_local_launcher_and_its_workers_listen_on_loopback_only(tmp_path):
+    # Rank 1 stops itself (SIGSTOP) at epoch 2: while it is stopped, every store and gloo socket of the
+    # job is open. None may listen on anything but 127.0.0.1 (torch's TCPStore default is [::]).
+    parts, log = tiny_parts(tmp_path), tmp_path / "fault"
+    cmd = [str(BIN / "distgnn"), "train", "--partitions", str(parts), "--nproc", "2", "--epochs", "8", *FAST,
+           "--collective-timeout", "60"]  # fmt: skip
+    env = job_env("1:2:stop", log)
+    env.pop("GLOO_SOCKET_IFNAME", None)
+    job = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    stopped = None
+    try:
+        deadline = time.monotonic() + 90
+        while not (log.exists() and log.read_text().strip()) and job.poll() is None:
+            assert time.monotonic() < deadline, "rank 1 never reached epoch 2"
+            time.sleep(0.1)
+        stopped, _ = fault_time(log)
+        workers = [p for p in descendants(job.pid) if p != stopped] + [stopped]
+        launcher, in_workers = listening_sockets(job.pid), [a for p in workers for a in listening_sockets(p)]
+        assert launcher and in_workers, (launcher, in_workers)  # the agent's store; rank 0's store, gloo's
+        assert {a.rsplit(":", 1)[0] for a in launcher + in_workers} == {"127.0.0.1"}, (launcher, in_workers)
+    finally:
+        if stopped is not None and not pid_gone(stopped):
+            os.kill(stopped, signal.SIGKILL)  # the job ends at once: its peer sees the connection close
+        try:
+            job.communicate(timeout=60)
+        finally:
+            job.kill()
