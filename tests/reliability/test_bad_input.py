@@ -368,6 +368,7 @@ def test_ranks_on_different_or_mixed_partitions_stop_with_one_line(world, tmp_pa
     assert mixed_run[0][1].endswith("the parts come from different partitionings (and 1 more rank(s))\n")
 
 
+@pytest.mark.slow  # two 2-rank runs: about 28 s on 2 cores (the one-process rows are in the table)
 @pytest.mark.timeout(150)
 def test_resume_on_another_partitioning_stops_every_rank_with_one_line(world, tmp_path):
     # The same graph partitioned again another way (contiguous ranges, not METIS): same sizes, other
