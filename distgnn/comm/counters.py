@@ -13,7 +13,10 @@ peer. Times are wall-clock seconds:
 
 The same times are kept per exchange slot ``(key, direction)`` as ``launch``, ``in_flight`` (= comm)
 and ``wait`` seconds. With :meth:`start_recording` every epoch's numbers are archived when the next
-epoch resets the counters (the measured profile, see ``distgnn.profile.recorder``); with ``trace`` on,
+epoch resets the counters (the measured profile, see ``distgnn.profile.recorder``), with each call's
+launch and completion as Unix times on the host clock (``spans``): other ranks' spans of the same call
+tell when the last rank launched, so the transfer can be timed without the ranks' skew
+(``distgnn.profile.skew``); with ``trace`` on,
 launches, waits and compute blocks become named ``torch.profiler`` ranges (``halo/layer3/fwd/launch``,
 ``halo/layer3/fwd/wait``, ``aggregate/inner`` while a transfer is in flight, else ``aggregate``).
 
@@ -49,6 +52,8 @@ class CommCounters:
         self.trace = False  # emit torch.profiler ranges (set by the profiler session)
         self.epochs: list[dict] | None = None  # archived epochs while recording
         self._in_flight = 0
+        # perf_counter is per machine; spans are shifted to Unix time so ranks' spans compare.
+        self._unix_offset = time.time() - time.perf_counter()
         self.reset()
 
     def reset(self) -> None:
@@ -62,6 +67,7 @@ class CommCounters:
         self._slot_times: defaultdict[Slot, dict[str, Seconds]] = defaultdict(
             lambda: {k: Seconds(self.clock) for k in SLOT_TIMES}
         )
+        self._spans: defaultdict[Slot, list[tuple[float, float]]] = defaultdict(list)
         self._epoch_start = time.perf_counter()
 
     @property
@@ -123,6 +129,8 @@ class CommCounters:
         slot = self._slot_times[(key, direction)]
         slot["in_flight"].add(*in_flight)
         slot["wait"].add(*waited)
+        if self.epochs is not None and not self.clock.deferred:  # host marks: seconds, kept per call
+            self._spans[(key, direction)].append(in_flight)
         self._in_flight = max(self._in_flight - 1, 0)
 
     def range(self, key: Hashable, direction: Direction, phase: str):
@@ -171,6 +179,7 @@ class CommCounters:
                     "in_flight_s": t["in_flight"],
                     "wait_s": t["wait"],
                     "exposed_s": t["launch"] + t["wait"],
+                    "spans": self._unix_spans((key, direction)),
                 }
             )
         return {
@@ -180,6 +189,11 @@ class CommCounters:
             "exposed_comm_s": times.get("exposed_comm", 0.0),
             "exchanges": exchanges,
         }
+
+    def _unix_spans(self, slot: Slot) -> list[list[float]] | None:
+        """Each recorded call's [launch, completion] in Unix seconds; None without host spans."""
+        spans = self._spans.get(slot)
+        return [[a + self._unix_offset, b + self._unix_offset] for a, b in spans] if spans else None
 
     def snapshot(self) -> dict:
         """A JSON-friendly summary of the epoch so far (keys become strings)."""

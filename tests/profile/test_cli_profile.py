@@ -17,6 +17,7 @@ import pytest
 from distgnn import jsonio
 from distgnn.data.synthetic import synthetic_graph
 from distgnn.partitioning import partition_graph
+from distgnn.profile.skew import transfer_seconds
 
 REPO = Path(__file__).resolve().parent.parent.parent
 SMALL = "synthetic:nodes=300,edges=2400,features=12,classes=3"
@@ -86,8 +87,19 @@ def test_profile_records_every_rank_epoch_layer_and_peer(run):
             for x in e["exchanges"]:
                 assert len(x["sent_bytes"]) == 2 and x["sent_bytes"][r["rank"]] == 0
                 assert x["in_flight_s"] > 0 and x["exposed_s"] == pytest.approx(x["launch_s"] + x["wait_s"])
+                assert len(x["spans"]) == x["calls"] and all(0 < a <= b for a, b in x["spans"])
+                assert sum(b - a for a, b in x["spans"]) == pytest.approx(x["in_flight_s"], abs=1e-6)
         evaluated = [e["epoch"] for e in r["epochs"] if any(x["direction"] == "eval" for x in e["exchanges"])]
         assert evaluated == [2, 4]
+    # Timed from each call's last launch, the transfer is no longer than the ranks' own in-flight times.
+    transfer = transfer_seconds(profile)
+    assert sorted(transfer) == [1, 2, 3, 4]
+    for e in range(4):
+        in_flight = [
+            sum(x["in_flight_s"] for x in r["epochs"][e]["exchanges"] if x["direction"] != "eval")
+            for r in profile["ranks"]
+        ]
+        assert 0 < transfer[e + 1] <= max(in_flight) + 1e-6
 
 
 def test_report_renders_every_plot_from_a_real_run(run_cli, run, tmp_path):

@@ -104,3 +104,28 @@ def test_alpha_beta_exchange_time_is_the_busiest_rank():
     # rank 1 sends 2 messages: (1 + 2) + (1 + 3) = 7 s; rank 2 receives one of 300 B: 4 s.
     assert net.exchange_time(peer) == pytest.approx(7.0)
     assert net.exchange_time(np.zeros((2, 2))) == 0.0
+
+
+def _rank(rank: int, exchanges: list[dict]) -> dict:
+    return {"rank": rank, "epochs": [{"epoch": 2, "exchanges": exchanges}]}
+
+
+def test_transfer_time_starts_at_the_last_ranks_launch():
+    from distgnn.profile.skew import transfer_seconds
+
+    def x(layer, direction, spans):
+        return {"layer": layer, "direction": direction, "spans": spans}
+
+    # Layer 0 fwd, two calls: rank 1 launches 0.8 s late (its computation ran longer); the transfer itself
+    # takes 0.25 s and 0.1 s after the late launch. Rank 0's in-flight time (1.05 s) is mostly skew.
+    r0 = [x(0, "fwd", [[10.0, 11.05], [20.0, 20.1]]), x(1, "eval", [[30.0, 39.0]]), x(2, "p2p", [[0.0, 5.0]])]
+    r1 = [x(0, "fwd", [[10.8, 11.0], [19.5, 20.05]]), x(1, "eval", [[30.0, 31.0]])]
+    # A slot the ranks called a different number of times is not a collective of both: left out.
+    r0.append(x(1, "bwd", [[40.0, 41.0], [42.0, 43.0]]))
+    r1.append(x(1, "bwd", [[40.0, 41.0]]))
+    profile = {"ranks": [_rank(0, r0), _rank(1, r1)]}
+    assert transfer_seconds(profile) == {2: pytest.approx(0.25 + 0.1)}
+    assert transfer_seconds(profile, ("eval",)) == {2: pytest.approx(9.0)}
+    profile["ranks"][1]["epochs"][0]["exchanges"][0]["spans"] = None  # recorded with CUDA events
+    with pytest.raises(DistGNNError, match="no per-call spans"):
+        transfer_seconds(profile)

@@ -1,0 +1,46 @@
+"""Communication time without the ranks' skew: each collective timed from its last rank's launch.
+
+A rank's ``in_flight_s`` runs from its own launch of an exchange to the completion it observed. When the
+ranks reach a collective at different times (one rank's computation took longer, or on shared cores one
+process simply ran later), the early ranks' in-flight time includes waiting for the late one: time the
+alpha-beta model of ``distgnn.profile.network`` does not predict and a faster network would not remove.
+From every rank's per-call spans (``exchanges[j].spans``, Unix seconds, host clock) one call's transfer
+time is ``max_r done_r - max_r launch_r``: from the moment the last rank launched it until the last rank
+saw it complete. Spans from several machines are only as comparable as those machines' clocks.
+"""
+
+from __future__ import annotations
+
+from distgnn.errors import DistGNNError
+
+TRAINING_DIRECTIONS = ("fwd", "bwd")
+
+
+def transfer_seconds(profile: dict, directions: tuple[str, ...] = TRAINING_DIRECTIONS) -> dict[int, float]:
+    """Epoch -> seconds of communication after each call's last launch, summed over the epoch's calls.
+
+    Only exchanges that every rank made the same number of times count (graph parallelism's
+    collectives); an epoch some rank did not record is left out.
+    """
+    ranks = profile["ranks"]
+    by_rank = [{e["epoch"]: e for e in r["epochs"] if "epoch" in e} for r in ranks]
+    epochs = sorted(set.intersection(*(set(b) for b in by_rank))) if by_rank else []
+    out: dict[int, float] = {}
+    for epoch in epochs:
+        calls: dict[tuple, list[list[list[float]]]] = {}
+        for b in by_rank:
+            for x in b[epoch]["exchanges"]:
+                if x["direction"] in directions:
+                    if x.get("spans") is None:
+                        raise DistGNNError(
+                            "the profile has no per-call spans (recorded on CUDA, or by an older distgnn)"
+                        )
+                    calls.setdefault((x["layer"], x["direction"]), []).append(x["spans"])
+        total = 0.0
+        for spans in calls.values():
+            if len(spans) != len(ranks) or len({len(s) for s in spans}) != 1:
+                continue  # not a collective of every rank
+            for call in zip(*spans, strict=True):
+                total += max(max(done for _, done in call) - max(start for start, _ in call), 0.0)
+        out[epoch] = total
+    return out
