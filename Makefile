@@ -42,9 +42,11 @@ lint: install
 	$(BIN)/hadolint docker/Dockerfile.cpu docker/Dockerfile.cuda
 
 # DGL/PyG for the side-by-side benchmarks, in their own venv (DGL 2.1 wheels need torch <= 2.2).
+# Checked: `make baselines` then `.venv-baselines/bin/python -c "from dgl.nn import GraphConv"`.
 baselines:
 	$(PYTHON) -m venv $(BASELINES)
-	$(BASELINES)/bin/pip install -q torch==2.2.1 dgl==2.1.0 torch_geometric==2.8.1 "numpy<2"
+	$(BASELINES)/bin/pip install -q torch==2.2.1 dgl==2.1.0 torch_geometric==2.8.1 "numpy<2" \
+	  torchdata==0.7.1 "pandas<2.3" pydantic pyyaml  # what DGL 2.1 imports (torchdata >= 0.8 dropped datapipes)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -16,8 +16,10 @@ from distgnn.errors import DistGNNError
 TRAINING_DIRECTIONS = ("fwd", "bwd")
 
 
-def transfer_seconds(profile: dict, directions: tuple[str, ...] = TRAINING_DIRECTIONS) -> dict[int, float]:
-    """Epoch -> seconds of communication after each call's last launch, summed over the epoch's calls.
+def call_transfer_seconds(
+    profile: dict, directions: tuple[str, ...] = TRAINING_DIRECTIONS
+) -> dict[int, dict[tuple, float]]:
+    """Epoch -> {(layer, direction, call index): seconds from the call's last launch to its last completion}.
 
     Only exchanges that every rank made the same number of times count (graph parallelism's
     collectives); an epoch some rank did not record is left out.
@@ -25,7 +27,7 @@ def transfer_seconds(profile: dict, directions: tuple[str, ...] = TRAINING_DIREC
     ranks = profile["ranks"]
     by_rank = [{e["epoch"]: e for e in r["epochs"] if "epoch" in e} for r in ranks]
     epochs = sorted(set.intersection(*(set(b) for b in by_rank))) if by_rank else []
-    out: dict[int, float] = {}
+    out: dict[int, dict[tuple, float]] = {}
     for epoch in epochs:
         calls: dict[tuple, list[list[list[float]]]] = {}
         for b in by_rank:
@@ -36,11 +38,15 @@ def transfer_seconds(profile: dict, directions: tuple[str, ...] = TRAINING_DIREC
                             "the profile has no per-call spans (recorded on CUDA, or by an older distgnn)"
                         )
                     calls.setdefault((x["layer"], x["direction"]), []).append(x["spans"])
-        total = 0.0
-        for spans in calls.values():
-            if len(spans) != len(ranks) or len({len(s) for s in spans}) != 1:
-                continue  # not a collective of every rank
-            for call in zip(*spans, strict=True):
-                total += max(max(done for _, done in call) - max(start for start, _ in call), 0.0)
-        out[epoch] = total
+        out[epoch] = {
+            (*slot, i): max(max(done for _, done in call) - max(start for start, _ in call), 0.0)
+            for slot, spans in calls.items()
+            if len(spans) == len(ranks) and len({len(s) for s in spans}) == 1  # a collective of every rank
+            for i, call in enumerate(zip(*spans, strict=True))
+        }
     return out
+
+
+def transfer_seconds(profile: dict, directions: tuple[str, ...] = TRAINING_DIRECTIONS) -> dict[int, float]:
+    """Epoch -> the epoch's communication seconds, each call timed from its last rank's launch."""
+    return {e: sum(calls.values()) for e, calls in call_transfer_seconds(profile, directions).items()}
