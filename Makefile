@@ -32,10 +32,10 @@ TEST_WORKERS ?= 3
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/hadolint docker/Dockerfile.cpu docker/Dockerfile.cuda
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow"
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow" --durations=25
 
 test-slow: install
-	$(BIN)/python -m pytest -q -n 2 --dist load -m slow
+	$(BIN)/python -m pytest -q -n 2 --dist load -m slow --durations=10
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
