@@ -60,7 +60,10 @@ def _worker(
     args: tuple,
     pg_timeout: float,
     init: bool,
+    environ: dict[str, str],
 ) -> None:
+    os.environ.clear()  # the caller's environment now, as a spawned rank would have it
+    os.environ.update(environ)
     os.environ.update(
         RANK=str(rank),
         WORLD_SIZE=str(world_size),
@@ -104,6 +107,21 @@ def _worker(
             layout.destroy()
 
 
+def _context() -> Any:
+    """Processes forked from a server that has already imported torch (forkserver, preloaded).
+
+    A spawned rank is a fresh interpreter that imports torch again (about 2 s of CPU each, several
+    hundred ranks over the suite); a forkserver child starts from a process that holds no threads or
+    process group, so it is as clean as a spawned one, and :func:`_worker` gives it the caller's
+    environment of the moment. DISTGNN_TEST_START=spawn restores spawning.
+    """
+    method = os.environ.get("DISTGNN_TEST_START", "forkserver")
+    ctx = mp.get_context(method)
+    if method == "forkserver":
+        ctx.set_forkserver_preload(["torch", "torch.distributed", "numpy", "distgnn.parallel.layout"])
+    return ctx
+
+
 def run_ranks(
     fn: Callable[..., Any],
     world_size: int,
@@ -120,7 +138,7 @@ def run_ranks(
     With ``init=False`` no process group is created and ``fn(rank, world_size, *args)`` is called with
     only the torchrun environment set (e.g. to test ``ProcessLayout.init_from_env``).
     """
-    ctx = mp.get_context("spawn")
+    ctx = _context()
     results_q = ctx.Queue()
     server = store_server()  # for init=False ranks that join through torchrun's environment
     with tempfile.TemporaryDirectory(prefix="distgnn-test-") as tmp:
@@ -129,7 +147,18 @@ def run_ranks(
         procs = [
             ctx.Process(
                 target=_worker,
-                args=(fn, rank, world_size, store_path, port, results_q, args, pg_timeout or timeout, init),
+                args=(
+                    fn,
+                    rank,
+                    world_size,
+                    store_path,
+                    port,
+                    results_q,
+                    args,
+                    pg_timeout or timeout,
+                    init,
+                    dict(os.environ),
+                ),
                 daemon=True,
             )
             for rank in range(world_size)
