@@ -20,6 +20,7 @@ import hashlib
 import os
 import re
 import sys
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -153,7 +154,10 @@ def sweep(
         for i, g in enumerate(missing, 1):
             if progress:
                 print(f"sweep: partition {i}/{len(missing)} ({g} parts) -> {dirs[g]}", file=sys.stderr)
+            start = time.perf_counter()
             partition_graph(graph, g, dirs[g], method=method, progress=progress)
+            if progress:
+                print(f"sweep: {g} parts done in {time.perf_counter() - start:.1f} s", file=sys.stderr)
         del graph
     rows, skipped = [], []
     infos: dict[int, PartitionInfo] = {}
