@@ -21,7 +21,8 @@ examples:
       --comm-dtype bf16 --network ib-hdr --json
   distgnn train --partitions runs/cora-4 --nproc 4 --profile-out runs/cora.profile.json
   distgnn profile predict --partitions runs/cora-4 --network eth-25g --from-run runs/cora.profile.json
-  distgnn profile sweep --dataset synthetic:nodes=100000,edges=2000000 --parts 2,4,8,16 --out runs/sweep
+  distgnn profile sweep --dataset synthetic:nodes=100000,edges=2000000 --parts 2,4,8,16 --out runs/sweep \\
+      --strategy graph,pipeline,hybrid --stages 2 --model deepgcn --layers 16 --hidden 64 --network ib-hdr
   distgnn profile report runs/cora.profile.json --out runs/cora-report
   distgnn profile report runs/sweep --out runs/sweep-report
 
@@ -29,13 +30,34 @@ Networks: a preset (nvlink, pcie4, ib-hdr, eth-25g) or "bandwidth=25GB/s,latency
 """
 
 
-def _model_args(p: argparse.ArgumentParser) -> None:
+SWEEP_STRATEGIES = """\
+strategies on P devices (one row per P and strategy; --strategy takes a comma list):
+  graph     P parts, one rank each (graph-parallel)
+  pipeline  the whole graph (1 part) through P stages; rows with P > the model's layers are listed as
+            not applicable (each stage needs a layer)
+  hybrid    --stages S stages x P/S parts; every P must be a multiple of S, and 2 <= S <= layers
+partitions are cached in --cache and shared: graph at P, hybrid at S*P and pipeline (1 part) read the
+same directories; a later sweep (another model or network) partitions nothing.
+"""
+
+
+def _model_args(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
     p.add_argument("--model", choices=MODELS, default="gcn", help="model family (default gcn)")
     p.add_argument("--layers", type=int, default=2, metavar="L", help="layers (default 2)")
     p.add_argument("--hidden", type=int, default=16, metavar="H", help="hidden width (per head for GAT)")
     p.add_argument("--heads", type=int, default=8, metavar="K", help="GAT heads (default 8)")
-    p.add_argument("--strategy", default="graph", help="graph (default); pipeline and hybrid: not yet")
-    p.add_argument("--stages", type=int, default=1, metavar="S", help="pipeline stages (pipeline, hybrid)")
+    if sweep:
+        p.add_argument(
+            "--strategy", default="graph", metavar="S,S,...", help="graph,pipeline,hybrid (default graph)"
+        )
+        p.add_argument(
+            "--stages", type=int, default=1, metavar="S", help="hybrid's stages (each row S x P/S)"
+        )
+    else:
+        p.add_argument("--strategy", default="graph", help="graph (default), pipeline (1-part DIR) or hybrid")
+        p.add_argument(
+            "--stages", type=int, default=1, metavar="S", help="pipeline stages (pipeline, hybrid)"
+        )
     p.add_argument("--chunks", type=int, default=1, metavar="C", help="pipeline chunks (pipeline, hybrid)")
     p.add_argument("--comm-dtype", choices=COMM_DTYPES, default="fp32", help="wire format (default fp32)")
     p.add_argument("--halo-staleness", type=int, choices=(0, 1), default=0, help="stale halos (0 or 1)")
@@ -59,10 +81,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     pr.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     pr.set_defaults(func=run_predict)
 
-    sw = sub.add_parser("sweep", help="partition at several part counts and tabulate the prediction")
+    sw = sub.add_parser(
+        "sweep",
+        help="partition at several part counts and tabulate the prediction per strategy",
+        epilog=SWEEP_STRATEGIES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sw.add_argument("--dataset", required=True, metavar="SRC", help="graph source (as distgnn partition)")
-    sw.add_argument("--parts", required=True, metavar="P,P,...", help="part counts, e.g. 2,4,8,16")
-    _model_args(sw)
+    sw.add_argument("--parts", required=True, metavar="P,P,...", help="device counts, e.g. 2,4,8,16")
+    _model_args(sw, sweep=True)
     sw.add_argument("--method", default="metis", help="partitioner (default metis; kaminpar for large P)")
     sw.add_argument("--out", required=True, metavar="DIR", help="sweep directory (sweep.json)")
     sw.add_argument("--cache", metavar="DIR", help="partition cache (default DIR/partitions)")
@@ -115,18 +142,17 @@ def run_predict(args: argparse.Namespace) -> int:
 def run_sweep(args: argparse.Namespace) -> int:
     from distgnn import jsonio
     from distgnn.profile.network import parse_network
-    from distgnn.profile.strategies import predictor
-    from distgnn.profile.sweep import parse_parts, sweep, sweep_table
+    from distgnn.profile.sweep import parse_parts, parse_strategies, sweep, sweep_table
 
     spec, opts = _options(args)
-    predictor(args.strategy)
+    strategies = parse_strategies(args.strategy)
     network = parse_network(args.network) if args.network else None
     parts = parse_parts(args.parts)
     result = sweep(
         args.dataset,
         parts,
         spec,
-        [args.strategy],
+        strategies,
         opts,
         out_dir=args.out,
         cache_dir=args.cache,

@@ -208,18 +208,18 @@ def sweep_plots(sweep: dict, out: Path) -> list[Path]:
     strategies = sorted({r["strategy"] for r in rows})
     m = sweep["model"]
     what = (
-        f"{sweep['dataset']}: {m['model']} {m['layers']} layers, hidden {m['hidden']}, "
-        f"{sweep['options']['comm_dtype']} wire"
+        f"{m['model']} {m['layers']} layers, hidden {m['hidden']}, {sweep['options']['comm_dtype']} wire\n"
+        f"{sweep['dataset']}"
     )
     written = []
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 5))
     _curves(
         ax,
         rows,
         strategies,
         ("total_bytes", "total"),
-        ("straggler_bytes", "straggler (busiest rank, max of sent and received)"),
+        ("straggler_bytes", "straggler (busiest rank, sent or received)"),
     )
     _log_p_axes(ax, rows)
     ax.set_ylabel("GiB sent per training epoch")
@@ -227,7 +227,7 @@ def sweep_plots(sweep: dict, out: Path) -> list[Path]:
     ax.legend(fontsize=8)
     written.append(_save(fig, out / "volume_vs_parts.png"))
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 5))
     _curves(
         ax,
         rows,
@@ -259,11 +259,11 @@ def _curves(
     ax, rows: list[dict], strategies: list[str], solid: tuple[str, str], dashed: tuple[str, str]
 ) -> None:
     """Per strategy, two byte columns of the sweep rows against P (in GiB): one solid, one dashed."""
-    for s in strategies:
+    for i, s in enumerate(strategies):  # one colour per strategy, solid and dashed for its two columns
         sel = [r for r in rows if r["strategy"] == s]
         ps = [r["parts"] for r in sel]
         for (key, label), style in ((solid, "o-"), (dashed, "s--")):
-            ax.plot(ps, [r[key] / GIB for r in sel], style, label=f"{s}: {label}")
+            ax.plot(ps, [r[key] / GIB for r in sel], style, color=f"C{i}", label=f"{s}: {label}")
 
 
 def _log_p_axes(ax, rows: list[dict]) -> None:
@@ -272,7 +272,7 @@ def _log_p_axes(ax, rows: list[dict]) -> None:
     ax.set_yscale("log")
     ax.set_xticks(ps, [str(p) for p in ps])
     ax.minorticks_off()
-    ax.set_xlabel("parts P (ranks)")
+    ax.set_xlabel("devices P (graph: P parts; pipeline: P stages; hybrid: S stages x P/S parts)")
     ax.grid(True, which="major", alpha=0.3)
 
 

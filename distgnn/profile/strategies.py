@@ -48,16 +48,21 @@ def _graph(
     return predict_graph(info, exchanges, wire_bytes=opts.wire_bytes, staleness=opts.halo_staleness)
 
 
+def check_options(strategy: str, opts: StrategyOptions) -> None:
+    """Options a strategy cannot run with (checked before any partition is read or built)."""
+    if strategy != "graph" and (opts.comm_dtype != "fp32" or opts.halo_staleness):
+        raise DistGNNError(
+            f"--halo-staleness and --comm-dtype apply to --strategy graph only, not {strategy}"
+        )
+
+
 def _staged(strategy: str) -> Predictor:
     def predict(
         info: PartitionInfo, exchanges: list[LayerExchange], opts: StrategyOptions, spec: ModelSpec
     ) -> Volume:
         from distgnn.profile.pipeline import predict_pipeline
 
-        if opts.comm_dtype != "fp32" or opts.halo_staleness:
-            raise DistGNNError(
-                f"--halo-staleness and --comm-dtype apply to --strategy graph only, not {strategy}"
-            )
+        check_options(strategy, opts)
         if strategy == "pipeline" and info.num_parts != 1:
             raise DistGNNError(
                 f"--strategy pipeline needs a 1-part partition directory, {info.path} has {info.num_parts}"

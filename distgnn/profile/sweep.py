@@ -1,8 +1,17 @@
 """``distgnn profile sweep``: partition one graph at several part counts and tabulate the prediction.
 
-Partitions are cached (``<cache>/<dataset>-<method>-p<P>``, a normal partition directory) and reused by
-later sweeps; only the cheap prediction is recomputed. The result is ``<out>/sweep.json`` (strict JSON,
-``format`` ``distgnn-sweep``), which ``distgnn profile report`` draws.
+Every row is one strategy on P devices (ranks):
+
+- ``graph``: P parts, one rank each (graph-parallel);
+- ``pipeline``: the whole graph (1 part) through P stages; a P larger than the model's layer count has
+  no pipeline (every stage needs a layer), so that row is skipped and the reason recorded;
+- ``hybrid``: S stages (``--stages``) times P / S parts; every P must be a multiple of S and S must be
+  2 .. layers, else the sweep stops before any work with one line.
+
+Partitions are cached (``<cache>/<dataset>-<method>-p<G>``, a normal partition directory) and shared:
+graph at P, hybrid at S * P and pipeline (G = 1) read the same directories, later sweeps (another model,
+another network) reuse them, and only the cheap prediction is recomputed. The result is
+``<out>/sweep.json`` (strict JSON, ``format`` ``distgnn-sweep``), which ``distgnn profile report`` draws.
 """
 
 from __future__ import annotations
@@ -11,6 +20,8 @@ import hashlib
 import os
 import re
 import sys
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -18,11 +29,12 @@ from tqdm import tqdm
 from distgnn import jsonio
 from distgnn.errors import DistGNNError
 from distgnn.metrics import human_bytes
+from distgnn.models.registry import build_model
 from distgnn.profile.exchanges import ModelSpec
 from distgnn.profile.network import Network
 from distgnn.profile.partition_info import PartitionInfo
 from distgnn.profile.predict import predict_volume
-from distgnn.profile.strategies import StrategyOptions, predictor
+from distgnn.profile.strategies import KNOWN_STRATEGIES, StrategyOptions, check_options, predictor
 from distgnn.profile.tables import table
 
 SWEEP_FORMAT = "distgnn-sweep"
@@ -49,6 +61,61 @@ def cache_name(dataset: str, method: str, parts: int) -> str:
     return f"{slug.strip('-')}-{digest.hexdigest()[:8]}-{method}-p{parts}"
 
 
+@dataclass(frozen=True)
+class Cell:
+    """One row of the sweep: ``strategy`` on ``parts`` devices as ``stages`` x ``graph_parts``."""
+
+    parts: int
+    strategy: str
+    graph_parts: int
+    stages: int
+    skipped: str | None = None
+
+
+def parse_strategies(text: str) -> list[str]:
+    """``"graph,hybrid"`` -> ["graph", "hybrid"] (order kept, duplicates dropped, each one known)."""
+    names = list(dict.fromkeys(v.strip() for v in text.split(",") if v.strip()))
+    if not names:
+        raise DistGNNError(f"--strategy needs at least one of {', '.join(KNOWN_STRATEGIES)}, got {text!r}")
+    for name in names:
+        predictor(name)
+    return names
+
+
+def model_depth(spec: ModelSpec) -> int:
+    """The model's layer count, the most pipeline stages it can have (independent of the graph's sizes)."""
+    return build_model(spec.model, 1, spec.hidden, 1, layers=spec.layers, heads=spec.heads).num_layers
+
+
+def plan(parts: list[int], strategies: list[str], stages: int, depth: int) -> list[Cell]:
+    """The rows of the sweep, in P then strategy order; bad combinations fail here, before any work."""
+    if "hybrid" in strategies:
+        if not 2 <= stages <= depth:
+            raise DistGNNError(
+                f"--strategy hybrid needs --stages S with 2 <= S <= {depth} (the model's layers), "
+                f"got {stages}"
+            )
+        bad = [p for p in parts if p % stages]
+        if bad:
+            raise DistGNNError(
+                f"--strategy hybrid runs {stages} stages x P/{stages} parts: P={bad[0]} is not a multiple "
+                f"of --stages {stages}"
+            )
+    cells = []
+    for p in parts:
+        for s in strategies:
+            if s == "graph":
+                cells.append(Cell(p, s, p, 1))
+            elif s == "hybrid":
+                cells.append(Cell(p, s, p // stages, stages))
+            elif p <= depth:
+                cells.append(Cell(p, s, 1, p))
+            else:
+                reason = f"P devices are P stages of at least one layer each; the model has {depth} layers"
+                cells.append(Cell(p, s, 1, p, skipped=reason))
+    return cells
+
+
 def sweep(
     dataset: str,
     parts: list[int],
@@ -62,45 +129,47 @@ def sweep(
     network: Network | None = None,
     progress: bool = True,
 ) -> dict:
-    """Partition (or reuse) at each P, predict every strategy, write and return the sweep."""
+    """Partition (or reuse) every part count the rows need, predict every row, write and return the sweep.
+
+    ``opts.stages`` is the hybrid's stage count S; the pipeline's stages are each row's P.
+    """
     from distgnn.data import load_graph
     from distgnn.partitioning import partition_graph
+    from distgnn.partitioning.methods import check_options as check_partition
 
     for s in strategies:
         predictor(s)
+        check_options(s, opts)
+    cells = plan(parts, strategies, opts.stages, model_depth(spec))
+    needed = sorted({c.graph_parts for c in cells if c.skipped is None})
+    for g in needed:
+        check_partition(g, method, "cut")
     cache = Path(cache_dir) if cache_dir else Path(out_dir) / "partitions"
-    dirs = {p: cache / cache_name(dataset, method, p) for p in parts}
-    graph = None
-    missing = [p for p in parts if not (dirs[p] / "meta.json").is_file()]
+    dirs = {g: cache / cache_name(dataset, method, g) for g in needed}
+    missing = [g for g in needed if not (dirs[g] / "meta.json").is_file()]
     if missing:
         graph = load_graph(dataset, progress=progress)
         if missing[-1] > graph.num_nodes:
             raise DistGNNError(f"cannot split {graph.num_nodes} nodes into {missing[-1]} parts")
-    rows = []
-    bar = tqdm(parts, desc="sweep", unit="P", file=sys.stderr, disable=not progress, dynamic_ncols=True)
-    for p in bar:
-        bar.set_postfix(P=p, refresh=True)
-        if p in missing:
-            partition_graph(graph, p, dirs[p], method=method, progress=False)
-        info = PartitionInfo.from_dir(dirs[p])
-        quality = info.meta["quality"]
-        for s in strategies:
-            vol = predict_volume(info, spec, s, opts)
-            summary = vol.summary(peers=False)
-            mem = [m["total"] for m in summary["per_rank_memory_bytes"]]
-            rows.append(
-                {
-                    "parts": p,
-                    "strategy": s,
-                    "total_bytes": summary["total_bytes"],
-                    "straggler_bytes": summary["straggler"]["bytes"],
-                    "replication_factor": quality["replication_factor"],
-                    "edge_cut": quality["edge_cut"],
-                    "max_rank_memory_bytes": max(mem),
-                    "mean_rank_memory_bytes": sum(mem) / len(mem),
-                    "comm_s": network.epoch_time(vol) if network is not None else None,
-                }
-            )
+        for i, g in enumerate(missing, 1):
+            if progress:
+                print(f"sweep: partition {i}/{len(missing)} ({g} parts) -> {dirs[g]}", file=sys.stderr)
+            start = time.perf_counter()
+            partition_graph(graph, g, dirs[g], method=method, progress=progress)
+            if progress:
+                print(f"sweep: {g} parts done in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+        del graph
+    rows, skipped = [], []
+    infos: dict[int, PartitionInfo] = {}
+    bar = tqdm(cells, desc="predict", unit="row", file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    for cell in bar:
+        bar.set_postfix(P=cell.parts, strategy=cell.strategy, refresh=True)
+        if cell.skipped is not None:
+            skipped.append({"parts": cell.parts, "strategy": cell.strategy, "reason": cell.skipped})
+            continue
+        if cell.graph_parts not in infos:
+            infos[cell.graph_parts] = PartitionInfo.from_dir(dirs[cell.graph_parts])
+        rows.append(_row(cell, infos[cell.graph_parts], spec, replace(opts, stages=cell.stages), network))
     result = {
         "format": SWEEP_FORMAT,
         "version": SWEEP_VERSION,
@@ -110,16 +179,50 @@ def sweep(
         "options": vars(opts),
         "network": network.to_dict() if network is not None else None,
         "rows": rows,
+        "skipped": skipped,
     }
     jsonio.write_atomic(Path(out_dir) / "sweep.json", result, indent=1)
     return result
 
 
+def _row(cell: Cell, info: PartitionInfo, spec: ModelSpec, opts: StrategyOptions, network: Network | None):
+    vol = predict_volume(info, spec, cell.strategy, opts)
+    summary = vol.summary(peers=False)
+    mem = [m["total"] for m in summary["per_rank_memory_bytes"]]
+    quality = info.meta["quality"]
+    return {
+        "parts": cell.parts,
+        "strategy": cell.strategy,
+        "graph_parts": cell.graph_parts,
+        "stages": cell.stages,
+        "partition": info.path,
+        "total_bytes": summary["total_bytes"],
+        "straggler_bytes": summary["straggler"]["bytes"],
+        "replication_factor": quality["replication_factor"],
+        "edge_cut": quality["edge_cut"],
+        "max_rank_memory_bytes": max(mem),
+        "mean_rank_memory_bytes": sum(mem) / len(mem),
+        "comm_s": network.epoch_time(vol) if network is not None else None,
+    }
+
+
+def layout(row: dict) -> str:
+    """How a row's P devices are used: ``8 parts``, ``8 stages``, ``2 st x 4 parts``."""
+    g = row["graph_parts"]
+    parts = f"{g} part{'s' if g != 1 else ''}"
+    if row["strategy"] == "graph":
+        return parts
+    if row["strategy"] == "pipeline":
+        return f"{row['stages']} stages"
+    return f"{row['stages']} st x {parts}"
+
+
 def sweep_table(result: dict) -> str:
-    """The sweep as a terminal table."""
+    """The sweep as a terminal table, then the skipped rows and why."""
     headers = [
         "P",
         "strategy",
+        "layout",
         "total/epoch",
         "straggler",
         "replication",
@@ -131,6 +234,7 @@ def sweep_table(result: dict) -> str:
         [
             r["parts"],
             r["strategy"],
+            layout(r),
             human_bytes(r["total_bytes"]),
             human_bytes(r["straggler_bytes"]),
             f"{r['replication_factor']:.3f}",
@@ -140,4 +244,8 @@ def sweep_table(result: dict) -> str:
         ]
         for r in result["rows"]
     ]
-    return table(headers, rows)
+    by_reason: dict[tuple[str, str], list[str]] = {}
+    for s in result.get("skipped", []):
+        by_reason.setdefault((s["strategy"], s["reason"]), []).append(str(s["parts"]))
+    notes = [f"not applicable: {s} at P={','.join(ps)}: {why}" for (s, why), ps in by_reason.items()]
+    return "\n".join([table(headers, rows), *notes])
