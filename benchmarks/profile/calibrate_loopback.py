@@ -42,9 +42,9 @@ def _bench(rank: int, world: int, store_path: str, repeats: int, out_q) -> None:
         n = size // 4
         splits = [0 if q == rank else n for q in range(world)]  # one message to every peer
         send = torch.ones(n * (world - 1))
-        recv = torch.empty(n * (world - 1))
         times = []
         for _ in range(repeats + 2):
+            recv = torch.empty(n * (world - 1))  # a fresh buffer per call, as the halo exchange allocates
             dist.barrier()
             t0 = time.perf_counter()
             dist.all_to_all_single(recv, send, splits, splits)

@@ -57,8 +57,9 @@ def _mean_acc(results, part_dir, staleness):
 @pytest.mark.timeout(840)
 @pytest.mark.parametrize(
     "world_size,stale,kernel",
-    # staleness runs on 2 ranks only, to keep the suite's time down; 4 ranks run the C++ kernels users run
-    [(2, True, "reference"), (4, False, "cpu")],
+    # staleness runs on 2 ranks only, to keep the suite's time down. Both run the C++ kernels users run
+    # (the reference kernel took twice the epoch time here; its equality with them is tested elsewhere).
+    [(2, True, "cpu"), (4, False, "cpu")],
 )
 def test_gcn_matches_published_accuracy(partitions, world_size, stale, kernel):
     runs = []
