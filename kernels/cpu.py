@@ -11,10 +11,8 @@ The cache is ``$DISTGNN_KERNEL_CACHE``, else ``$XDG_CACHE_HOME/distgnn/kernels``
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 import logging
-import os
 import sys
 import threading
 from collections.abc import Iterator
@@ -24,16 +22,14 @@ from types import ModuleType
 import torch
 from torch import Tensor
 
+from distgnn import kernel_cache
 from distgnn.errors import DistGNNError
 
 log = logging.getLogger("distgnn.kernels")
 
-CACHE_ENV = "DISTGNN_KERNEL_CACHE"
-_CSRC = Path(__file__).parent / "csrc"
-_SOURCES = [_CSRC / name for name in ("aggregate.cpp", "dropout.cpp")]
-_HEADERS = sorted(_CSRC.glob("*.h"))  # hashed with the sources: a header change must rebuild
-_CFLAGS = ["-O3", "-fopenmp"]
-_LDFLAGS = ["-fopenmp"]
+CACHE_ENV = kernel_cache.CACHE_ENV
+_SOURCES = kernel_cache.sources()
+_CFLAGS, _LDFLAGS = list(kernel_cache.CFLAGS), list(kernel_cache.LDFLAGS)
 _lock = threading.Lock()
 _ext: ModuleType | None = None
 _error: BaseException | None = None
@@ -41,27 +37,17 @@ _error: BaseException | None = None
 
 def ext_name() -> str:
     """The extension's module name: ``distgnn_cpu_<hash of sources, flags and torch version>``."""
-    h = hashlib.sha256()
-    for src in _SOURCES + _HEADERS:
-        h.update(src.read_bytes())
-    h.update(" ".join(_CFLAGS + _LDFLAGS).encode())
-    h.update(torch.__version__.encode())
-    return f"distgnn_cpu_{h.hexdigest()[:12]}"
+    return kernel_cache.ext_name(torch.__version__)
 
 
 def cache_root() -> Path:
     """Where builds live (one sub-directory per extension name)."""
-    explicit = os.environ.get(CACHE_ENV)
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "distgnn" / "kernels"
+    return kernel_cache.cache_root()
 
 
 def library_path() -> Path:
     """The shared library of the current sources (it may not exist yet)."""
-    name = ext_name()
-    return cache_root() / name / f"{name}.so"
+    return kernel_cache.library_path(torch.__version__)
 
 
 def is_built() -> bool:

@@ -23,6 +23,16 @@ from pathlib import Path
 
 from distgnn.errors import DistGNNError
 
+# A local instance (no --address), set before Ray is imported (it reads them once) and inherited by its
+# processes: node address 127.0.0.1 rather than the host's outward IP, so the GCS, raylet, agents and
+# workers listen on loopback only; no usage-stats reporting; no idle workers prestarted for a driver
+# that runs no tasks (two processes' start-up saved on a small machine). A caller's own values win.
+LOCAL_RAY_ENV = {
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_prestart_worker_first_driver": "0",
+}
+LOCAL_OBJECT_STORE_BYTES = 80 * 2**20  # Ray's minimum is 75 MiB; only the job's arguments pass through it
 PATH_OPTIONS = ("partitions", "run.metrics_out", "run.checkpoint_dir")  # made absolute for the workers
 
 
@@ -101,6 +111,8 @@ def run(argv: list[str]) -> int:
             f"{train_args.partitions} has {num_parts} parts; {own.workers} workers need "
             f"{expected_parts(cfg, own.workers)} for --strategy {cfg.parallel.strategy}"
         )
+    if not own.address:
+        os.environ.update({k: v for k, v in LOCAL_RAY_ENV.items() if k not in os.environ})
     ray, RunConfig, ScalingConfig, TorchConfig, TorchTrainer = _import_ray()
     if own.address:
         ray.init(address=own.address)
@@ -110,6 +122,7 @@ def run(argv: list[str]) -> int:
             num_cpus=max(os.cpu_count() or 1, int(own.workers * own.cpus_per_worker + 0.999)),
             include_dashboard=own.dashboard,
             dashboard_host=own.dashboard_host,
+            object_store_memory=LOCAL_OBJECT_STORE_BYTES,  # fits a container's 64 MB-ish /dev/shm better
             _node_ip_address="127.0.0.1",
         )
     backend = "nccl" if own.gpu else "gloo"

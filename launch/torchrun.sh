@@ -26,7 +26,9 @@ NNODES="${NNODES:-1}"
 # group's addresses (pytorch/pytorch#135712).
 export TORCH_DISABLE_SHARE_RDZV_TCP_STORE="${TORCH_DISABLE_SHARE_RDZV_TCP_STORE:-1}"
 PYTHON="${PYTHON:-python}"
-if [[ "${DISTGNN_PREBUILD:-1}" != 0 ]]; then  # once per node, before any worker exists
+# Once per node, before any worker exists. The cache check imports no torch (a fraction of a second);
+# the build command does (seconds on a busy node), so it runs only when the check finds no build.
+if [[ "${DISTGNN_PREBUILD:-1}" != 0 ]] && ! "$PYTHON" -m distgnn.kernel_cache; then
   "$PYTHON" -m distgnn.kernels.build --quiet \
     || echo "launch/torchrun.sh: the C++ kernels did not build; workers use another implementation" >&2
 fi

@@ -20,11 +20,13 @@ from torch import Tensor, nn
 from distgnn.models.inputs import Input, linear
 from distgnn.models.inputs import dropout as drop
 from distgnn.models.layered import LayeredModel
-from distgnn.models.propagation import Propagation
+from distgnn.models.propagation import Norm, Propagation
 
 
 class GCNIIConv(nn.Module):
     """One GCNII layer at depth ``layer`` (1-based), with its own ``beta``."""
+
+    aggregation_norm: Norm = "gcn"  # what it asks prop.aggregate for (strategies prepare for it)
 
     def __init__(self, width: int, layer: int, *, alpha: float, lam: float) -> None:
         super().__init__()
@@ -34,7 +36,7 @@ class GCNIIConv(nn.Module):
         nn.init.xavier_uniform_(self.weight)
 
     def forward(self, h: Tensor, h0: Tensor, prop: Propagation, *, key: int) -> Tensor:
-        s = (1.0 - self.alpha) * prop.aggregate(h, key=key, norm="gcn") + self.alpha * h0
+        s = (1.0 - self.alpha) * prop.aggregate(h, key=key, norm=self.aggregation_norm) + self.alpha * h0
         return (1.0 - self.beta) * s + self.beta * (s @ self.weight)
 
 

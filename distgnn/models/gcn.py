@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from distgnn.models.inputs import Input, dense, matmul
-from distgnn.models.propagation import Propagation
+from distgnn.models.propagation import Norm, Propagation
 from distgnn.models.stack import LayerStack
 
 
@@ -16,6 +16,8 @@ class GCNConv(nn.Module):
     Aggregation and the linear map commute, so the layer multiplies by ``W`` first when that shrinks the
     rows (``out_dim < in_dim``): the aggregation then reads, and a halo exchange sends, narrower rows.
     """
+
+    aggregation_norm: Norm = "gcn"  # what it asks prop.aggregate for (strategies prepare for it)
 
     def __init__(self, in_dim: int, out_dim: int, *, bias: bool = True) -> None:
         super().__init__()
@@ -36,9 +38,9 @@ class GCNConv(nn.Module):
     def forward(self, h: Input, prop: Propagation, *, key: int, add_bias: bool = True) -> Tensor:
         """The layer; ``add_bias=False`` leaves ``self.bias`` to the caller (to fuse it into what follows)."""
         if self.transform_first:
-            out = prop.aggregate(matmul(h, self.weight), key=key, norm="gcn")
+            out = prop.aggregate(matmul(h, self.weight), key=key, norm=self.aggregation_norm)
         else:
-            out = prop.aggregate_linear(dense(h), self.weight, key=key, norm="gcn")
+            out = prop.aggregate_linear(dense(h), self.weight, key=key, norm=self.aggregation_norm)
         return out if self.bias is None or not add_bias else out + self.bias
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from distgnn.models.inputs import Input, dense, linear
-from distgnn.models.propagation import Propagation
+from distgnn.models.propagation import Norm, Propagation
 from distgnn.models.stack import LayerStack
 
 
@@ -15,6 +15,8 @@ class SAGEConv(nn.Module):
     ``mean`` is linear, so ``W_neigh mean(h) = mean(h W_neigh)``: the neighbour branch is transformed first
     when that shrinks the rows, which shrinks the halo exchange too.
     """
+
+    aggregation_norm: Norm = "mean"  # what it asks prop.aggregate for (strategies prepare for it)
 
     def __init__(self, in_dim: int, out_dim: int) -> None:
         super().__init__()
@@ -32,9 +34,10 @@ class SAGEConv(nn.Module):
 
     def forward(self, h: Input, prop: Propagation, *, key: int) -> Tensor:
         if self.transform_first:
-            neigh = prop.aggregate(linear(h, self.lin_neigh), key=key, norm="mean")
+            neigh = prop.aggregate(linear(h, self.lin_neigh), key=key, norm=self.aggregation_norm)
         else:
-            neigh = prop.aggregate_linear(dense(h), self.lin_neigh.weight.t(), key=key, norm="mean")
+            weight = self.lin_neigh.weight.t()
+            neigh = prop.aggregate_linear(dense(h), weight, key=key, norm=self.aggregation_norm)
         return linear(h, self.lin_self) + neigh
 
 

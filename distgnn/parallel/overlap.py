@@ -171,6 +171,13 @@ class OverlapSchedule:
         out.index_add_(0, self.ex.plan.send_idx, received.to(out.dtype).reshape(-1, *out.shape[1:]))
         return out.to(dtype)
 
+    def prepare(self, loops: bool) -> None:
+        """Build now what :meth:`forward` and :meth:`backward` with ``loops`` read: the inner CSR's row
+        blocks, its transpose's, the boundary CSR's transpose (otherwise built on first use)."""
+        self._inner(loops, transposed=False)
+        self._inner(loops, transposed=True)
+        self.graph.boundary.transposed()
+
     # -- internals -----------------------------------------------------------------------------------
     def _inner(self, loops: bool, *, transposed: bool) -> list[tuple[int, int, CSR]]:
         """Row blocks of the inner CSR (with self-loops if ``loops``), or of its transpose."""

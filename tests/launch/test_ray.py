@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import ipaddress
 import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
 
 import pytest
 from launch_helpers import REPO, TRAIN_ARGS, launcher_env, losses, nproc_losses, tiny_parts
+from proc_sockets import descendants, listening_sockets
 
 SCRIPT = REPO / "launch" / "ray_train.py"
 needs_ray = pytest.mark.skipif(
@@ -15,27 +21,55 @@ needs_ray = pytest.mark.skipif(
 )
 
 
-def ray_train(args: list[str], tmp_path, timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args], env=launcher_env(), cwd=tmp_path, capture_output=True,
-        text=True, timeout=timeout,
-    )  # fmt: skip
+def loopback(addr: str) -> bool:
+    """``ip:port`` on loopback (IPv4-mapped IPv6 included, as Ray's gRPC servers print)."""
+    ip = ipaddress.ip_address(addr.rsplit(":", 1)[0])
+    return ip.is_loopback or bool(getattr(ip, "ipv4_mapped", None) and ip.ipv4_mapped.is_loopback)
+
+
+def run_watching_ports(cmd: list[str], cwd, timeout: float) -> tuple[int, str, dict[str, str]]:
+    """Run ``cmd``; every 0.5 s, note what each process of its tree listens on: {ip:port: process name}."""
+    job = subprocess.Popen(
+        cmd, env=launcher_env(), cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    err: list[str] = []
+    reader = threading.Thread(target=lambda: err.append(job.stderr.read()), daemon=True)
+    reader.start()
+    seen: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    try:
+        while job.poll() is None:
+            assert time.monotonic() < deadline, f"no exit within {timeout} s"
+            for pid in [job.pid, *descendants(job.pid)]:
+                with contextlib.suppress(OSError):  # a process that ended meanwhile
+                    name = Path(f"/proc/{pid}/comm").read_text().strip()
+                    seen.update(dict.fromkeys(listening_sockets(pid), name))
+            time.sleep(0.5)
+    finally:
+        job.kill()
+        job.wait()
+        reader.join(10)
+    return job.returncode, "".join(err), seen
 
 
 @needs_ray
 @pytest.mark.timeout(600)
 def test_two_ray_workers_match_torchrun(tmp_path):
+    # While the job runs, every listening socket of the launcher, the local instance (GCS, raylet,
+    # agents) and the workers is noted: all on loopback, but torch's own store, which Ray Train's env://
+    # set-up creates in rank 0 on every interface (torch's TCPStore default; see launch/README.md).
     parts = tiny_parts(tmp_path)
     metrics = tmp_path / "ray.jsonl"
-    proc = ray_train(
-        ["--workers", "2", "--", "--partitions", str(parts), *TRAIN_ARGS, "--metrics-out", str(metrics)],
-        tmp_path,
-        540,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    args = ["--workers", "2", "--", "--partitions", str(parts), *TRAIN_ARGS, "--metrics-out", str(metrics)]
+    code, err, ports = run_watching_ports([sys.executable, str(SCRIPT), *args], tmp_path, 540)
+    assert code == 0, err[-3000:]
     expected = nproc_losses(parts, tmp_path)
     assert len(expected) == 3
     assert losses(metrics) == expected
+    names = set(ports.values())
+    assert {"gcs_server", "raylet"} <= names and any(n.startswith("ray::RayTrainWo") for n in names), ports
+    outside = {a: n for a, n in ports.items() if not loopback(a)}
+    assert len(outside) <= 1 and all(n.startswith("ray::RayTrainWo") for n in outside.values()), outside
 
 
 def ray_main(argv: list[str], monkeypatch, capsys) -> tuple[int, str]:
