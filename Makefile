@@ -27,7 +27,7 @@ demo: install
 # (spawn, rendezvous, timeouts), so 3 workers on 2 cores finish sooner than 2.
 TEST_WORKERS ?= 3
 
-# `make test`: lint and every test not marked slow. `make test-slow`: the slow tier (10-seed accuracy,
+# `make test`: lint and every test not marked slow. `make test-slow`: the slow tier (10-seed accuracy, Ray,
 # hybrid restart, hung-peer and two-agent failure tests, the GPU check script's CPU run). CI runs both.
 test: install
 	$(BIN)/ruff check .

@@ -53,6 +53,7 @@ def run_watching_ports(cmd: list[str], cwd, timeout: float) -> tuple[int, str, d
 
 
 @needs_ray
+@pytest.mark.slow  # about 60 s of CPU over 16 processes (Ray Train's control actors, 2 workers, torchrun)
 @pytest.mark.timeout(600)
 def test_two_ray_workers_match_torchrun(tmp_path):
     # While the job runs, every listening socket of the launcher, the local instance (GCS, raylet,
