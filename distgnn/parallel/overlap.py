@@ -64,7 +64,8 @@ def row_blocks(csr: CSR, block_rows: int = BLOCK_ROWS) -> list[tuple[int, int, C
     for a in range(0, n, block_rows):
         b = min(a + block_rows, n)
         lo, hi = int(ip[a]), int(ip[b])
-        out.append((a, b, CSR(ip[a : b + 1] - lo, csr.indices[lo:hi], csr.num_src, validate=False)))
+        block = CSR(ip[a : b + 1] - lo, csr.indices[lo:hi], csr.num_src, validate=False, dtype=csr.dtype)
+        out.append((a, b, block))
     return out
 
 

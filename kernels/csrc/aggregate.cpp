@@ -5,7 +5,8 @@
 // preempted by another process) does not leave a thread idle. The hot loops are compiled for AVX-512 /
 // AVX2 / baseline as separate entry points and picked at each call (isa.h: DISTGNN_CPU_ISA forces one;
 // safe to cache and ship, unlike -march=native). Accumulation is float32 for float32 and bfloat16
-// features; source/destination scaling, bias and ReLU are fused.
+// features; source/destination scaling, bias and ReLU are fused. The CSR arrays are int32 or int64 (one
+// template instance each, `idx_t`); loaded indices are widened to int64_t before any offset is formed.
 //
 // The sum/mean kernel is gather-bound (one random feature row per edge), so it is written for memory
 // throughput: a row's accumulator lives in vector registers (chunks of kPassVecs native vectors of the
@@ -65,9 +66,10 @@ struct Vec {  // W floats in one register of the target ISA
   typedef uint32_t u32 __attribute__((vector_size(4 * W)));
 };
 
-struct SpmmArgs {
-  const int64_t* indptr;
-  const int64_t* indices;
+template <typename idx_t>
+struct SpmmArgs {  // idx_t: int32_t or int64_t CSR arrays (every offset computed from them is int64_t)
+  const idx_t* indptr;
+  const idx_t* indices;
   const void* x;      // [S, H, D] scalar_t
   const float* w;     // [E, H] or null
   const float* ss;    // [S] or null
@@ -98,8 +100,8 @@ DG_INLINE void axpy(float* __restrict acc, const scalar_t* __restrict xr, float 
   for (int64_t f = 0; f < n; ++f) acc[f] += c * to_f(xr[f]);
 }
 
-template <typename scalar_t>
-DG_INLINE void epilogue(const SpmmArgs& a, int64_t i, int64_t deg, const float* __restrict acc,
+template <typename scalar_t, typename idx_t>
+DG_INLINE void epilogue(const SpmmArgs<idx_t>& a, int64_t i, int64_t deg, const float* __restrict acc,
                         scalar_t* __restrict out_row, int64_t F) {
   float scale = a.ds ? a.ds[i] : 1.f;
   if (a.mean && deg > 0) scale /= static_cast<float>(deg);
@@ -112,17 +114,17 @@ DG_INLINE void epilogue(const SpmmArgs& a, int64_t i, int64_t deg, const float* 
   }
 }
 
-template <typename scalar_t>
-DG_INLINE void spmm_rows(const SpmmArgs& a, int64_t r0, int64_t r1, float* __restrict acc) {
+template <typename scalar_t, typename idx_t>
+DG_INLINE void spmm_rows(const SpmmArgs<idx_t>& a, int64_t r0, int64_t r1, float* __restrict acc) {
   const scalar_t* __restrict x = static_cast<const scalar_t*>(a.x);
   scalar_t* __restrict out = static_cast<scalar_t*>(a.out);
-  const int64_t* __restrict indices = a.indices;
+  const idx_t* __restrict indices = a.indices;
   const int64_t H = a.H, D = a.D, F = H * D, E = a.num_edges;
   for (int64_t i = r0; i < r1; ++i) {
     const int64_t b = a.indptr[i], en = a.indptr[i + 1];
     std::fill(acc, acc + F, 0.f);
     for (int64_t e = b; e < en; ++e) {
-      if (e + kPrefetchEdges < E) prefetch_row(x + indices[e + kPrefetchEdges] * F, F);
+      if (e + kPrefetchEdges < E) prefetch_row(x + static_cast<int64_t>(indices[e + kPrefetchEdges]) * F, F);
       const int64_t j = indices[e];
       const float c = a.ss ? a.ss[j] : 1.f;
       const scalar_t* xr = x + j * F;
@@ -157,17 +159,17 @@ DG_INLINE typename Vec<W>::f load_vec(const c10::BFloat16* p) {
 
 // One pass over the in-edges of row i for features [off, off + W * NV): the accumulator is NV vector
 // registers of W floats. Only the first pass over a row prefetches (the whole row, for every pass).
-template <typename scalar_t, int W, int NV>
-DG_INLINE void sum_pass(const SpmmArgs& a, int64_t i, int64_t b, int64_t en, int64_t off, bool prefetch,
+template <typename scalar_t, int W, int NV, typename idx_t>
+DG_INLINE void sum_pass(const SpmmArgs<idx_t>& a, int64_t i, int64_t b, int64_t en, int64_t off, bool prefetch,
                         float scale) {
   using V = typename Vec<W>::f;
   const scalar_t* __restrict x = static_cast<const scalar_t*>(a.x);
-  const int64_t* __restrict indices = a.indices;
+  const idx_t* __restrict indices = a.indices;
   const int64_t F = a.D, E = a.num_edges;
   V acc[NV];
   for (int k = 0; k < NV; ++k) acc[k] = V{};
   for (int64_t e = b; e < en; ++e) {
-    if (prefetch && e + kPrefetchEdges < E) prefetch_row(x + indices[e + kPrefetchEdges] * F, F);
+    if (prefetch && e + kPrefetchEdges < E) prefetch_row(x + static_cast<int64_t>(indices[e + kPrefetchEdges]) * F, F);
     const int64_t j = indices[e];
     const float c = (a.ss ? a.ss[j] : 1.f) * (a.w ? a.w[e] : 1.f);
     const scalar_t* xr = x + j * F + off;
@@ -198,15 +200,15 @@ DG_INLINE void sum_pass(const SpmmArgs& a, int64_t i, int64_t b, int64_t en, int
 }
 
 // The last F % W (< 16) features of row i (a scalar loop over a short accumulator).
-template <typename scalar_t>
-DG_INLINE void sum_tail(const SpmmArgs& a, int64_t i, int64_t b, int64_t en, int64_t off, bool prefetch,
-                        float scale) {
+template <typename scalar_t, typename idx_t>
+DG_INLINE void sum_tail(const SpmmArgs<idx_t>& a, int64_t i, int64_t b, int64_t en, int64_t off,
+                        bool prefetch, float scale) {
   const scalar_t* __restrict x = static_cast<const scalar_t*>(a.x);
-  const int64_t* __restrict indices = a.indices;
+  const idx_t* __restrict indices = a.indices;
   const int64_t F = a.D, E = a.num_edges, n = F - off;
   float acc[16] = {};
   for (int64_t e = b; e < en; ++e) {
-    if (prefetch && e + kPrefetchEdges < E) prefetch_row(x + indices[e + kPrefetchEdges] * F, F);
+    if (prefetch && e + kPrefetchEdges < E) prefetch_row(x + static_cast<int64_t>(indices[e + kPrefetchEdges]) * F, F);
     const int64_t j = indices[e];
     const float c = (a.ss ? a.ss[j] : 1.f) * (a.w ? a.w[e] : 1.f);
     const scalar_t* xr = x + j * F + off;
@@ -222,8 +224,8 @@ DG_INLINE void sum_tail(const SpmmArgs& a, int64_t i, int64_t b, int64_t en, int
 
 // Sum/mean over rows [r0, r1) when every head shares the edge weight (features folded into one row of
 // F = a.D): passes of 8, then 4, 2, 1 native vectors (W = kLanes<I> floats each), then a scalar tail.
-template <Isa I, typename scalar_t>
-DG_INLINE void spmm_rows_shared(const SpmmArgs& a, int64_t r0, int64_t r1) {
+template <Isa I, typename scalar_t, typename idx_t>
+DG_INLINE void spmm_rows_shared(const SpmmArgs<idx_t>& a, int64_t r0, int64_t r1) {
   constexpr int W = kLanes<I>;
   const int64_t F = a.D;
   for (int64_t i = r0; i < r1; ++i) {
@@ -241,12 +243,12 @@ DG_INLINE void spmm_rows_shared(const SpmmArgs& a, int64_t r0, int64_t r1) {
   }
 }
 
-template <typename scalar_t>
-DG_INLINE void spmm_max_rows(const SpmmArgs& a, int64_t r0, int64_t r1, float* __restrict acc,
+template <typename scalar_t, typename idx_t>
+DG_INLINE void spmm_max_rows(const SpmmArgs<idx_t>& a, int64_t r0, int64_t r1, float* __restrict acc,
                              int64_t* __restrict best) {
   const scalar_t* __restrict x = static_cast<const scalar_t*>(a.x);
   scalar_t* __restrict out = static_cast<scalar_t*>(a.out);
-  const int64_t* __restrict indices = a.indices;
+  const idx_t* __restrict indices = a.indices;
   const int64_t H = a.H, D = a.D, F = H * D, E = a.num_edges;
   const float ninf = -std::numeric_limits<float>::infinity();
   for (int64_t i = r0; i < r1; ++i) {
@@ -254,7 +256,7 @@ DG_INLINE void spmm_max_rows(const SpmmArgs& a, int64_t r0, int64_t r1, float* _
     std::fill(acc, acc + F, ninf);
     std::fill(best, best + F, int64_t(-1));
     for (int64_t e = b; e < en; ++e) {
-      if (e + kPrefetchEdges < E) prefetch_row(x + indices[e + kPrefetchEdges] * F, F);
+      if (e + kPrefetchEdges < E) prefetch_row(x + static_cast<int64_t>(indices[e + kPrefetchEdges]) * F, F);
       const int64_t j = indices[e];
       const float c = a.ss ? a.ss[j] : 1.f;
       const scalar_t* xr = x + j * F;
@@ -279,12 +281,13 @@ DG_INLINE void spmm_max_rows(const SpmmArgs& a, int64_t r0, int64_t r1, float* _
 
 // One entry point per ISA (isa.h), each the templates above inlined under its target.
 #define DG_SPMM_ENTRIES(SUFFIX, TARGET, ISA)                                                              \
-  template <typename scalar_t>                                                                          \
-  TARGET void spmm_rows_##SUFFIX(const SpmmArgs& a, int64_t r0, int64_t r1, float* acc) {                \
+  template <typename scalar_t, typename idx_t>                                                         \
+  TARGET void spmm_rows_##SUFFIX(const SpmmArgs<idx_t>& a, int64_t r0, int64_t r1, float* acc) {         \
     if (a.H == 1) spmm_rows_shared<ISA, scalar_t>(a, r0, r1); else spmm_rows<scalar_t>(a, r0, r1, acc);  \
   }                                                                                                     \
-  template <typename scalar_t>                                                                          \
-  TARGET void spmm_max_rows_##SUFFIX(const SpmmArgs& a, int64_t r0, int64_t r1, float* acc, int64_t* best) { \
+  template <typename scalar_t, typename idx_t>                                                         \
+  TARGET void spmm_max_rows_##SUFFIX(const SpmmArgs<idx_t>& a, int64_t r0, int64_t r1, float* acc,       \
+                                     int64_t* best) {                                                   \
     spmm_max_rows<scalar_t>(a, r0, r1, acc, best);                                                      \
   }
 DG_SPMM_ENTRIES(avx512, DG_TARGET_AVX512, Isa::avx512)
@@ -292,22 +295,23 @@ DG_SPMM_ENTRIES(avx2, DG_TARGET_AVX2, Isa::avx2)
 DG_SPMM_ENTRIES(baseline, , Isa::baseline)
 #undef DG_SPMM_ENTRIES
 
-template <typename scalar_t>
-void spmm_rows_isa(Isa isa, const SpmmArgs& a, int64_t r0, int64_t r1, float* acc) {
+template <typename scalar_t, typename idx_t>
+void spmm_rows_isa(Isa isa, const SpmmArgs<idx_t>& a, int64_t r0, int64_t r1, float* acc) {
   if (isa == Isa::avx512) spmm_rows_avx512<scalar_t>(a, r0, r1, acc);
   else if (isa == Isa::avx2) spmm_rows_avx2<scalar_t>(a, r0, r1, acc);
   else spmm_rows_baseline<scalar_t>(a, r0, r1, acc);
 }
 
-template <typename scalar_t>
-void spmm_max_rows_isa(Isa isa, const SpmmArgs& a, int64_t r0, int64_t r1, float* acc, int64_t* best) {
+template <typename scalar_t, typename idx_t>
+void spmm_max_rows_isa(Isa isa, const SpmmArgs<idx_t>& a, int64_t r0, int64_t r1, float* acc, int64_t* best) {
   if (isa == Isa::avx512) spmm_max_rows_avx512<scalar_t>(a, r0, r1, acc, best);
   else if (isa == Isa::avx2) spmm_max_rows_avx2<scalar_t>(a, r0, r1, acc, best);
   else spmm_max_rows_baseline<scalar_t>(a, r0, r1, acc, best);
 }
 
 // Row boundaries of `chunks` pieces of roughly equal cost (edges + 1 per row), for dynamic scheduling.
-std::vector<int64_t> balanced_chunks(const int64_t* indptr, int64_t rows, int64_t chunks) {
+template <typename idx_t>
+std::vector<int64_t> balanced_chunks(const idx_t* indptr, int64_t rows, int64_t chunks) {
   chunks = std::max<int64_t>(1, std::min<int64_t>(chunks, rows));
   std::vector<int64_t> bounds(chunks + 1, rows);
   bounds[0] = 0;
@@ -326,8 +330,8 @@ std::vector<int64_t> balanced_chunks(const int64_t* indptr, int64_t rows, int64_
 }
 
 // Run body(thread_scratch, r0, r1) over balanced row chunks on torch's thread count.
-template <typename Body>
-void parallel_rows(const int64_t* indptr, int64_t rows, int64_t scratch, const Body& body) {
+template <typename idx_t, typename Body>
+void parallel_rows(const idx_t* indptr, int64_t rows, int64_t scratch, const Body& body) {
   const int nt = std::max(1, at::get_num_threads());
   const std::vector<int64_t> bounds = balanced_chunks(indptr, rows, static_cast<int64_t>(nt) * 32);
   const int64_t chunks = static_cast<int64_t>(bounds.size()) - 1;
@@ -346,9 +350,26 @@ const float* opt_f32(const c10::optional<torch::Tensor>& t) {
   return t.has_value() && t->defined() ? t->data_ptr<float>() : nullptr;
 }
 
+// The CSR's index type: int32 or int64, the same for indptr and indices (kernels/csr.py picks int32
+// when the row count, source count and edge count all fit). Every offset is computed in int64_t.
+void check_index(const torch::Tensor& t, const char* name) {
+  TORCH_CHECK(t.scalar_type() == torch::kInt32 || t.scalar_type() == torch::kInt64, name,
+              " must be int32 or int64, got ", t.scalar_type());
+  TORCH_CHECK(t.is_contiguous(), name, " must be contiguous");
+}
+
 void check_csr(const torch::Tensor& indptr, const torch::Tensor& indices) {
-  TORCH_CHECK(indptr.dtype() == torch::kInt64 && indices.dtype() == torch::kInt64, "CSR must be int64");
-  TORCH_CHECK(indptr.is_contiguous() && indices.is_contiguous(), "CSR must be contiguous");
+  check_index(indptr, "CSR indptr");
+  check_index(indices, "CSR indices");
+  TORCH_CHECK(indptr.scalar_type() == indices.scalar_type(), "CSR indptr and indices must share a dtype, got ",
+              indptr.scalar_type(), " and ", indices.scalar_type());
+}
+
+// Call f(idx_t{}) with the index type of `t` (checked to be int32 or int64).
+template <typename F>
+decltype(auto) with_index_type(const torch::Tensor& t, F&& f) {
+  if (t.scalar_type() == torch::kInt32) return f(int32_t{});
+  return f(int64_t{});
 }
 
 void check_aux(const c10::optional<torch::Tensor>& t, int64_t numel, const char* name) {
@@ -357,11 +378,11 @@ void check_aux(const c10::optional<torch::Tensor>& t, int64_t numel, const char*
   TORCH_CHECK(t->numel() == numel, name, " has ", t->numel(), " elements, expected ", numel);
 }
 
-SpmmArgs make_args(const torch::Tensor& indptr, const torch::Tensor& indices, const torch::Tensor& x,
-                   const c10::optional<torch::Tensor>& w, const c10::optional<torch::Tensor>& ss,
-                   const c10::optional<torch::Tensor>& ds, const c10::optional<torch::Tensor>& bias,
-                   const torch::Tensor& out, bool mean, bool relu) {
-  check_csr(indptr, indices);
+template <typename idx_t>
+SpmmArgs<idx_t> make_args(const torch::Tensor& indptr, const torch::Tensor& indices, const torch::Tensor& x,
+                          const c10::optional<torch::Tensor>& w, const c10::optional<torch::Tensor>& ss,
+                          const c10::optional<torch::Tensor>& ds, const c10::optional<torch::Tensor>& bias,
+                          const torch::Tensor& out, bool mean, bool relu) {
   TORCH_CHECK(x.dim() == 3 && x.is_contiguous(), "x must be a contiguous [S, H, D] tensor");
   TORCH_CHECK(x.scalar_type() == torch::kFloat32 || x.scalar_type() == torch::kBFloat16,
               "x must be float32 or bfloat16");
@@ -372,9 +393,9 @@ SpmmArgs make_args(const torch::Tensor& indptr, const torch::Tensor& indices, co
   check_aux(ss, x.size(0), "src_scale");
   check_aux(ds, R, "dst_scale");
   check_aux(bias, H * D, "bias");
-  SpmmArgs a{};
-  a.indptr = indptr.data_ptr<int64_t>();
-  a.indices = indices.data_ptr<int64_t>();
+  SpmmArgs<idx_t> a{};
+  a.indptr = indptr.data_ptr<idx_t>();
+  a.indices = indices.data_ptr<idx_t>();
   a.x = x.data_ptr();
   a.w = opt_f32(w);
   a.ss = opt_f32(ss);
@@ -397,16 +418,20 @@ SpmmArgs make_args(const torch::Tensor& indptr, const torch::Tensor& indices, co
 torch::Tensor spmm(torch::Tensor indptr, torch::Tensor indices, torch::Tensor x,
                    c10::optional<torch::Tensor> w, c10::optional<torch::Tensor> ss,
                    c10::optional<torch::Tensor> ds, c10::optional<torch::Tensor> bias, bool mean, bool relu) {
+  check_csr(indptr, indices);
   const int64_t R = indptr.numel() - 1;
   auto out = new_output({R, x.size(1), x.size(2)}, x.options());
-  const SpmmArgs a = make_args(indptr, indices, x, w, ss, ds, bias, out, mean, relu);
   const bool bf16 = x.scalar_type() == torch::kBFloat16;
   const Isa isa = distgnn::active_isa();  // outside the parallel region: it may throw
-  parallel_rows(a.indptr, R, a.H * a.D, [&](float* acc, int64_t*, int64_t r0, int64_t r1) {
-    if (bf16) spmm_rows_isa<c10::BFloat16>(isa, a, r0, r1, acc); else spmm_rows_isa<float>(isa, a, r0, r1, acc);
+  with_index_type(indptr, [&](auto idx) {
+    using idx_t = decltype(idx);
+    const SpmmArgs<idx_t> a = make_args<idx_t>(indptr, indices, x, w, ss, ds, bias, out, mean, relu);
+    parallel_rows(a.indptr, R, a.H * a.D, [&](float* acc, int64_t*, int64_t r0, int64_t r1) {
+      if (bf16) spmm_rows_isa<c10::BFloat16>(isa, a, r0, r1, acc); else spmm_rows_isa<float>(isa, a, r0, r1, acc);
 #ifdef DG_STREAM
-    if (a.stream) _mm_sfence();  // order the streamed rows before the region's barrier
+      if (a.stream) _mm_sfence();  // order the streamed rows before the region's barrier
 #endif
+    });
   });
   return out;
 }
@@ -416,26 +441,30 @@ std::tuple<torch::Tensor, torch::Tensor> spmm_max(torch::Tensor indptr, torch::T
                                                   c10::optional<torch::Tensor> ss,
                                                   c10::optional<torch::Tensor> ds,
                                                   c10::optional<torch::Tensor> bias, bool relu) {
+  check_csr(indptr, indices);
   const int64_t R = indptr.numel() - 1;
   auto out = new_output({R, x.size(1), x.size(2)}, x.options());
-  auto arg = new_output({R, x.size(1), x.size(2)}, x.options().dtype(torch::kInt64));
-  SpmmArgs a = make_args(indptr, indices, x, w, ss, ds, bias, out, false, relu);
-  a.arg = arg.data_ptr<int64_t>();
+  auto arg = new_output({R, x.size(1), x.size(2)}, x.options().dtype(torch::kInt64));  // edge ids: int64
   const bool bf16 = x.scalar_type() == torch::kBFloat16;
   const Isa isa = distgnn::active_isa();
-  parallel_rows(a.indptr, R, a.H * a.D, [&](float* acc, int64_t* best, int64_t r0, int64_t r1) {
-    if (bf16) spmm_max_rows_isa<c10::BFloat16>(isa, a, r0, r1, acc, best);
-    else spmm_max_rows_isa<float>(isa, a, r0, r1, acc, best);
+  with_index_type(indptr, [&](auto idx) {
+    using idx_t = decltype(idx);
+    SpmmArgs<idx_t> a = make_args<idx_t>(indptr, indices, x, w, ss, ds, bias, out, false, relu);
+    a.arg = arg.data_ptr<int64_t>();
+    parallel_rows(a.indptr, R, a.H * a.D, [&](float* acc, int64_t* best, int64_t r0, int64_t r1) {
+      if (bf16) spmm_max_rows_isa<c10::BFloat16>(isa, a, r0, r1, acc, best);
+      else spmm_max_rows_isa<float>(isa, a, r0, r1, acc, best);
+    });
   });
   return {out, arg};
 }
 
-template <typename scalar_t>
+template <typename scalar_t, typename idx_t>
 void edge_dot_impl(const torch::Tensor& indptr, const torch::Tensor& indices, const torch::Tensor& a,
                    const torch::Tensor& b, torch::Tensor& out) {
   const int64_t R = indptr.numel() - 1, H = a.size(1), D = a.size(2), F = H * D;
-  const int64_t* ip = indptr.data_ptr<int64_t>();
-  const int64_t* ix = indices.data_ptr<int64_t>();
+  const idx_t* ip = indptr.data_ptr<idx_t>();
+  const idx_t* ix = indices.data_ptr<idx_t>();
   const scalar_t* pa = a.data_ptr<scalar_t>();
   const scalar_t* pb = b.data_ptr<scalar_t>();
   float* po = out.data_ptr<float>();
@@ -443,7 +472,7 @@ void edge_dot_impl(const torch::Tensor& indptr, const torch::Tensor& indices, co
     for (int64_t i = r0; i < r1; ++i) {
       const scalar_t* ar = pa + i * F;
       for (int64_t e = ip[i]; e < ip[i + 1]; ++e) {
-        const scalar_t* br = pb + ix[e] * F;
+        const scalar_t* br = pb + static_cast<int64_t>(ix[e]) * F;
         for (int64_t h = 0; h < H; ++h) {
           float s = 0.f;
 #pragma omp simd reduction(+ : s)
@@ -461,8 +490,11 @@ torch::Tensor edge_dot(torch::Tensor indptr, torch::Tensor indices, torch::Tenso
   TORCH_CHECK(a.dim() == 3 && b.dim() == 3 && a.is_contiguous() && b.is_contiguous(), "a, b must be [*, H, D]");
   TORCH_CHECK(a.scalar_type() == b.scalar_type(), "a and b must share a dtype");
   auto out = torch::empty({indices.numel(), a.size(1)}, a.options().dtype(torch::kFloat32));
-  if (a.scalar_type() == torch::kBFloat16) edge_dot_impl<c10::BFloat16>(indptr, indices, a, b, out);
-  else edge_dot_impl<float>(indptr, indices, a, b, out);
+  with_index_type(indptr, [&](auto idx) {
+    using idx_t = decltype(idx);
+    if (a.scalar_type() == torch::kBFloat16) edge_dot_impl<c10::BFloat16, idx_t>(indptr, indices, a, b, out);
+    else edge_dot_impl<float, idx_t>(indptr, indices, a, b, out);
+  });
   return out;
 }
 
@@ -472,62 +504,75 @@ torch::Tensor sddmm(torch::Tensor indptr, torch::Tensor indices, torch::Tensor a
   TORCH_CHECK(a.dtype() == torch::kFloat32 && b.dtype() == torch::kFloat32, "sddmm inputs must be float32");
   const int64_t R = indptr.numel() - 1, H = a.size(1);
   auto out = torch::empty({indices.numel(), H}, a.options());
-  const int64_t* ip = indptr.data_ptr<int64_t>();
-  const int64_t* ix = indices.data_ptr<int64_t>();
   const float* pa = a.data_ptr<float>();
   const float* pb = b.data_ptr<float>();
   float* po = out.data_ptr<float>();
-  parallel_rows(ip, R, 0, [&](float*, int64_t*, int64_t r0, int64_t r1) {
-    for (int64_t i = r0; i < r1; ++i)
-      for (int64_t e = ip[i]; e < ip[i + 1]; ++e)
-        for (int64_t h = 0; h < H; ++h) po[e * H + h] = pa[i * H + h] + pb[ix[e] * H + h];
+  with_index_type(indptr, [&](auto idx) {
+    using idx_t = decltype(idx);
+    const idx_t* ip = indptr.data_ptr<idx_t>();
+    const idx_t* ix = indices.data_ptr<idx_t>();
+    parallel_rows(ip, R, 0, [&](float*, int64_t*, int64_t r0, int64_t r1) {
+      for (int64_t i = r0; i < r1; ++i)
+        for (int64_t e = ip[i]; e < ip[i + 1]; ++e) {
+          const int64_t j = ix[e];
+          for (int64_t h = 0; h < H; ++h) po[e * H + h] = pa[i * H + h] + pb[j * H + h];
+        }
+    });
   });
   return out;
 }
 
 // Softmax of float32 scores [E, H] over the in-edges of each row.
 torch::Tensor edge_softmax(torch::Tensor indptr, torch::Tensor scores) {
+  check_index(indptr, "CSR indptr");
   TORCH_CHECK(scores.dtype() == torch::kFloat32 && scores.is_contiguous(), "scores must be contiguous float32");
   const int64_t R = indptr.numel() - 1, H = scores.size(1);
   auto out = torch::empty_like(scores);
-  const int64_t* ip = indptr.data_ptr<int64_t>();
   const float* ps = scores.data_ptr<float>();
   float* po = out.data_ptr<float>();
-  parallel_rows(ip, R, 0, [&](float*, int64_t*, int64_t r0, int64_t r1) {
-    for (int64_t i = r0; i < r1; ++i) {
-      const int64_t b = ip[i], en = ip[i + 1];
-      for (int64_t h = 0; h < H; ++h) {
-        float m = -std::numeric_limits<float>::infinity();
-        for (int64_t e = b; e < en; ++e) m = std::max(m, ps[e * H + h]);
-        float z = 0.f;
-        for (int64_t e = b; e < en; ++e) z += (po[e * H + h] = std::exp(ps[e * H + h] - m));
-        const float inv = 1.f / z;
-        for (int64_t e = b; e < en; ++e) po[e * H + h] *= inv;
+  with_index_type(indptr, [&](auto idx) {
+    using idx_t = decltype(idx);
+    const idx_t* ip = indptr.data_ptr<idx_t>();
+    parallel_rows(ip, R, 0, [&](float*, int64_t*, int64_t r0, int64_t r1) {
+      for (int64_t i = r0; i < r1; ++i) {
+        const int64_t b = ip[i], en = ip[i + 1];
+        for (int64_t h = 0; h < H; ++h) {
+          float m = -std::numeric_limits<float>::infinity();
+          for (int64_t e = b; e < en; ++e) m = std::max(m, ps[e * H + h]);
+          float z = 0.f;
+          for (int64_t e = b; e < en; ++e) z += (po[e * H + h] = std::exp(ps[e * H + h] - m));
+          const float inv = 1.f / z;
+          for (int64_t e = b; e < en; ++e) po[e * H + h] *= inv;
+        }
       }
-    }
+    });
   });
   return out;
 }
 
 // Gradient of edge_softmax: out * (grad - sum_row(grad * out)), float32 [E, H].
 torch::Tensor edge_softmax_backward(torch::Tensor indptr, torch::Tensor out, torch::Tensor grad) {
+  check_index(indptr, "CSR indptr");
   TORCH_CHECK(out.dtype() == torch::kFloat32 && grad.dtype() == torch::kFloat32, "inputs must be float32");
   TORCH_CHECK(out.is_contiguous() && grad.is_contiguous(), "inputs must be contiguous");
   const int64_t R = indptr.numel() - 1, H = out.size(1);
   auto res = torch::empty_like(out);
-  const int64_t* ip = indptr.data_ptr<int64_t>();
   const float* po = out.data_ptr<float>();
   const float* pg = grad.data_ptr<float>();
   float* pr = res.data_ptr<float>();
-  parallel_rows(ip, R, 0, [&](float*, int64_t*, int64_t r0, int64_t r1) {
-    for (int64_t i = r0; i < r1; ++i) {
-      const int64_t b = ip[i], en = ip[i + 1];
-      for (int64_t h = 0; h < H; ++h) {
-        float s = 0.f;
-        for (int64_t e = b; e < en; ++e) s += po[e * H + h] * pg[e * H + h];
-        for (int64_t e = b; e < en; ++e) pr[e * H + h] = po[e * H + h] * (pg[e * H + h] - s);
+  with_index_type(indptr, [&](auto idx) {
+    using idx_t = decltype(idx);
+    const idx_t* ip = indptr.data_ptr<idx_t>();
+    parallel_rows(ip, R, 0, [&](float*, int64_t*, int64_t r0, int64_t r1) {
+      for (int64_t i = r0; i < r1; ++i) {
+        const int64_t b = ip[i], en = ip[i + 1];
+        for (int64_t h = 0; h < H; ++h) {
+          float s = 0.f;
+          for (int64_t e = b; e < en; ++e) s += po[e * H + h] * pg[e * H + h];
+          for (int64_t e = b; e < en; ++e) pr[e * H + h] = po[e * H + h] * (pg[e * H + h] - s);
+        }
       }
-    }
+    });
   });
   return res;
 }

@@ -95,7 +95,7 @@ def test_csr_validation():
     with pytest.raises(DistGNNError, match="non-decreasing"):
         CSR(torch.tensor([0, 2, 1, 2]), torch.tensor([0, 1]), 2)
     c = CSR.from_numpy(np.array([0, 1, 1]), np.array([1], dtype=np.int32))
-    assert (c.num_dst, c.num_src, c.num_edges) == (2, 2, 1) and c.indices.dtype == torch.int64
+    assert (c.num_dst, c.num_src, c.num_edges) == (2, 2, 1) and c.indices.dtype == torch.int32
 
 
 def test_transposed_is_cached_and_maps_edge_weights():
