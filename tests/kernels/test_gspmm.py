@@ -91,11 +91,11 @@ def assert_no_ties(csr: CSR, kw: dict, what: str) -> None:
     ss = kw.get("src_scale")
     x3 = x if x.dim() == 3 else x[:, None, :]
     msg = reference.messages(csr.indices, x3, w, None if ss is None else ss.detach())
-    rows = csr.row_ids()[:, None, None].expand_as(msg)
+    rows = csr.row_ids().long()[:, None, None].expand_as(msg)  # scatter/gather take int64 indices
     top = torch.full((csr.num_dst, *msg.shape[1:]), float("-inf")).scatter_reduce(0, rows, msg, "amax")
     wins = msg == top.gather(0, rows)
     # the winning "identity": the edge when edge weights take gradients, else its source
-    ident = torch.arange(csr.num_edges) if w is not None else csr.indices
+    ident = torch.arange(csr.num_edges) if w is not None else csr.indices.long()
     ident = ident[:, None, None].expand_as(msg)
     big = torch.iinfo(torch.int64).max
     lo = torch.full(top.shape, big).scatter_reduce(0, rows, torch.where(wins, ident, big), "amin")
