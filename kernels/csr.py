@@ -122,7 +122,7 @@ class CSR:
 
     def index_bytes(self) -> int:
         """Bytes held by ``indptr`` and ``indices`` (not the lazily built transpose or row ids)."""
-        return self.indptr.numel() * self.indptr.element_size() + self.indices.numel() * self.indices.element_size()
+        return (self.indptr.numel() + self.indices.numel()) * self.indices.element_size()
 
     def validate(self) -> None:
         """Raise DistGNNError with one line if the arrays are not a valid CSR."""
@@ -173,7 +173,8 @@ class CSR:
         device = torch.device(device)
         if self.device == device:
             return self
-        return CSR(self.indptr.to(device), self.indices.to(device), self.num_src, validate=False, dtype=self.dtype)
+        ip, ix = self.indptr.to(device), self.indices.to(device)
+        return CSR(ip, ix, self.num_src, validate=False, dtype=self.dtype)
 
     def __repr__(self) -> str:
         return (

@@ -47,7 +47,8 @@ def test_int64_is_chosen_when_a_size_reaches_the_limit(monkeypatch, size, expect
 
 
 def test_bad_index_dtype_is_one_clear_line():
-    with pytest.raises(DistGNNError, match="^CSR index dtype must be torch.int32 or torch.int64, got torch.int16$"):
+    msg = "^CSR index dtype must be torch.int32 or torch.int64, got torch.int16$"
+    with pytest.raises(DistGNNError, match=msg):
         CSR(torch.tensor([0, 1]), torch.tensor([0]), 1, dtype=torch.int16)
 
 
@@ -58,8 +59,10 @@ def _all_ops(csr: CSR, impl: str, seed: int) -> list[torch.Tensor]:
     pos = lambda *s: (torch.rand(*s, generator=g) + 0.5).requires_grad_()
     results = []
     for reduce in ("sum", "mean", "max"):
-        x, w, ss, ds, b = leaf(csr.num_src, 19), leaf(csr.num_edges), pos(csr.num_src), pos(csr.num_dst), leaf(19)
-        out = gspmm(csr, x, edge_weight=w, src_scale=ss, dst_scale=ds, bias=b, relu=True, reduce=reduce, impl=impl)
+        x, w, b = leaf(csr.num_src, 19), leaf(csr.num_edges), leaf(19)
+        ss, ds = pos(csr.num_src), pos(csr.num_dst)
+        kw = dict(edge_weight=w, src_scale=ss, dst_scale=ds, bias=b, relu=True, reduce=reduce, impl=impl)
+        out = gspmm(csr, x, **kw)
         results += [out, *torch.autograd.grad(out, (x, w, ss, ds, b), torch.randn(out.shape, generator=g))]
         x = leaf(csr.num_src, 3, 4)  # per-head weights
         w = leaf(csr.num_edges, 3)
