@@ -372,6 +372,19 @@ decltype(auto) with_index_type(const torch::Tensor& t, F&& f) {
   return f(int64_t{});
 }
 
+// Run row_body(i, begin, end) for every row i of `indptr` (its edges are [begin, end)), in parallel.
+template <typename RowBody>
+void parallel_each_row(const torch::Tensor& indptr, const RowBody& row_body) {
+  check_index(indptr, "CSR indptr");
+  with_index_type(indptr, [&](auto idx) {
+    using idx_t = decltype(idx);
+    const idx_t* ip = indptr.data_ptr<idx_t>();
+    parallel_rows(ip, indptr.numel() - 1, 0, [&](float*, int64_t*, int64_t r0, int64_t r1) {
+      for (int64_t i = r0; i < r1; ++i) row_body(i, static_cast<int64_t>(ip[i]), static_cast<int64_t>(ip[i + 1]));
+    });
+  });
+}
+
 void check_aux(const c10::optional<torch::Tensor>& t, int64_t numel, const char* name) {
   if (!t.has_value() || !t->defined()) return;
   TORCH_CHECK(t->dtype() == torch::kFloat32 && t->is_contiguous(), name, " must be contiguous float32");
@@ -524,55 +537,39 @@ torch::Tensor sddmm(torch::Tensor indptr, torch::Tensor indices, torch::Tensor a
 
 // Softmax of float32 scores [E, H] over the in-edges of each row.
 torch::Tensor edge_softmax(torch::Tensor indptr, torch::Tensor scores) {
-  check_index(indptr, "CSR indptr");
   TORCH_CHECK(scores.dtype() == torch::kFloat32 && scores.is_contiguous(), "scores must be contiguous float32");
-  const int64_t R = indptr.numel() - 1, H = scores.size(1);
+  const int64_t H = scores.size(1);
   auto out = torch::empty_like(scores);
   const float* ps = scores.data_ptr<float>();
   float* po = out.data_ptr<float>();
-  with_index_type(indptr, [&](auto idx) {
-    using idx_t = decltype(idx);
-    const idx_t* ip = indptr.data_ptr<idx_t>();
-    parallel_rows(ip, R, 0, [&](float*, int64_t*, int64_t r0, int64_t r1) {
-      for (int64_t i = r0; i < r1; ++i) {
-        const int64_t b = ip[i], en = ip[i + 1];
-        for (int64_t h = 0; h < H; ++h) {
-          float m = -std::numeric_limits<float>::infinity();
-          for (int64_t e = b; e < en; ++e) m = std::max(m, ps[e * H + h]);
-          float z = 0.f;
-          for (int64_t e = b; e < en; ++e) z += (po[e * H + h] = std::exp(ps[e * H + h] - m));
-          const float inv = 1.f / z;
-          for (int64_t e = b; e < en; ++e) po[e * H + h] *= inv;
-        }
-      }
-    });
+  parallel_each_row(indptr, [&](int64_t, int64_t b, int64_t en) {
+    for (int64_t h = 0; h < H; ++h) {
+      float m = -std::numeric_limits<float>::infinity();
+      for (int64_t e = b; e < en; ++e) m = std::max(m, ps[e * H + h]);
+      float z = 0.f;
+      for (int64_t e = b; e < en; ++e) z += (po[e * H + h] = std::exp(ps[e * H + h] - m));
+      const float inv = 1.f / z;
+      for (int64_t e = b; e < en; ++e) po[e * H + h] *= inv;
+    }
   });
   return out;
 }
 
 // Gradient of edge_softmax: out * (grad - sum_row(grad * out)), float32 [E, H].
 torch::Tensor edge_softmax_backward(torch::Tensor indptr, torch::Tensor out, torch::Tensor grad) {
-  check_index(indptr, "CSR indptr");
   TORCH_CHECK(out.dtype() == torch::kFloat32 && grad.dtype() == torch::kFloat32, "inputs must be float32");
   TORCH_CHECK(out.is_contiguous() && grad.is_contiguous(), "inputs must be contiguous");
-  const int64_t R = indptr.numel() - 1, H = out.size(1);
+  const int64_t H = out.size(1);
   auto res = torch::empty_like(out);
   const float* po = out.data_ptr<float>();
   const float* pg = grad.data_ptr<float>();
   float* pr = res.data_ptr<float>();
-  with_index_type(indptr, [&](auto idx) {
-    using idx_t = decltype(idx);
-    const idx_t* ip = indptr.data_ptr<idx_t>();
-    parallel_rows(ip, R, 0, [&](float*, int64_t*, int64_t r0, int64_t r1) {
-      for (int64_t i = r0; i < r1; ++i) {
-        const int64_t b = ip[i], en = ip[i + 1];
-        for (int64_t h = 0; h < H; ++h) {
-          float s = 0.f;
-          for (int64_t e = b; e < en; ++e) s += po[e * H + h] * pg[e * H + h];
-          for (int64_t e = b; e < en; ++e) pr[e * H + h] = po[e * H + h] * (pg[e * H + h] - s);
-        }
-      }
-    });
+  parallel_each_row(indptr, [&](int64_t, int64_t b, int64_t en) {
+    for (int64_t h = 0; h < H; ++h) {
+      float s = 0.f;
+      for (int64_t e = b; e < en; ++e) s += po[e * H + h] * pg[e * H + h];
+      for (int64_t e = b; e < en; ++e) pr[e * H + h] = po[e * H + h] * (pg[e * H + h] - s);
+    }
   });
   return res;
 }
