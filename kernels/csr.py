@@ -62,13 +62,14 @@ class CSR:
                 f"CSR with {indptr.numel() - 1} rows, {self.num_src} sources and {indices.numel()} edges "
                 f"does not fit int32 indices (limit {INT32_LIMIT})"
             )
+        self.indptr, self.indices = indptr, indices
+        if validate:  # before narrowing: an out-of-range index must not wrap into range
+            self.validate()
         self.indptr = indptr.to(dtype).contiguous()
         self.indices = indices.to(dtype).contiguous()
         self.perm: Tensor | None = None  # set on a transpose: original edge id of each of its edges
         self._transposed: CSR | None = None
         self._row_ids: Tensor | None = None
-        if validate:
-            self.validate()
 
     @classmethod
     def from_numpy(
