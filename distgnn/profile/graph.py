@@ -19,12 +19,13 @@ Per-rank memory (bytes, estimates where noted):
 
 from __future__ import annotations
 
+from distgnn.kernels.csr import index_dtype
 from distgnn.profile.exchanges import LayerExchange
 from distgnn.profile.partition_info import PartitionInfo
 from distgnn.profile.volume import Flow, Volume
 
 FP32 = 4
-INDEX = 8
+INDEX = 8  # the halo plan's send indices (int64)
 
 
 def predict_graph(
@@ -56,8 +57,10 @@ def predict_graph(
 def _memory(info: PartitionInfo, p: int, exchanges: list[LayerExchange], staleness: int) -> dict[str, int]:
     n, h, e = int(info.n_owned[p]), int(info.n_halo[p]), int(info.n_edges[p])
     n_send = int(info.send_rows[p].sum())
-    # full + inner + boundary CSR (indptr of n + 1 each; their indices add up to 2e) + self-loop copies.
-    csr = INDEX * (3 * (n + 1) + 2 * e + 2 * (e + n) + 2 * (n + 1))
+    # full + inner + boundary CSR (indptr of n + 1 each; their indices add up to 2e) + self-loop copies,
+    # in the index width the CSR picks for this part (int32 when it fits).
+    width = index_dtype(n, n + h, e + n).itemsize
+    csr = width * (3 * (n + 1) + 2 * e + 2 * (e + n) + 2 * (n + 1))
     graph = csr + INDEX * n_send + FP32 * (3 * n + 2 * h)
     rows = sum((n + h) * ex.width for ex in exchanges)
     history = 0
