@@ -3,17 +3,16 @@ the fault-injection hook in ``hooks/``) and the final checkpoint's tensors for b
 
 from __future__ import annotations
 
-import atexit
 import functools
 import json
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
+from filelock import FileLock
 
 from distgnn import checkpoint as ckpt
 from distgnn.data.synthetic import synthetic_graph
@@ -93,15 +92,21 @@ def assert_bitwise_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor])
         assert torch.equal(a[k], b[k]), k
 
 
-@functools.cache
-def reference(strategy: str) -> tuple[dict[str, torch.Tensor], list[dict]]:
-    """The uninterrupted ``--nproc`` run of ``strategy`` (final tensors, metrics), once per session."""
-    root = Path(tempfile.mkdtemp(prefix="distgnn-reference-"))
-    atexit.register(shutil.rmtree, root, ignore_errors=True)
+def reference(strategy: str, shared: Path) -> tuple[dict[str, torch.Tensor], list[dict]]:
+    """The uninterrupted ``--nproc`` run of ``strategy`` (final tensors, metrics), once per test run.
+
+    ``shared`` is a directory every pytest-xdist worker of the run sees (the ``shared_tmp`` fixture): the
+    first test to ask runs the job under a file lock, the others (in any worker) read its outputs.
+    """
+    root = shared / f"reference-{strategy}"
     parts, nproc, _ = STRATEGIES[strategy]
-    args = train_args(tiny_parts(str(root), parts), strategy, root / "ckpt", root / "m.jsonl")
-    proc = run(distgnn(*args, "--nproc", str(nproc)), env())
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    with FileLock(str(shared / f"reference-{strategy}.lock")):
+        if not (root / "done").exists():
+            shutil.rmtree(root, ignore_errors=True)
+            args = train_args(tiny_parts(str(root), parts), strategy, root / "ckpt", root / "m.jsonl")
+            proc = run(distgnn(*args, "--nproc", str(nproc)), env())
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            (root / "done").touch()
     return final_tensors(root / "ckpt", nproc), metrics(root / "m.jsonl")
 
 

@@ -25,7 +25,7 @@ def stopped_at(tmp_path, proc, code: int) -> tuple[int, str]:
 
 
 @pytest.mark.timeout(300)
-def test_sigterm_with_checkpoint_on_exit_then_resume_is_exact(tmp_path):
+def test_sigterm_with_checkpoint_on_exit_then_resume_is_exact(tmp_path, shared_tmp):
     # A Slurm-style preemption: SIGTERM to the launcher mid-epoch 3, which forwards it to the workers.
     parts = h.tiny_parts(str(tmp_path.parent), 2)
     args = h.train_args(parts, "graph", tmp_path / "ckpt", tmp_path / "m.jsonl")
@@ -36,7 +36,7 @@ def test_sigterm_with_checkpoint_on_exit_then_resume_is_exact(tmp_path):
     assert ckpt.latest(tmp_path / "ckpt") == (n, 2)  # the finished epoch was saved, as a complete set
     resumed = h.run(h.distgnn(*args, "--nproc", "2", "--resume"), h.env())
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    params, records = h.reference("graph")
+    params, records = h.reference("graph", shared_tmp)
     h.assert_bitwise_equal(h.final_tensors(tmp_path / "ckpt", 2), params)
     assert [r["loss"] for r in h.metrics(tmp_path / "m.jsonl")] == [r["loss"] for r in records]
 
