@@ -57,3 +57,11 @@ def shared_tmp(tmp_path_factory) -> Path:
     outputs that several test files compare against and that cost a multi-process run to make."""
     base = tmp_path_factory.getbasetemp()
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def pytest_collection_modifyitems(config, items):
+    """Files holding a ``slow`` test first (stable otherwise): with ``--dist loadfile
+    --no-loadscope-reorder`` (``make test``), pytest-xdist hands out files in this order, so the longest
+    ones start at once instead of ending the run on one worker while the others idle."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)

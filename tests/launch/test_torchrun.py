@@ -63,6 +63,7 @@ def node_subset(parts, node, ranks: tuple[int, ...]):
     return node
 
 
+@pytest.mark.slow  # an --nproc 2 job, then two torchrun agents: scheduled first (tests/conftest.py)
 @pytest.mark.timeout(400)
 def test_two_torchrun_nodes_match_nproc_2(tmp_path):
     # Node 0 reads the shared directory; node 1 holds only meta.json and part-1 (both ways of giving

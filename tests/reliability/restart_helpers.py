@@ -112,3 +112,18 @@ def reference(strategy: str, shared: Path) -> tuple[dict[str, torch.Tensor], lis
 
 def metrics(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def check_resumed(tmp_path, shared_tmp, proc, strategy: str, resumed_from: int) -> None:
+    """A restarted job: every worker started twice, resumed from ``resumed_from``, ended bit-exact."""
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # every worker started twice: the first attempt (rank 1 killed), then the restarted group
+    nproc = STRATEGIES[strategy][1]
+    starts = sorted((tmp_path / "starts").read_text().split("\n")[:-1])
+    assert starts == [f"{rank} {attempt}" for rank in range(nproc) for attempt in (0, 1)]
+    assert f"distgnn: restart 1: resumed from epoch {resumed_from} ({tmp_path / 'ckpt'})" in proc.stderr
+    params, records = reference(strategy, shared_tmp)
+    assert_bitwise_equal(final_tensors(tmp_path / "ckpt", nproc), params)
+    got = metrics(tmp_path / "m.jsonl")  # one line per epoch: the killed attempt's extra epochs were cut
+    assert [r["epoch"] for r in got] == list(range(1, EPOCHS + 1))
+    assert [r["loss"] for r in got] == [r["loss"] for r in records]

@@ -1,4 +1,5 @@
-"""Accuracy: 2-layer GCN on Cora and CiteSeer, trained graph-parallel, matches the GCN paper.
+"""Accuracy (shared by test_train_accuracy_*.py): 2-layer GCN on Cora and CiteSeer, trained
+graph-parallel, matches the GCN paper.
 
 Setup (Kipf & Welling 2017): hidden 16, dropout 0.5, Adam lr 0.01, weight decay 5e-4 on the first
 layer (the paper's regularisation, ``weight_decay_scope="first"``), 200 epochs, row-normalised features,
@@ -16,7 +17,6 @@ mask stream: 70.50% and 70.82%), too much noise against a 1.0-point bound.
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from helpers import run_ranks
 from train_workers import accuracy_runs
 
@@ -33,15 +33,12 @@ KIPF = dict(
 FAST = dict(eval_every=200)
 
 
-@pytest.fixture(scope="module")
-def partitions(tmp_path_factory, shared_datasets):
-    root = tmp_path_factory.mktemp("acc")
+def partitions(root, datasets, parts: int) -> dict[str, str]:
+    """METIS partitions of Cora and CiteSeer into ``parts`` parts."""
     dirs = {}
     for name in PUBLISHED:
-        graph = load_npz(shared_datasets / f"{name}.npz")
-        for p in (2, 4):
-            dirs[name, p] = str(root / f"{name}-{p}")
-            partition_graph(graph, p, dirs[name, p], method="metis", progress=False)
+        dirs[name] = str(root / f"{name}-{parts}")
+        partition_graph(load_npz(datasets / f"{name}.npz"), parts, dirs[name], method="metis", progress=False)
     return dirs
 
 
@@ -53,29 +50,22 @@ def _mean_acc(results, part_dir, staleness):
     return float(np.mean(accs)), accs
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(840)
-@pytest.mark.parametrize(
-    "world_size,stale,kernel",
-    # staleness runs on 2 ranks only, to keep the suite's time down. Both run the C++ kernels users run
-    # (the reference kernel took twice the epoch time here; its equality with them is tested elsewhere).
-    [(2, True, "cpu"), (4, False, "cpu")],
-)
-def test_gcn_matches_published_accuracy(partitions, world_size, stale, kernel):
+def check_accuracy(part_dirs: dict, world_size: int, stale: bool, kernel: str) -> None:
+    """Train every dataset x seed (x staleness) in one process group; check the 10-seed means."""
     runs = []
     for name in PUBLISHED:
         for staleness in (0, 1) if stale else (0,):
             for seed in SEEDS:
                 cfg = KIPF | FAST | dict(seed=seed, halo_staleness=staleness, kernel=kernel)
-                runs.append((partitions[name, world_size], cfg))
+                runs.append((part_dirs[name], cfg))
     results = run_ranks(accuracy_runs, world_size, runs, timeout=800)[0]
     report = []
     for name, published in PUBLISHED.items():
-        exact, accs = _mean_acc(results, partitions[name, world_size], 0)
+        exact, accs = _mean_acc(results, part_dirs[name], 0)
         report.append(f"{name} P={world_size}: {100 * exact:.2f}% {[round(100 * a, 1) for a in accs]}")
         assert abs(exact - published) <= 0.010, report[-1]
         if stale:
-            stale_acc, accs1 = _mean_acc(results, partitions[name, world_size], 1)
+            stale_acc, accs1 = _mean_acc(results, part_dirs[name], 1)
             report.append(
                 f"{name} P={world_size} stale: {100 * stale_acc:.2f}% {[round(100 * a, 1) for a in accs1]}"
             )
