@@ -101,8 +101,9 @@ def reference(strategy: str, shared: Path) -> tuple[dict[str, torch.Tensor], lis
     root = shared / f"reference-{strategy}"
     parts, nproc, _ = STRATEGIES[strategy]
     with FileLock(str(shared / f"reference-{strategy}.lock")):
-        if not (root / "done").exists():
-            shutil.rmtree(root, ignore_errors=True)
+        if not (root / "done").exists():  # first asker, or an earlier attempt failed: (re)run the job
+            shutil.rmtree(root / "ckpt", ignore_errors=True)
+            (root / "m.jsonl").unlink(missing_ok=True)
             args = train_args(tiny_parts(str(root), parts), strategy, root / "ckpt", root / "m.jsonl")
             proc = run(distgnn(*args, "--nproc", str(nproc)), env())
             assert proc.returncode == 0, proc.stderr[-3000:]
