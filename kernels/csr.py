@@ -23,10 +23,9 @@ INT32_LIMIT = 2**31  # every index and offset of a CSR below this fits int32 (re
 INDEX_DTYPES = (torch.int32, torch.int64)
 
 
-def index_dtype(num_dst: int, num_src: int, num_edges: int, limit: int | None = None) -> torch.dtype:
+def index_dtype(num_dst: int, num_src: int, num_edges: int) -> torch.dtype:
     """int32 if the CSR's row ids, source ids and edge offsets (and its transpose's) all fit, else int64."""
-    limit = INT32_LIMIT if limit is None else limit
-    return torch.int32 if max(num_dst, num_src, num_edges) < limit else torch.int64
+    return torch.int32 if max(num_dst, num_src, num_edges) < INT32_LIMIT else torch.int64
 
 
 class CSR:
