@@ -34,7 +34,7 @@ from distgnn.comm.halo import HaloExchange, HaloPlan
 from distgnn.comm.stale import StaleHalo
 from distgnn.comm.volume import analytic_bytes
 from distgnn.errors import DistGNNError
-from distgnn.kernels import edge_softmax, gspmm, resolve, sddmm
+from distgnn.kernels import CSR, edge_softmax, gspmm, resolve, sddmm
 from distgnn.models.layered import LayeredModel
 from distgnn.models.masks import MaskKey, MaskSeeds
 from distgnn.models.propagation import Norm
@@ -115,24 +115,24 @@ class GraphParallel:
     def aggregate(self, h: Tensor, *, key: int, norm: Norm) -> Tensor:
         """Aggregate ``h`` [owned, F] over each owned node's in-edges (see the Propagation protocol)."""
         src, dst = self._scales(h, norm)
-        g = self.graph
         loops = norm == "gcn"  # GCN's A + I: the self term is one more edge, scaled like the others
-        src_in = None if src is None else src[: g.n_owned]
-        inner = g.inner_loops if loops else g.inner
-        if not self.layout.is_distributed:
-            return self._spmm(inner, h, src_in, dst)
-        if self._use_stale():
-            halo = self.stale.fetch(h, key=key)
-            src_halo = None if src is None else src[g.n_owned :]
-            return self._spmm(inner, h, src_in, dst) + self._spmm(g.boundary, halo, src_halo, dst)
-        if self.overlap:
+        path = self._path(torch.is_grad_enabled())
+        if path == "overlap":
             return self.schedule.aggregate(h, key=key, src=src, dst=dst, loops=loops)
+        csrs = self._path_csrs(path, loops)
+        n = self.graph.n_owned
+        if path == "local":
+            return self._spmm(csrs[0], h, None if src is None else src[:n], dst)
+        if path == "stale":
+            halo = self.stale.fetch(h, key=key)
+            src_in, src_halo = (None, None) if src is None else (src[:n], src[n:])
+            return self._spmm(csrs[0], h, src_in, dst) + self._spmm(csrs[1], halo, src_halo, dst)
         halo = self.exchange.exchange(h, key=key)
-        return self._spmm(g.full_loops if loops else g.full, torch.cat([h, halo]), src, dst)
+        return self._spmm(csrs[0], torch.cat([h, halo]), src, dst)
 
     def aggregate_linear(self, h: Tensor, weight: Tensor, *, key: int, norm: Norm) -> Tensor:
         """``aggregate(h) @ weight``; when overlapped, the weight gradient is computed during the exchange."""
-        if self.layout.is_distributed and self.overlap and not self._use_stale():
+        if self._path(torch.is_grad_enabled()) == "overlap":
             src, dst = self._scales(h, norm)
             return self.schedule.aggregate_linear(h, weight, key=key, src=src, dst=dst, loops=norm == "gcn")
         return self.aggregate(h, key=key, norm=norm) @ weight
@@ -216,20 +216,35 @@ class GraphParallel:
         a steady epoch on the 2-rank demo: work the job needs anyway, so it belongs to start-up.
         """
         resolve(self.kernel_impl, self.layout.device)  # loads the extension (impl auto/cpu), or fails here
-        g, distributed = self.graph, self.layout.is_distributed
-        for norm in norms:
-            loops = norm == "gcn"
-            if distributed and self.overlap:
-                self.schedule.prepare(loops)
-            if not distributed or self.stale is not None:
-                (g.inner_loops if loops else g.inner).transposed()
-            if distributed and self.stale is not None:
-                g.boundary.transposed()
-            if distributed and not self.overlap:
-                (g.full_loops if loops else g.full).transposed()
+        for path in {self._path(grad=True), self._path(grad=False)}:  # training's, evaluation's
+            for loops in {norm == "gcn" for norm in norms}:
+                if path == "overlap":
+                    self.schedule.prepare(loops)
+                else:
+                    for csr in self._path_csrs(path, loops):
+                        csr.transposed()
+
+    def _path(self, grad: bool) -> str:
+        """How ``aggregate`` runs here: ``local`` (one process), ``stale`` (training with stale halos;
+        evaluation is exact), ``overlap`` (exchange during the inner aggregation) or ``exchange_first``."""
+        if not self.layout.is_distributed:
+            return "local"
+        if self.stale is not None and grad:
+            return "stale"
+        return "overlap" if self.overlap else "exchange_first"
+
+    def _path_csrs(self, path: str, loops: bool) -> tuple[CSR, ...]:
+        """The CSRs a non-overlapped ``path`` reads (its backward reads their transposes): ``local`` the
+        owned sources', ``stale`` those and the halo sources', ``exchange_first`` all in-edges."""
+        g = self.graph
+        if path == "local":
+            return (g.inner_loops if loops else g.inner,)
+        if path == "stale":
+            return (g.inner_loops if loops else g.inner, g.boundary)
+        return (g.full_loops if loops else g.full,)
 
     def _use_stale(self) -> bool:
-        return self.stale is not None and torch.is_grad_enabled()
+        return self._path(torch.is_grad_enabled()) == "stale"
 
     def _spmm(self, csr, x: Tensor, src_scale: Tensor | None, dst_scale: Tensor | None) -> Tensor:
         with self.counters.timer("compute"):
