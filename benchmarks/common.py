@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from rank_memory import RankPeaks
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -74,10 +75,14 @@ class ProcResult:
     returncode: int
     stdout: str
     stderr: str = field(repr=False, default="")
+    rank_rss_mb: dict[int, float] = field(default_factory=dict)  # per rank, with ``per_rank=True``
 
 
-def run_measured(cmd: list[str], env: dict[str, str] | None = None, cwd: str | None = None) -> ProcResult:
-    """Run ``cmd`` as one process and return its wall time and peak RSS.
+def run_measured(
+    cmd: list[str], env: dict[str, str] | None = None, cwd: str | None = None, per_rank: bool = False
+) -> ProcResult:
+    """Run ``cmd`` as one process and return its wall time and peak RSS (with ``per_rank``, also each
+    ``RANK``'s peak RSS among its descendants, sampled from /proc: see rank_memory.py).
 
     ``os.wait4`` returns the child's own rusage (Linux: RUSAGE_BOTH of the child, so ``ru_maxrss`` is the
     peak of the child and any grandchildren it waited for), unlike deltas of RUSAGE_CHILDREN, whose
@@ -87,7 +92,11 @@ def run_measured(cmd: list[str], env: dict[str, str] | None = None, cwd: str | N
     with open(f"{out_path}.out", "w+") as fo, open(f"{out_path}.err", "w+") as fe:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=fo, stderr=fe, env=env, cwd=cwd)
+        sampler = RankPeaks() if per_rank else None
+        if sampler is not None:
+            sampler.start(proc.pid)
         _, status, rusage = os.wait4(proc.pid, 0)
+        ranks = sampler.stop() if sampler is not None else {}
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
         fo.seek(0)
@@ -96,7 +105,7 @@ def run_measured(cmd: list[str], env: dict[str, str] | None = None, cwd: str | N
     os.unlink(f"{out_path}.out")
     os.unlink(f"{out_path}.err")
     # Linux reports ru_maxrss in KiB.
-    return ProcResult(cmd, wall, rusage.ru_maxrss / 1024.0, proc.returncode, stdout, stderr)
+    return ProcResult(cmd, wall, rusage.ru_maxrss / 1024.0, proc.returncode, stdout, stderr, ranks)
 
 
 def check(result: ProcResult, what: str) -> ProcResult:

@@ -37,6 +37,9 @@ import common  # noqa: E402
 HERE = Path(__file__).resolve().parent
 TARGET_DGL_RATIO = 0.6  # distgnn 1-rank epoch <= 0.6x DGL GraphConv's
 TARGET_HIDDEN = 0.8  # >= 80% of halo exchange hidden on 2 ranks (staleness 0)
+TARGET_TWO_RANK_RATIO = 0.75  # distgnn 2-rank epoch <= 0.75x DGL GraphConv's (issue 9, 2M nodes)
+TARGET_RANK_RSS = 0.6  # each rank's peak RSS <= 0.6x DGL's single-process peak
+TARGET_RANK_SPREAD = 1.15  # no rank's peak RSS more than 1.15x another's
 
 
 def make_graph(work: Path, args: argparse.Namespace) -> Path:
@@ -94,7 +97,8 @@ def run_distgnn(parts_dir: Path, nproc: int, threads: int, args: argparse.Namesp
     ]  # fmt: skip
     if nproc > 1:
         cmd += ["--nproc", str(nproc)]
-    res = common.check(common.run_measured(cmd, env=common.thread_env(threads)), f"distgnn train x{nproc}")
+    measured = common.run_measured(cmd, env=common.thread_env(threads), per_rank=nproc > 1)
+    res = common.check(measured, f"distgnn train x{nproc}")
     records = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
     metrics.unlink()
     kept = kept_epochs(records, args.warmup)
@@ -109,6 +113,8 @@ def run_distgnn(parts_dir: Path, nproc: int, threads: int, args: argparse.Namesp
         "first_loss": records[0]["loss"],
         "last_loss": records[-1]["loss"],
         "max_rss_mb": res.max_rss_mb,
+        # per rank (sampled from /proc under the launcher); one process: its own peak
+        "rank_rss_mb": [res.rank_rss_mb[r] for r in sorted(res.rank_rss_mb)] or [res.max_rss_mb],
     }
 
 
@@ -140,19 +146,27 @@ ONE_RANK = "distgnn 1 rank x 2 threads"
 TWO_RANKS = "distgnn 2 ranks x 1 thread"
 
 
+def rank_peaks(rs: list[dict]) -> list[float]:
+    """Each rank's peak RSS over a contender's runs (MB)."""
+    return [max(vals) for vals in zip(*(r["rank_rss_mb"] for r in rs), strict=True)]
+
+
 def report(runs: dict[str, list[dict]], header: str) -> str:
     med = {name: common.median([r["median_epoch_s"] for r in rs]) for name, rs in runs.items()}
     lines = [
         header,
         "",
-        "| contender | epoch s (median) | vs DGL GraphConv | peak RSS MB | per-run medians (s) |",
-        "|---|---:|---:|---:|---|",
+        "| contender | epoch s (median) | vs DGL GraphConv | peak RSS MB | peak RSS MB per rank | "
+        "per-run medians (s) |",
+        "|---|---:|---:|---:|---|---|",
     ]
     for name, rs in runs.items():
         rss = max(r["max_rss_mb"] for r in rs)
+        ranks = "-" if "rank_rss_mb" not in rs[0] else " / ".join(f"{v:.0f}" for v in rank_peaks(rs))
         per_run = [round(r["median_epoch_s"], 3) for r in rs]
         lines.append(
-            f"| {name} | {med[name]:.3f} | {common.ratio(med[name], med[DGL]):.2f}x | {rss:.0f} | {per_run} |"
+            f"| {name} | {med[name]:.3f} | {common.ratio(med[name], med[DGL]):.2f}x | {rss:.0f} | {ranks} | "
+            f"{per_run} |"
         )
     lines.append("")
     if ONE_RANK in runs:
@@ -164,6 +178,19 @@ def report(runs: dict[str, list[dict]], header: str) -> str:
     if TWO_RANKS not in runs:  # --only without the 2-rank contender: no halo figures
         return "\n".join(lines)
     two = runs[TWO_RANKS]
+    r2 = common.ratio(med[TWO_RANKS], med[DGL])
+    lines.append(
+        f"- distgnn 2-rank epoch <= {TARGET_TWO_RANK_RATIO}x DGL GraphConv: {r2:.2f}x -> "
+        f"{common.verdict(r2, TARGET_TWO_RANK_RATIO)}"
+    )
+    peaks, dgl_rss = rank_peaks(two), max(r["max_rss_mb"] for r in runs[DGL])
+    worst = common.ratio(max(peaks), dgl_rss)
+    spread = common.ratio(max(peaks), min(peaks))
+    lines.append(
+        f"- each rank's peak RSS <= {TARGET_RANK_RSS}x DGL's ({dgl_rss:.0f} MB): largest "
+        f"{max(peaks):.0f} MB = {worst:.2f}x -> {common.verdict(worst, TARGET_RANK_RSS)}; largest / smallest "
+        f"rank <= {TARGET_RANK_SPREAD}x: {spread:.2f}x -> {common.verdict(spread, TARGET_RANK_SPREAD)}"
+    )
     shares = [r["hidden_share"] for r in two if r["hidden_share"] is not None]
     if shares:
         share = common.median(shares)
