@@ -8,6 +8,12 @@ import os
 import sys
 import time
 
+# Large tensors torch allocates (features, activations, gradients) are advised onto transparent huge pages
+# (torch's c10 allocator reads this once, before torch's first allocation; it changes nothing where THP is
+# off or "always"). With the "madvise" setting the kernels' random row gathers from GB-sized tables run
+# on 4 KiB pages otherwise. A user's own setting wins.
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+
 from distgnn.errors import AgreedError, DistGNNError, PeerFailedError
 
 # Each module defines `add_parser(subparsers)`, which registers its parser with `func=run`.

@@ -142,15 +142,19 @@ class CSR:
         """In-degree of each row (int64)."""
         return (self.indptr[1:] - self.indptr[:-1]).to(torch.int64)
 
-    def row_ids(self) -> Tensor:
-        """Destination row of every edge, in CSR order (cached, in the index dtype)."""
-        if self._row_ids is None:
-            self._row_ids = torch.repeat_interleave(
-                torch.arange(self.num_dst, device=self.device, dtype=self.dtype),
-                self.degrees(),
-                output_size=self.num_edges,
-            )
-        return self._row_ids
+    def row_ids(self, *, cache: bool = True) -> Tensor:
+        """Destination row of every edge, in CSR order, in the index dtype. Cached unless ``cache=False``
+        (set-up code that needs them once: the cache is one index per edge, kept as long as the CSR)."""
+        if self._row_ids is not None:
+            return self._row_ids
+        ids = torch.repeat_interleave(
+            torch.arange(self.num_dst, device=self.device, dtype=self.dtype),
+            self.degrees(),
+            output_size=self.num_edges,
+        )
+        if cache:
+            self._row_ids = ids
+        return ids
 
     def transposed(self) -> CSR:
         """The source-major CSR (rows = sources), built once and cached.
@@ -163,7 +167,7 @@ class CSR:
             counts = torch.bincount(self.indices, minlength=self.num_src)
             t_indptr = torch.zeros(self.num_src + 1, dtype=torch.int64, device=self.device)
             t_indptr[1:] = torch.cumsum(counts, 0)
-            t = CSR(t_indptr, self.row_ids()[perm], self.num_dst, validate=False, dtype=self.dtype)
+            t = CSR(t_indptr, self.row_ids(cache=False)[perm], self.num_dst, validate=False, dtype=self.dtype)
             t.perm = perm.to(self.dtype)
             self._transposed = t
         return self._transposed

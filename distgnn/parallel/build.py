@@ -27,6 +27,7 @@ def build_strategy(cfg: TrainConfig, part_dir: str | os.PathLike, world: Process
             kernel_impl=cfg.parallel.kernel,
         )
         data = NodeData.from_part(prop.part, device=world.device, feature_norm=cfg.optim.feature_norm)
+        prop.release_bulk()
         return GraphStrategy(mesh, data, prop, seed=cfg.optim.seed)
     if cfg.parallel.strategy == "pipeline":
         from distgnn.parallel.pipeline import PipelineStrategy

@@ -20,6 +20,7 @@ runs every layer over its own rows, and gradients are summed over all ranks.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
@@ -91,6 +92,15 @@ class GraphParallel:
         self._halo_sizes: list[int] | None = None
         self.seeds = MaskSeeds(run_seed=0)  # the strategy sets the run seed and the step
         self.row_keys = torch.from_numpy(np.array(part.orig_ids, dtype=np.int64)).to(layout.device)
+
+    def release_bulk(self) -> None:
+        """Drop this rank's references to the part's features and edge list once the set-up copied them
+        (NodeData, LocalGraph): they are memory-mapped, and the pages set-up read stay in the rank's
+        resident set for as long as they are mapped."""
+        p = self.part
+        self.part = dataclasses.replace(
+            p, x=np.empty((0, *p.x.shape[1:]), dtype=p.x.dtype), indices=np.empty(0, dtype=p.indices.dtype)
+        )
 
     @classmethod
     def from_partition_dir(

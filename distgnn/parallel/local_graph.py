@@ -59,12 +59,19 @@ class LocalGraph:
         n, nh = n_owned, n_halo
         indptr = np.asarray(indptr, dtype=np.int64)
         src = np.asarray(indices, dtype=np.int64)
-        dst = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
+        # The rows are already grouped: dropping self-loops is a filter that keeps each row's edge order,
+        # so the CSR is built from the kept edges and per-row counts, without a sort (at 40M edges a
+        # sort's int64 permutations and copies were GBs of transient memory in set-up).
+        row_dtype = np.int32 if n < 2**31 else np.int64
+        dst = np.repeat(np.arange(n, dtype=row_dtype), np.diff(indptr))
         keep = src != dst
-        src, dst = src[keep], dst[keep]
+        loops_per_row = np.bincount(dst[~keep], minlength=n)
+        del dst
+        local_deg = np.diff(indptr) - loops_per_row
+        src = src[keep]
+        del keep
         in_deg = np.asarray(in_degree, dtype=np.int64)
         out_deg = np.asarray(out_degree, dtype=np.int64)
-        local_deg = np.bincount(dst, minlength=n)
         if not np.array_equal(local_deg, in_deg[:n]):
             bad = int(np.flatnonzero(local_deg != in_deg[:n])[0])
             raise DistGNNError(
@@ -74,7 +81,9 @@ class LocalGraph:
         dev_f = {"dtype": torch.float32, "device": device}
         with np.errstate(divide="ignore"):
             mean = np.where(in_deg[:n] > 0, 1.0 / np.maximum(in_deg[:n], 1), 0.0)
-        full = CSR.from_edges(torch.from_numpy(src), torch.from_numpy(dst), n, n + nh).to(device)
+        full_indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(local_deg, out=full_indptr[1:])
+        full = CSR(torch.from_numpy(full_indptr), torch.from_numpy(src), n + nh).to(device)
         return cls(
             n_owned=n,
             n_halo=nh,
@@ -86,6 +95,8 @@ class LocalGraph:
 
     @cached_property
     def inner(self) -> CSR:
+        if self.n_halo == 0:  # every source is owned (one process): the same edges, not a copy of them
+            return self.full
         return self._select(self.full.indices < self.n_owned, self.n_owned)
 
     @cached_property
@@ -103,7 +114,7 @@ class LocalGraph:
     def _select(self, mask: Tensor, num_src: int, offset: int = 0) -> CSR:
         """The edges of ``full`` where ``mask``, sources shifted down by ``offset``, in their order."""
         return CSR.from_edges(
-            self.full.indices[mask] - offset, self.full.row_ids()[mask], self.n_owned, num_src
+            self.full.indices[mask] - offset, self.full.row_ids(cache=False)[mask], self.n_owned, num_src
         )
 
 
@@ -111,5 +122,5 @@ def _with_loops(csr: CSR) -> CSR:
     """``csr`` plus one self-loop per row, after the row's other edges."""
     loops = torch.arange(csr.num_dst, device=csr.device)
     src = torch.cat([csr.indices, loops])
-    dst = torch.cat([csr.row_ids(), loops])
+    dst = torch.cat([csr.row_ids(cache=False), loops])
     return CSR.from_edges(src, dst, csr.num_dst, csr.num_src)

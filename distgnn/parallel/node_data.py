@@ -44,8 +44,12 @@ class NodeData:
         device: torch.device | str = "cpu",
         feature_norm: str = "none",
     ) -> NodeData:
-        # np.array copies the read-only memory-mapped partition arrays into memory torch may own.
-        feats = torch.from_numpy(np.array(x, dtype=np.float32)).to(device)
+        # Copied out of the read-only memory-mapped partition into memory torch allocates (so a large one
+        # is advised onto huge pages when THP_MEM_ALLOC_ENABLE is set, as the distgnn command does: the
+        # aggregation gathers random rows of it).
+        feats = torch.empty(tuple(x.shape), dtype=torch.float32)
+        feats.numpy()[...] = x
+        feats = feats.to(device)
         if feature_norm == "row":
             feats = row_normalize(feats)
         elif feature_norm != "none":
