@@ -191,5 +191,17 @@ def dropout(
     return load_extension().dropout(x.contiguous(), seed, threshold, scale, relu, _f32(bias), k)
 
 
+def dropout_bits(
+    x: Tensor, seed: int, threshold: int, scale: float, relu: bool, bias: Tensor | None, keys: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    """``dropout`` and its keep mask as int64 bits, one word per 64 elements (csrc/dropout.cpp)."""
+    k = None if keys is None else keys.to(torch.int64).contiguous()
+    return tuple(load_extension().dropout_bits(x.contiguous(), seed, threshold, scale, relu, _f32(bias), k))
+
+
+def masked_scale(grad: Tensor, bits: Tensor, scale: float) -> Tensor:
+    return load_extension().masked_scale(grad.contiguous(), bits.contiguous(), scale)
+
+
 def positive_scale(out: Tensor, grad: Tensor, scale: float) -> Tensor:
     return load_extension().positive_scale(out.contiguous(), grad.contiguous(), scale)

@@ -4,8 +4,9 @@
 or with ``keys`` (one per row) ``keys[row] * width + col``. ``draw`` is word 0 of Philox4x32-10 with key
 (seed lo, seed hi) and counter (c lo, c hi, 0, 0): what Triton's ``tl.randint(seed, c)`` returns for an int64
 ``c`` (csrc/philox.h). A pure function of (seed, counter), so the kernels are parallel and vectorised with
-no generator state, the result does not depend on the thread count, and the backward recomputes the mask
-from the seed (an N x F bool mask is never stored).
+no generator state, the result does not depend on the thread count, and no N x F mask is stored: the
+``cpu`` forward keeps the mask as bits (1/32 of a float32 input) for the backward, the others recompute
+it from the seed.
 
 The seed is ``seed`` when given, else one draw from torch's RNG (the global one, or ``generator``), so
 ``torch.manual_seed`` and a checkpointed RNG state keep runs reproducible. A shared ``seed`` with row
@@ -121,7 +122,10 @@ def dropout(
     if impl == "reference":
         return reference.dropout(x, seed, threshold, scale, relu, bias, keys)
     seed_t = torch.tensor([seed], dtype=torch.int64)
-    return ops.dropout_op(x.contiguous(), seed_t, threshold, scale, relu, bias, keys, impl)
+    # The C++ kernel hands a plain dropout's backward its keep bits (1/32 of float32 x): one pass, no draw.
+    grad = torch.is_grad_enabled() and (x.requires_grad or (bias is not None and bias.requires_grad))
+    with_bits = impl == "cpu" and not relu and grad
+    return ops.dropout_op(x.contiguous(), seed_t, threshold, scale, relu, bias, keys, impl, with_bits)[0]
 
 
 def _check_keys(x: Tensor, keys: Tensor, bias: Tensor | None) -> None:

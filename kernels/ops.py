@@ -10,8 +10,10 @@ break, shapes from the fake kernel) and gives them hand-written backward formula
 * gspmm max: the forward kernel returns the winning edge per output element; the backward routes the
   gradient to it with scatter-adds.
 * sddmm: segment sums; edge_softmax: out * (g - sum_row(g * out)).
-* dropout: the same op on the gradient with the same seed (the mask is regenerated, not saved); with
-  the fused ReLU, ``grad * scale`` where the output is positive (the output is saved, as ReLU would).
+* dropout: on ``cpu`` the forward also returns the keep mask as bits (1/32 of a float32 input) and the
+  backward applies them; elsewhere the same op on the gradient with the same seed (the mask is
+  regenerated); with the fused ReLU, ``grad * scale`` where the output is positive (the output is saved,
+  as ReLU would).
 """
 
 from __future__ import annotations
@@ -298,43 +300,71 @@ def dropout_op(
     bias: Tensor | None,
     keys: Tensor | None,
     impl: str,
-) -> Tensor:
-    """v * scale where the mask of ``seed`` (and row ``keys``) keeps, else 0; v = [relu](x [+ bias])."""
-    return backend(impl).dropout(x, int(seed.item()), threshold, scale, relu, bias, keys)
+    with_bits: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """v * scale where the mask of ``seed`` (and row ``keys``) keeps, else 0; v = [relu](x [+ bias]).
+
+    Second output: with ``with_bits`` (impl ``cpu`` only) the keep mask as int64 [ceil(numel / 64)] bits,
+    which the backward applies instead of drawing the mask again; else an empty tensor.
+    """
+    b = backend(impl)
+    if with_bits:
+        return b.dropout_bits(x, int(seed.item()), threshold, scale, relu, bias, keys)
+    return b.dropout(x, int(seed.item()), threshold, scale, relu, bias, keys), _no_bits(x)
+
+
+def _no_bits(x: Tensor) -> Tensor:
+    return torch.empty(0, dtype=torch.int64, device=x.device)
 
 
 @dropout_op.register_fake
-def _(x, seed, threshold, scale, relu, bias, keys, impl):
-    return x.new_empty(x.shape)
+def _(x, seed, threshold, scale, relu, bias, keys, impl, with_bits=False):
+    bits = x.new_empty(((x.numel() + 63) // 64) if with_bits else 0, dtype=torch.int64)
+    return x.new_empty(x.shape), bits
 
 
 def _dropout_setup(ctx, inputs, output) -> None:
-    x, seed, threshold, scale, relu, bias, keys, impl = inputs
-    ctx.threshold, ctx.scale, ctx.relu, ctx.impl = threshold, scale, relu, impl
+    x, seed, threshold, scale, relu, bias, keys, impl, with_bits = inputs
+    ctx.threshold, ctx.scale, ctx.relu, ctx.impl, ctx.with_bits = threshold, scale, relu, impl, with_bits
     ctx.bias_dtype = None if bias is None else bias.dtype
     ctx.has_keys = keys is not None
-    # Plain dropout keeps the seed and the row keys (the mask is regenerated); with ReLU the output marks
-    # what passed.
+    # With ReLU the output marks what passed; plain dropout keeps its mask bits when it made them (1/32
+    # of a float32 input), else the seed and the row keys (the mask is regenerated).
     if relu:
-        ctx.save_for_backward(output)
+        ctx.save_for_backward(output[0])
+    elif with_bits:
+        ctx.save_for_backward(output[1])
     else:
         ctx.save_for_backward(seed, *([keys] if keys is not None else []))
 
 
-def _dropout_backward(ctx, grad: Tensor):
+def _dropout_backward(ctx, grad: Tensor, _grad_bits: Tensor | None):
     saved = ctx.saved_tensors
     if ctx.relu:
         g = positive_scale_op(saved[0], grad.contiguous(), ctx.scale, ctx.impl)
+    elif ctx.with_bits:
+        g = masked_scale_op(grad.contiguous(), saved[0], ctx.scale, ctx.impl)
     else:
         keys = saved[1] if ctx.has_keys else None
-        g = dropout_op(grad.contiguous(), saved[0], ctx.threshold, ctx.scale, False, None, keys, ctx.impl)
+        g = dropout_op(grad.contiguous(), saved[0], ctx.threshold, ctx.scale, False, None, keys, ctx.impl)[0]
     g_bias = None
     if ctx.bias_dtype is not None and ctx.needs_input_grad[5]:
         g_bias = g.reshape(-1, g.shape[-1]).float().sum(0).to(ctx.bias_dtype)
-    return g, None, None, None, None, g_bias, None, None
+    return g, None, None, None, None, g_bias, None, None, None
 
 
 dropout_op.register_autograd(_dropout_backward, setup_context=_dropout_setup)
+
+
+@torch.library.custom_op("distgnn::masked_scale", mutates_args=())
+def masked_scale_op(grad: Tensor, bits: Tensor, scale: float, impl: str) -> Tensor:
+    """``grad * scale`` where the dropout keep ``bits`` are set, else 0 (the backward of plain dropout)."""
+    return backend(impl).masked_scale(grad, bits, scale)
+
+
+@masked_scale_op.register_fake
+def _(grad, bits, scale, impl):
+    return grad.new_empty(grad.shape)
 
 
 @torch.library.custom_op("distgnn::positive_scale", mutates_args=())

@@ -2,8 +2,9 @@
 
     python benchmarks/kernels/bench_dropout.py [--before-csrc DIR] [--rows 200000 --cols 128]
 
-The forward is ``dropout(x)``; the backward is what autograd runs: the same kernel on the gradient (mask
-regenerated from the seed) for plain dropout, ``positive_scale`` for the fused bias + ReLU variant.
+The forward is ``dropout(x)``; the backward is what autograd runs: for plain dropout ``masked_scale`` of
+the forward's keep bits (``dropout_bits``; a build without it: the same kernel on the gradient, mask
+regenerated from the seed), ``positive_scale`` for the fused bias + ReLU variant.
 ``--before-csrc`` names a directory with another version's aggregate.cpp, dropout.cpp and output.h (e.g.
 extracted with ``git show <rev>:kernels/csrc/dropout.cpp``): it is built as a second extension and timed
 in the same interleaved rounds, so "before" and "after" see the same machine load. Medians of wall time.
@@ -39,10 +40,14 @@ def load_before(csrc: Path) -> ModuleType:
 def fwd_bwd(
     ext: ModuleType, x: torch.Tensor, g: torch.Tensor, bias: torch.Tensor | None, clock: Callable[[], float]
 ) -> float:
-    """Seconds for one forward and its backward (plain: mask regenerated; bias: ReLU + positive_scale)."""
+    """Seconds for one forward and its backward (plain: the forward's mask bits applied, or with a build
+    that has no ``dropout_bits`` the mask regenerated; bias: ReLU + positive_scale)."""
     seed, thr, scale = 1234, 2**31, 2.0
     t0 = clock()
-    if bias is None:
+    if bias is None and hasattr(ext, "dropout_bits"):
+        _, bits = ext.dropout_bits(x, seed, thr, scale, False, None, None)
+        ext.masked_scale(g, bits, scale)
+    elif bias is None:
         ext.dropout(x, seed, thr, scale, False, None, None)
         ext.dropout(g, seed, thr, scale, False, None, None)
     else:

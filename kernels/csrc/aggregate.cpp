@@ -580,6 +580,10 @@ torch::Tensor edge_softmax_backward(torch::Tensor indptr, torch::Tensor out, tor
 torch::Tensor dropout(torch::Tensor x, int64_t seed, int64_t threshold, double scale, bool relu,
                       std::optional<torch::Tensor> bias, std::optional<torch::Tensor> keys);
 torch::Tensor positive_scale(torch::Tensor out, torch::Tensor grad, double scale);
+std::tuple<torch::Tensor, torch::Tensor> dropout_bits(torch::Tensor x, int64_t seed, int64_t threshold,
+                                                      double scale, bool relu, std::optional<torch::Tensor> bias,
+                                                      std::optional<torch::Tensor> keys);
+torch::Tensor masked_scale(torch::Tensor grad, torch::Tensor bits, double scale);
 
 // isa.h: the ISA the kernels run, for the Python side (kernels/isa.py) and the benchmarks.
 std::vector<std::string> supported_isas() {
@@ -604,4 +608,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("set_isa", &distgnn::set_isa, "force the kernels' ISA: avx512, avx2 or baseline (must be supported)");
   m.def("supported_isas", &supported_isas, "the ISAs this CPU can run, best first");
   m.def("positive_scale", &positive_scale, "out > 0 ? grad * scale : 0 (relu + dropout backward)");
+  m.def("dropout_bits", &dropout_bits, "dropout and its keep mask as int64 bits, one word per 64 elements");
+  m.def("masked_scale", &masked_scale, "bit i of the mask ? grad * scale : 0 (plain dropout backward)");
 }

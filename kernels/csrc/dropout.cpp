@@ -9,7 +9,8 @@
 // are 64-bit, so keys above 2^32 / width work. The mask is a pure function of (seed, counter), so:
 //  * the loop is embarrassingly parallel and vectorises (no generator state carried between elements);
 //  * the result does not depend on the thread count or on how elements are split between threads;
-//  * the backward regenerates the same mask from the seed instead of storing an N x F mask.
+//  * no N x F mask is stored: the backward regenerates it from the seed, or (dropout_bits) applies the
+//    forward's keep bits, one per element (1/32 of a float32 input), which costs one pass and no draw.
 // kernels/reference.py (dropout_keep) computes the same Philox in torch integer ops: bit-identical masks.
 //
 // Vectorisation: Philox needs only 32 x 32 -> 64-bit multiplies, which every x86 vector ISA has
@@ -29,6 +30,7 @@
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <tuple>
 
 #ifdef DG_X86
 #include <immintrin.h>
@@ -57,6 +59,10 @@ DG_INLINE V blend_odd(V even, V odd) { return _mm256_blend_epi32(even, odd, 0xAA
 DG_INLINE V mullo(V a, V b) { return _mm256_mullo_epi32(a, b); }
 DG_INLINE V vxor(V a, V b) { return _mm256_xor_si256(a, b); }
 DG_INLINE void store(uint32_t* p, V v) { _mm256_storeu_si256(reinterpret_cast<V*>(p), v); }
+// bit l = (v[l] >= t[l]) as unsigned: max_epu32(v, t) == v, one sign bit per lane to a mask register
+DG_INLINE uint32_t ge_bits(V v, V t) {
+  return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_max_epu32(v, t), v))));
+}
 #include "philox_simd.h"
 }  // namespace philox_avx2
 }  // namespace
@@ -78,6 +84,7 @@ DG_INLINE V blend_odd(V even, V odd) { return _mm512_mask_blend_epi32(0xAAAA, ev
 DG_INLINE V mullo(V a, V b) { return _mm512_mullo_epi32(a, b); }
 DG_INLINE V vxor(V a, V b) { return _mm512_xor_si512(a, b); }
 DG_INLINE void store(uint32_t* p, V v) { _mm512_storeu_si512(p, v); }
+DG_INLINE uint32_t ge_bits(V v, V t) { return _mm512_cmpge_epu32_mask(v, t); }
 #include "philox_simd.h"
 }  // namespace philox_avx512
 }  // namespace
@@ -99,6 +106,18 @@ DG_INLINE void philox_draws(uint64_t seed, const uint32_t* lo, const uint32_t* h
   if constexpr (I == Isa::avx2) return philox_avx2::philox_block(k0, k1, lo, hi, n, out);
 #endif
   for (int k = 0; k < n; ++k) out[k] = distgnn::philox_draw(seed, (uint64_t(hi[k]) << 32) | lo[k]);
+}
+
+// Bit k = (d[k] >= thr) for the kPhiloxBlock (64) draws of one block: the keep mask, one word per block.
+template <Isa I>
+DG_INLINE uint64_t keep_bits(const uint32_t* d, uint32_t thr) {
+#ifdef DG_X86
+  if constexpr (I == Isa::avx512) return philox_avx512::keep_bits(d, thr);
+  if constexpr (I == Isa::avx2) return philox_avx2::keep_bits(d, thr);
+#endif
+  uint64_t bits = 0;
+  for (int k = 0; k < kPhiloxBlock; ++k) bits |= uint64_t(d[k] >= thr) << k;
+  return bits;
 }
 
 DG_INLINE float bf16_to_f(uint16_t v) {
@@ -158,10 +177,13 @@ DG_INLINE void apply_draws(const T* __restrict x, T* __restrict out, const uint3
 // counters, its draws, then the outputs. BIAS: x + bias[column] first; RELU: then max(., 0); both fuse
 // a layer's epilogue into the next layer's input dropout. KEYS: the counter of element (row, col) is
 // keys[row] * width + col instead of its flat index, so a row's mask follows the row's key (a global
-// node id) wherever the row sits: partitioning and chunking leave masks unchanged.
+// node id) wherever the row sits: partitioning and chunking leave masks unchanged. `bits` (optional, with
+// begin a multiple of kPhiloxBlock): word begin / 64 + j gets block j's keep bits (of the draw only, not
+// of the ReLU), so a plain dropout's backward applies the mask without drawing it again.
 template <Isa I, typename T, bool RELU, bool BIAS, bool KEYS>
 DG_INLINE void dropout_range(const T* x, T* out, int64_t begin, int64_t end, uint64_t seed, uint32_t thr,
-                             float scale, const float* bias, int64_t width, const int64_t* keys) {
+                             float scale, const float* bias, int64_t width, const int64_t* keys,
+                             uint64_t* bits) {
   constexpr bool ROWS = BIAS || KEYS;
   alignas(64) uint32_t lo[kPhiloxBlock] = {}, hi[kPhiloxBlock] = {}, draws[kPhiloxBlock];
   for (int64_t b = begin; b < end; b += kPhiloxBlock) {
@@ -178,6 +200,10 @@ DG_INLINE void dropout_range(const T* x, T* out, int64_t begin, int64_t end, uin
       i = stop;
     }
     philox_draws<I>(seed, lo, hi, static_cast<int>(e - b), draws);
+    if (bits != nullptr) {  // draws past e are garbage: their bits are cleared
+      const uint64_t valid = e - b == kPhiloxBlock ? ~uint64_t(0) : (uint64_t(1) << (e - b)) - 1;
+      bits[b / kPhiloxBlock] = keep_bits<I>(draws, thr) & valid;
+    }
     for (int64_t i = b; i < e;) {  // outputs, one row segment at a time (the bias index is an offset)
       const int64_t row = ROWS ? i / width : 0, col = ROWS ? i - row * width : 0;
       const int64_t stop = ROWS ? std::min(e, i + width - col) : e;
@@ -190,8 +216,8 @@ DG_INLINE void dropout_range(const T* x, T* out, int64_t begin, int64_t end, uin
 
 template <Isa I, typename T>
 DG_INLINE void dropout_task(const T* x, T* out, int64_t b, int64_t e, uint64_t seed, uint32_t thr, float scale,
-                            bool relu, const float* bias, int64_t width, const int64_t* keys) {
-#define DG_RANGE(R, B, K) dropout_range<I, T, R, B, K>(x, out, b, e, seed, thr, scale, bias, width, keys)
+                            bool relu, const float* bias, int64_t width, const int64_t* keys, uint64_t* bits) {
+#define DG_RANGE(R, B, K) dropout_range<I, T, R, B, K>(x, out, b, e, seed, thr, scale, bias, width, keys, bits)
   if (keys != nullptr) {
     if (bias != nullptr) relu ? DG_RANGE(true, true, true) : DG_RANGE(false, true, true);
     else relu ? DG_RANGE(true, false, true) : DG_RANGE(false, false, true);
@@ -210,13 +236,34 @@ DG_INLINE void positive_scale_task(const T* __restrict out, const T* __restrict 
   for (int64_t i = begin; i < end; ++i) store(res, i, masked(load(g, i) * scale, is_positive(load(out, i))));
 }
 
+// res = bit k of the mask ? g * scale : +0 for elements [begin, end) (begin a multiple of kPhiloxBlock): the
+// backward of plain dropout from the forward's keep bits. 32 elements per 32-bit half-word, so the lane
+// shift (w >> k) & 1 is a 32-bit variable shift, which AVX2 has (vpsrlvd).
+template <typename T>
+DG_INLINE void masked_scale_task(const T* __restrict g, const uint64_t* __restrict bits, T* __restrict res,
+                                 int64_t begin, int64_t end, float scale) {
+  for (int64_t b = begin; b < end; b += 32) {
+    const uint32_t w = static_cast<uint32_t>(bits[b / kPhiloxBlock] >> (b % kPhiloxBlock));
+    if (end - b >= 32) {
+      for (int k = 0; k < 32; ++k) store(res, b + k, masked(load(g, b + k) * scale, (w >> k) & 1u));
+    } else {
+      for (int64_t k = 0; k < end - b; ++k) store(res, b + k, masked(load(g, b + k) * scale, (w >> k) & 1u));
+    }
+  }
+}
+
 // One entry point per ISA (isa.h): the templates above inlined under each target.
 #define DG_DROPOUT_ENTRIES(SUFFIX, TARGET, ISA)                                                            \
   template <typename T>                                                                                  \
   TARGET void dropout_task_##SUFFIX(const T* x, T* out, int64_t b, int64_t e, uint64_t seed, uint32_t thr, \
                                     float scale, bool relu, const float* bias, int64_t width,            \
-                                    const int64_t* keys) {                                               \
-    dropout_task<ISA, T>(x, out, b, e, seed, thr, scale, relu, bias, width, keys);                       \
+                                    const int64_t* keys, uint64_t* bits) {                               \
+    dropout_task<ISA, T>(x, out, b, e, seed, thr, scale, relu, bias, width, keys, bits);                 \
+  }                                                                                                      \
+  template <typename T>                                                                                  \
+  TARGET void masked_scale_task_##SUFFIX(const T* g, const uint64_t* m, T* r, int64_t b, int64_t e,       \
+                                         float s) {                                                      \
+    masked_scale_task<T>(g, m, r, b, e, s);                                                              \
   }                                                                                                      \
   template <typename T>                                                                                  \
   TARGET void positive_scale_task_##SUFFIX(const T* o, const T* g, T* r, int64_t b, int64_t e, float s) { \
@@ -236,12 +283,14 @@ void check_float(const torch::Tensor& t, const char* what) {
 
 }  // namespace
 
-// out = keep ? v * scale : 0 with v = x (+ bias[column]) (then max(v, 0) when relu), for contiguous
-// float32 / bfloat16 x and float32 bias of x's last-dimension size; keep as described at the top, with
-// the counters of `keys` (int64, one per row of a 1-D or 2-D x) when given.
-// threshold is in [0, 2^32]: an element is kept with probability 1 - threshold / 2^32.
-torch::Tensor dropout(torch::Tensor x, int64_t seed, int64_t threshold, double scale, bool relu,
-                      std::optional<torch::Tensor> bias, std::optional<torch::Tensor> keys) {
+namespace {
+
+// The dropout of `x` (see the entry points below); with `want_bits`, also its keep mask as bits, one int64
+// word per 64 elements (bit k of word j: element 64 j + k was kept by the draw; the ReLU is not in it).
+std::tuple<torch::Tensor, torch::Tensor> dropout_impl(const torch::Tensor& x, int64_t seed, int64_t threshold,
+                                                      double scale, bool relu,
+                                                      const std::optional<torch::Tensor>& bias,
+                                                      const std::optional<torch::Tensor>& keys, bool want_bits) {
   check_float(x, "dropout input");
   TORCH_CHECK(threshold >= 0 && threshold <= (int64_t(1) << 32), "dropout threshold out of range");
   const float* pb = nullptr;
@@ -265,16 +314,24 @@ torch::Tensor dropout(torch::Tensor x, int64_t seed, int64_t threshold, double s
   }
   auto out = distgnn::new_output(x.sizes(), x.options());
   const int64_t n = x.numel();
-  if (threshold == (int64_t(1) << 32)) return out.zero_();  // no 32-bit draw reaches 2^32: keep none
+  const int64_t blocks = (n + kPhiloxBlock - 1) / kPhiloxBlock;
+  auto bits = torch::empty({want_bits ? blocks : 0}, x.options().dtype(torch::kInt64));
+  if (threshold == (int64_t(1) << 32)) {  // no 32-bit draw reaches 2^32: keep none
+    bits.zero_();
+    return {out.zero_(), bits};
+  }
+  uint64_t* pm = want_bits ? reinterpret_cast<uint64_t*>(bits.data_ptr<int64_t>()) : nullptr;
   const uint64_t s = static_cast<uint64_t>(seed);
   const uint32_t thr = static_cast<uint32_t>(threshold);
   const float sc = static_cast<float>(scale);
   const distgnn::Isa isa = distgnn::active_isa();
   auto run = [&](const auto* px, auto* po) {
-    at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
-      if (isa == Isa::avx512) dropout_task_avx512(px, po, b, e, s, thr, sc, relu, pb, width, pk);
-      else if (isa == Isa::avx2) dropout_task_avx2(px, po, b, e, s, thr, sc, relu, pb, width, pk);
-      else dropout_task_baseline(px, po, b, e, s, thr, sc, relu, pb, width, pk);
+    // Tasks are whole blocks of kPhiloxBlock elements, so each writes whole mask words.
+    at::parallel_for(0, blocks, kGrain / kPhiloxBlock, [&](int64_t bb, int64_t eb) {
+      const int64_t b = bb * kPhiloxBlock, e = std::min(n, eb * kPhiloxBlock);
+      if (isa == Isa::avx512) dropout_task_avx512(px, po, b, e, s, thr, sc, relu, pb, width, pk, pm);
+      else if (isa == Isa::avx2) dropout_task_avx2(px, po, b, e, s, thr, sc, relu, pb, width, pk, pm);
+      else dropout_task_baseline(px, po, b, e, s, thr, sc, relu, pb, width, pk, pm);
     });
   };
   if (x.scalar_type() == torch::kFloat32) {
@@ -283,7 +340,55 @@ torch::Tensor dropout(torch::Tensor x, int64_t seed, int64_t threshold, double s
     run(reinterpret_cast<const uint16_t*>(x.data_ptr<at::BFloat16>()),
         reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>()));
   }
-  return out;
+  return {out, bits};
+}
+
+}  // namespace
+
+// out = keep ? v * scale : 0 with v = x (+ bias[column]) (then max(v, 0) when relu), for contiguous
+// float32 / bfloat16 x and float32 bias of x's last-dimension size; keep as described at the top, with
+// the counters of `keys` (int64, one per row of a 1-D or 2-D x) when given.
+// threshold is in [0, 2^32]: an element is kept with probability 1 - threshold / 2^32.
+torch::Tensor dropout(torch::Tensor x, int64_t seed, int64_t threshold, double scale, bool relu,
+                      std::optional<torch::Tensor> bias, std::optional<torch::Tensor> keys) {
+  return std::get<0>(dropout_impl(x, seed, threshold, scale, relu, bias, keys, false));
+}
+
+// dropout(...) and its keep mask as int64 [ceil(numel / 64)] bits (1/32 of a float32 x's bytes): the
+// backward of a plain dropout then applies the bits (masked_scale) instead of drawing the mask again.
+std::tuple<torch::Tensor, torch::Tensor> dropout_bits(torch::Tensor x, int64_t seed, int64_t threshold,
+                                                      double scale, bool relu, std::optional<torch::Tensor> bias,
+                                                      std::optional<torch::Tensor> keys) {
+  return dropout_impl(x, seed, threshold, scale, relu, bias, keys, true);
+}
+
+// res = bit i of `bits` ? grad[i] * scale : 0, bits from dropout_bits of a tensor shaped like grad.
+torch::Tensor masked_scale(torch::Tensor grad, torch::Tensor bits, double scale) {
+  check_float(grad, "masked_scale grad");
+  const int64_t n = grad.numel();
+  TORCH_CHECK(bits.scalar_type() == torch::kInt64 && bits.is_contiguous() && bits.dim() == 1 &&
+                  bits.numel() == (n + kPhiloxBlock - 1) / kPhiloxBlock,
+              "masked_scale bits must be the int64 [ceil(numel / 64)] mask of dropout_bits");
+  auto res = distgnn::new_output(grad.sizes(), grad.options());
+  const uint64_t* pm = reinterpret_cast<const uint64_t*>(bits.data_ptr<int64_t>());
+  const float sc = static_cast<float>(scale);
+  const distgnn::Isa isa = distgnn::active_isa();
+  const int64_t blocks = (n + kPhiloxBlock - 1) / kPhiloxBlock;
+  auto run = [&](const auto* pg, auto* pr) {
+    at::parallel_for(0, blocks, kGrain / kPhiloxBlock, [&](int64_t bb, int64_t eb) {
+      const int64_t b = bb * kPhiloxBlock, e = std::min(n, eb * kPhiloxBlock);
+      if (isa == Isa::avx512) masked_scale_task_avx512(pg, pm, pr, b, e, sc);
+      else if (isa == Isa::avx2) masked_scale_task_avx2(pg, pm, pr, b, e, sc);
+      else masked_scale_task_baseline(pg, pm, pr, b, e, sc);
+    });
+  };
+  if (grad.scalar_type() == torch::kFloat32) {
+    run(grad.data_ptr<float>(), res.data_ptr<float>());
+  } else {
+    run(reinterpret_cast<const uint16_t*>(grad.data_ptr<at::BFloat16>()),
+        reinterpret_cast<uint16_t*>(res.data_ptr<at::BFloat16>()));
+  }
+  return res;
 }
 
 // res = out > 0 ? grad * scale : 0: the backward of relu + dropout given its output.

@@ -1,7 +1,8 @@
 // No include guard: included once per ISA, each time in its own namespace.
 // Philox4x32-10 word 0 for up to kPhiloxBlock counters, vectorised (included once per ISA by dropout.cpp
 // inside a `#pragma GCC target` region, with V, kLanes, kGroups and the primitives set1, load, mul_even,
-// shr32, blend_odd, mullo, vxor, store defined for that ISA's vector width).
+// shr32, blend_odd, mullo, vxor, store, ge_bits defined for that ISA's vector width), and the keep-mask
+// bits of a block of draws.
 //
 // One 32 x 32 -> 64-bit multiply per lane needs two even-lane multiplies (vpmuludq) and a blend; the
 // rounds are a chain of multiplies, so kGroups independent vectors are interleaved to hide latency.
@@ -51,4 +52,13 @@ inline void philox_block(uint32_t k0, uint32_t k1, const uint32_t* lo, const uin
       store(out + base + g * kLanes, vxor(vxor(hb, c1[g]), R0));
     }
   }
+}
+
+// Bit k = (d[k] >= thr) for the 64 draws of one block (ge_bits: one bit per lane, unsigned compare).
+inline uint64_t keep_bits(const uint32_t* d, uint32_t thr) {
+  static_assert(kPhiloxBlock == 64, "one 64-bit mask word per block");
+  const V T = set1(thr);
+  uint64_t bits = 0;
+  for (int k = 0; k < kPhiloxBlock; k += kLanes) bits |= uint64_t(ge_bits(load(d + k), T)) << k;
+  return bits;
 }

@@ -246,8 +246,10 @@ def test_generator_is_used_instead_of_the_global_rng():
     assert torch.equal(a, b)
 
 
-def test_backward_saves_only_the_seed():
-    """No N x F mask is kept for the backward: the autograd graph saves one int64 (the seed)."""
+@pytest.mark.parametrize("impl, saved_numel", [("cpu", 128 * 64 // 64), ("torch", 1)])
+def test_backward_saves_the_mask_bits_or_the_seed(impl, saved_numel):
+    """No N x F mask is kept for the backward: the C++ kernel saves the keep mask as bits (one int64 word
+    per 64 elements, 1/32 of float32 x), the other implementations one int64 (the seed)."""
     saved: list[torch.Tensor] = []
 
     def pack(t):
@@ -256,10 +258,48 @@ def test_backward_saves_only_the_seed():
 
     x = torch.randn(128, 64, requires_grad=True)
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = dropout(x, 0.5, impl="cpu")
-    assert [(t.dtype, t.numel()) for t in saved] == [(torch.int64, 1)]
+        out = dropout(x, 0.5, impl=impl)
+    assert [(t.dtype, t.numel()) for t in saved] == [(torch.int64, saved_numel)]
     out.sum().backward()
     assert torch.equal(x.grad, torch.where(out != 0, torch.tensor(2.0), torch.tensor(0.0)))
+
+
+def _packed(keep: torch.Tensor) -> list[int]:
+    """The keep mask as the kernel's 64-bit words (bit k of word j: element 64 j + k), as Python ints."""
+    flat = keep.reshape(-1).tolist()
+    return [sum(1 << k for k, v in enumerate(flat[j : j + 64]) if v) for j in range(0, len(flat), 64)]
+
+
+def test_every_cpu_isa_keeps_the_reference_mask_as_bits(cpu_isas):
+    """dropout_bits: the output of dropout and the reference's keep mask bit for bit (ragged last word
+    cleared, with keys, with bias), and masked_scale applies it: the reference gradient, per ISA."""
+    ext = cpu.load_extension()
+    keys = torch.tensor([5, 2**35, 0, 7, 2**40 // 33], dtype=torch.int64)
+    cases = [
+        dict(x=torch.randn(1000), keys=None, bias=None),
+        dict(x=torch.randn(77, 65), keys=None, bias=torch.randn(65)),
+        dict(x=torch.randn(5, 33), keys=keys, bias=None),
+        dict(x=torch.randn(3, 64), keys=None, bias=None),
+    ]
+    seed, thr, scale = 2**40 + 3, 2**31 + 9, 1.75
+    for isa in cpu_isas:
+        ext.set_isa(isa)
+        for c in cases:
+            for dtype in (torch.float32, torch.bfloat16):
+                x, g = c["x"].to(dtype), torch.randn(c["x"].shape).to(dtype)
+                out, bits = ext.dropout_bits(x, seed, thr, scale, False, c["bias"], c["keys"])
+                assert torch.equal(out, ext.dropout(x, seed, thr, scale, False, c["bias"], c["keys"]))
+                keep = reference.dropout_keep(seed, thr, tuple(x.shape), x.device, c["keys"])
+                assert bits.dtype == torch.int64 and bits.numel() == (x.numel() + 63) // 64
+                assert [w & (2**64 - 1) for w in bits.tolist()] == _packed(keep), (isa, x.shape)
+                want = reference.dropout(g, seed, thr, scale, keys=c["keys"])  # the same mask on g
+                assert torch.equal(ext.masked_scale(g, bits, scale), want), (isa, dtype, x.shape)
+
+
+def test_masked_scale_rejects_bits_of_another_size():
+    ext = cpu.load_extension()
+    with pytest.raises(RuntimeError, match="masked_scale bits must be"):
+        ext.masked_scale(torch.randn(130), torch.zeros(2, dtype=torch.int64), 2.0)
 
 
 def test_identity_when_not_training_or_p_zero():
