@@ -249,6 +249,8 @@ def main() -> None:
                 r = CONTENDERS[name](ctx)
                 r["load1"] = common.load1()  # sampled as the run ends
                 runs[name].append(r)
+                if args.json_out:  # after every run: a later contender's failure keeps these
+                    Path(args.json_out).write_text(json.dumps({"runs": runs}, indent=1))
                 extra = ""
                 if r.get("hidden_share") is not None:
                     extra = f", comm {r['comm_s']:.3f}s, exposed {r['exposed_comm_s']:.3f}s"
