@@ -1,4 +1,4 @@
-"""Dropout with a counter-based mask: fast, deterministic per seed, and no mask kept for the backward.
+"""Dropout with a counter-based mask: fast, deterministic per seed, no float mask kept for the backward.
 
 ``keep[i] = draw(seed, c_i) >= floor(p * 2^32)`` for each element's 64-bit counter ``c_i``: its flat index,
 or with ``keys`` (one per row) ``keys[row] * width + col``. ``draw`` is word 0 of Philox4x32-10 with key
