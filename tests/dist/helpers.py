@@ -107,6 +107,9 @@ def _worker(
             layout.destroy()
 
 
+PRELOAD = ["torch", "torch.distributed", "torch._dynamo", "torch._inductor.config", "numpy", "distgnn.train"]
+
+
 def _context() -> Any:
     """Processes forked from a server that has already imported torch (forkserver, preloaded).
 
@@ -114,11 +117,15 @@ def _context() -> Any:
     hundred ranks over the suite); a forkserver child starts from a process that holds no threads or
     process group, so it is as clean as a spawned one, and :func:`_worker` gives it the caller's
     environment of the moment. DISTGNN_TEST_START=spawn restores spawning.
+
+    ``torch._dynamo`` is preloaded too: torch.optim imports it at the first optimiser a rank builds (and
+    ``torch.use_deterministic_algorithms`` imports inductor's config, which imports it), about 3 s of CPU
+    per rank, as much as torch itself. Importing it starts no thread.
     """
     method = os.environ.get("DISTGNN_TEST_START", "forkserver")
     ctx = mp.get_context(method)
     if method == "forkserver":
-        ctx.set_forkserver_preload(["torch", "torch.distributed", "numpy", "distgnn.parallel.layout"])
+        ctx.set_forkserver_preload(PRELOAD)
     return ctx
 
 
