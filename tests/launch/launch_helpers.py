@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 from pathlib import Path
+
+from made_once import made_once
 
 from distgnn.data.synthetic import synthetic_graph
 from distgnn.partitioning import partition_graph
@@ -54,3 +57,15 @@ def nproc_losses(part_dir: Path, out: Path, timeout: float = 150) -> list[float]
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     return losses(metrics)
+
+
+def nproc_reference(shared: Path) -> tuple[Path, list[float]]:
+    """The tiny 2-part graph and its per-epoch losses under ``distgnn train --nproc 2``, made once per test
+    run (``shared``: the ``shared_tmp`` fixture) for every launcher test that must equal it."""
+
+    def make(root: Path) -> None:
+        shutil.rmtree(root / "p2", ignore_errors=True)
+        nproc_losses(tiny_parts(root), root)
+
+    root = made_once(shared, "nproc-reference", make)
+    return root / "p2", losses(root / "nproc.jsonl")

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from launch_helpers import REPO, TRAIN_ARGS, launcher_env, losses, nproc_losses, tiny_parts
+from launch_helpers import REPO, TRAIN_ARGS, launcher_env, losses, nproc_reference, tiny_parts
 from proc_sockets import descendants, listening_sockets
 
 SCRIPT = REPO / "launch" / "ray_train.py"
@@ -55,16 +55,15 @@ def run_watching_ports(cmd: list[str], cwd, timeout: float) -> tuple[int, str, d
 @needs_ray
 @pytest.mark.slow  # about 60 s of CPU over 16 processes (Ray Train's control actors, 2 workers, torchrun)
 @pytest.mark.timeout(600)
-def test_two_ray_workers_match_torchrun(tmp_path):
+def test_two_ray_workers_match_torchrun(tmp_path, shared_tmp):
     # While the job runs, every listening socket of the launcher, the local instance (GCS, raylet,
     # agents) and the workers is noted: all on loopback, but torch's own store, which Ray Train's env://
     # set-up creates in rank 0 on every interface (torch's TCPStore default; see launch/README.md).
-    parts = tiny_parts(tmp_path)
+    parts, expected = nproc_reference(shared_tmp)  # the --nproc 2 run (shared with test_torchrun.py)
     metrics = tmp_path / "ray.jsonl"
     args = ["--workers", "2", "--", "--partitions", str(parts), *TRAIN_ARGS, "--metrics-out", str(metrics)]
     code, err, ports = run_watching_ports([sys.executable, str(SCRIPT), *args], tmp_path, 540)
     assert code == 0, err[-3000:]
-    expected = nproc_losses(parts, tmp_path)
     assert len(expected) == 3
     assert losses(metrics) == expected
     names = set(ports.values())

@@ -7,7 +7,7 @@ import subprocess
 import time
 
 import pytest
-from launch_helpers import REPO, TRAIN_ARGS, free_port, launcher_env, losses, nproc_losses, tiny_parts
+from launch_helpers import REPO, TRAIN_ARGS, free_port, launcher_env, losses, nproc_reference, tiny_parts
 
 SCRIPT = REPO / "launch" / "torchrun.sh"
 
@@ -63,13 +63,12 @@ def node_subset(parts, node, ranks: tuple[int, ...]):
     return node
 
 
-@pytest.mark.slow  # an --nproc 2 job, then two torchrun agents: scheduled first (tests/conftest.py)
+@pytest.mark.slow  # two torchrun agents (and the shared --nproc 2 run): scheduled first (tests/conftest.py)
 @pytest.mark.timeout(400)
-def test_two_torchrun_nodes_match_nproc_2(tmp_path):
+def test_two_torchrun_nodes_match_nproc_2(tmp_path, shared_tmp):
     # Node 0 reads the shared directory; node 1 holds only meta.json and part-1 (both ways of giving
     # nodes their data, in one job).
-    parts = tiny_parts(tmp_path)
-    expected = nproc_losses(parts, tmp_path)
+    parts, expected = nproc_reference(shared_tmp)  # the --nproc 2 run (shared with test_ray.py)
     metrics = tmp_path / "nnodes2.jsonl"
     nodes = [parts, node_subset(parts, tmp_path / "node1", (1,))]
     results = wait_all(start_nodes(nodes, metrics, free_port()), timeout=300)

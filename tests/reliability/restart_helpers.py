@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import torch
-from filelock import FileLock
+from made_once import made_once
 
 from distgnn import checkpoint as ckpt
 from distgnn.data.synthetic import synthetic_graph
@@ -98,16 +98,16 @@ def reference(strategy: str, shared: Path) -> tuple[dict[str, torch.Tensor], lis
     ``shared`` is a directory every pytest-xdist worker of the run sees (the ``shared_tmp`` fixture): the
     first test to ask runs the job under a file lock, the others (in any worker) read its outputs.
     """
-    root = shared / f"reference-{strategy}"
     parts, nproc, _ = STRATEGIES[strategy]
-    with FileLock(str(shared / f"reference-{strategy}.lock")):
-        if not (root / "done").exists():  # first asker, or an earlier attempt failed: (re)run the job
-            shutil.rmtree(root / "ckpt", ignore_errors=True)
-            (root / "m.jsonl").unlink(missing_ok=True)
-            args = train_args(tiny_parts(str(root), parts), strategy, root / "ckpt", root / "m.jsonl")
-            proc = run(distgnn(*args, "--nproc", str(nproc)), env())
-            assert proc.returncode == 0, proc.stderr[-3000:]
-            (root / "done").touch()
+
+    def make(root: Path) -> None:
+        shutil.rmtree(root / "ckpt", ignore_errors=True)
+        (root / "m.jsonl").unlink(missing_ok=True)
+        args = train_args(tiny_parts(str(root), parts), strategy, root / "ckpt", root / "m.jsonl")
+        proc = run(distgnn(*args, "--nproc", str(nproc)), env())
+        assert proc.returncode == 0, proc.stderr[-3000:]
+
+    root = made_once(shared, f"reference-{strategy}", make)
     return final_tensors(root / "ckpt", nproc), metrics(root / "m.jsonl")
 
 
