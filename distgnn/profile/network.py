@@ -6,6 +6,11 @@ messages, each peer link used one after the other:
 ``T = max_p max(sum_{q: b_pq > 0} alpha + b_pq / beta, sum_{q: b_qp > 0} alpha + b_qp / beta)``.
 An epoch's communication time is the sum over its exchanges (they are collectives, one after another).
 
+A calibrated network (``distgnn.profile.calibration``) may carry ``segments``: an alpha-beta pair per
+message-size range, so a message costs the line of the range its size falls in. One straight line through
+1 KiB..16 MiB misjudges both ends (on loopback it under-rates the bandwidth of the MiB-sized messages a
+training exchange sends); the ranges keep the model an alpha-beta per link and per message size.
+
 Presets (per direction, one link per device; latencies are typical small-message figures, not specs):
 
 - ``nvlink``: 300 GB/s, 2 us -- NVIDIA A100 datasheet, third-generation NVLink 600 GB/s bidirectional;
@@ -30,15 +35,29 @@ _TIME_UNITS = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}  # divisors
 
 @dataclass(frozen=True)
 class Network:
-    """``bandwidth`` bytes/s per direction of one link, ``latency`` seconds per message."""
+    """``bandwidth`` bytes/s per direction of one link, ``latency`` seconds per message.
+
+    ``segments`` (optional, ascending ``(upper_bytes, latency, bandwidth)``) replace the single pair for
+    messages of at most ``upper_bytes``; the last segment also serves larger messages.
+    ``bandwidth``/``latency`` then describe the segment of the largest messages.
+    """
 
     bandwidth: float
     latency: float
     name: str = "custom"
+    segments: tuple[tuple[float, float, float], ...] = ()
 
     def message_time(self, nbytes: np.ndarray) -> np.ndarray:
         """Seconds per message of ``nbytes`` (0 for no message)."""
-        return np.where(nbytes > 0, self.latency + nbytes / self.bandwidth, 0.0)
+        nbytes = np.asarray(nbytes, dtype=np.float64)
+        if self.segments:
+            upper = np.array([s[0] for s in self.segments[:-1]])
+            seg = np.searchsorted(upper, nbytes, side="left")  # first segment whose upper bound >= size
+            alpha = np.array([s[1] for s in self.segments])[seg]
+            beta = np.array([s[2] for s in self.segments])[seg]
+        else:
+            alpha, beta = self.latency, self.bandwidth
+        return np.where(nbytes > 0, alpha + nbytes / beta, 0.0)
 
     def exchange_time(self, peer_bytes: np.ndarray) -> float:
         """One all-to-all whose rank p sends ``peer_bytes[p, q]`` to rank q."""
@@ -51,7 +70,12 @@ class Network:
         return sum(self.exchange_time(f.bytes()) for f in volume.flows)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "bandwidth_Bps": self.bandwidth, "latency_s": self.latency}
+        out: dict = {"name": self.name, "bandwidth_Bps": self.bandwidth, "latency_s": self.latency}
+        if self.segments:
+            out["segments"] = [
+                {"upper_bytes": u, "latency_s": a, "bandwidth_Bps": b} for u, a, b in self.segments
+            ]
+        return out
 
 
 PRESETS = {

@@ -11,9 +11,16 @@ saw it complete. Spans from several machines are only as comparable as those mac
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from distgnn.errors import DistGNNError
 
 TRAINING_DIRECTIONS = ("fwd", "bwd")
+
+
+def last_launch_seconds(call: Sequence[Sequence[float]]) -> float:
+    """One collective's ``(launch, done)`` per rank -> seconds from its last launch to its last completion."""
+    return max(max(done for _, done in call) - max(start for start, _ in call), 0.0)
 
 
 def call_transfer_seconds(
@@ -39,7 +46,7 @@ def call_transfer_seconds(
                         )
                     calls.setdefault((x["layer"], x["direction"]), []).append(x["spans"])
         out[epoch] = {
-            (*slot, i): max(max(done for _, done in call) - max(start for start, _ in call), 0.0)
+            (*slot, i): last_launch_seconds(call)
             for slot, spans in calls.items()
             if len(spans) == len(ranks) and len({len(s) for s in spans}) == 1  # a collective of every rank
             for i, call in enumerate(zip(*spans, strict=True))
