@@ -1,10 +1,12 @@
 """Calibrate the what-if network model on this machine, then check it against real training runs.
 
 1. Micro-benchmark, at each world size of the validation runs (and 2): gloo processes (one thread
-   each) on loopback send one message to every peer with
-   ``all_to_all_single`` (the call the halo exchange makes), sizes 1 KiB .. 8 MiB; median seconds per
-   call; ordinary least squares fit of ``t = alpha + bytes / beta`` (Hockney's model; absolute error,
-   so the MiB-sized messages a training exchange sends set beta).
+   each) on loopback send one message to every peer at once with ``all_to_all_single`` (the call the
+   halo exchange makes), sizes 1 KiB .. 16 MiB. Each call is timed like a training exchange: from its
+   last rank's launch to its last rank's completion (``distgnn.profile.skew``), median over repeats.
+   Fits of ``t = (P - 1) * (alpha + bytes / beta)`` per world size P (the busiest rank's P - 1
+   messages, one after another): Hockney's one line over every size, and one line per message-size
+   range (``distgnn.profile.calibration``, ranges split at 16 KiB, 256 KiB and 2 MiB).
 2. Validation: for each of the given partitions, train ``--epochs`` epochs with ``--profile-out``
    (``--no-overlap`` unless ``--overlap``), then
    predict that run's per-epoch communication time with the calibrated model and compare it with the
@@ -12,12 +14,13 @@
    completion (``distgnn.profile.skew``; the ranks' skew is not network time), each call's median over
    the epochs after the first, summed. The ranks' own in-flight times (mean over ranks) are printed beside it.
 
-    python benchmarks/profile/calibrate_loopback.py --partitions runs/syn-2 runs/syn-4 --hidden 128
+    python benchmarks/profile/calibrate_loopback.py --partitions runs/syn-2 runs/syn-4 --epochs 11
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -25,40 +28,46 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-SIZES = [2**k for k in range(10, 24)]  # 1 KiB .. 8 MiB per message
+from distgnn.profile.calibration import fit_hockney, fit_piecewise
+from distgnn.profile.network import Network
+
+SIZES = [2**k for k in range(10, 25)]  # 1 KiB .. 16 MiB per message
 
 
 def _bench(rank: int, world: int, store_path: str, repeats: int, out_q) -> None:
+    from distgnn.profile.skew import last_launch_seconds
+
     torch.set_num_threads(1)
     store = dist.FileStore(store_path, world)
     dist.init_process_group("gloo", store=store, rank=rank, world_size=world)
-    results = {}
+    spans: dict[int, list[tuple[float, float]]] = {}
     for size in SIZES:
         n = size // 4
         splits = [0 if q == rank else n for q in range(world)]  # one message to every peer
         send = torch.ones(n * (world - 1))
-        times = []
+        spans[size] = []
         for _ in range(repeats + 2):
             recv = torch.empty(n * (world - 1))  # a fresh buffer per call, as the halo exchange allocates
             dist.barrier()
-            t0 = time.perf_counter()
+            t0 = time.perf_counter()  # one monotonic clock for every process of this machine
             dist.all_to_all_single(recv, send, splits, splits)
-            times.append(time.perf_counter() - t0)
-        results[size] = statistics.median(times[2:])
-    if rank == 0:
-        out_q.put(results)
+            spans[size].append((t0, time.perf_counter()))
+    every = [None] * world
+    dist.all_gather_object(every, spans)
+    if rank == 0:  # per size: median over repeats of the call's last launch -> last completion
+        calls = {size: list(zip(*(r[size] for r in every), strict=True))[2:] for size in SIZES}
+        out_q.put({size: statistics.median(last_launch_seconds(c) for c in calls[size]) for size in SIZES})
     dist.destroy_process_group()
 
 
-def calibrate(world: int, repeats: int) -> tuple[float, float, dict[int, float]]:
-    """(alpha seconds, beta bytes/s, median seconds per size): every rank sends one message per peer.
+def calibrate(world: int, repeats: int) -> tuple[Network, Network, dict[int, float]]:
+    """(Hockney's one-line fit, the per-size-range fit, median seconds per size) at ``world`` ranks.
 
-    The model's busiest rank sends ``world - 1`` messages one after another, so the fit is
+    The model's busiest rank sends ``world - 1`` messages one after another, so the fits are of
     ``t = (world - 1) * (alpha + size / beta)``; on one machine the processes share cores and memory
     bandwidth, which a calibration at the run's own world size absorbs into alpha and beta.
     """
@@ -72,21 +81,17 @@ def calibrate(world: int, repeats: int) -> tuple[float, float, dict[int, float]]
         res = q.get(timeout=600)
         for p in procs:
             p.join()
-    sizes = np.array(sorted(res), dtype=np.float64)
-    t = np.array([res[int(s)] for s in sizes])
-    # Absolute error: a relative-error fit weighs 1 KiB messages like 8 MiB ones and misjudged the
-    # bandwidth of the large messages training sends (8 MiB: measured 1.5x its prediction).
-    a = (world - 1) * np.stack([np.ones_like(sizes), sizes], axis=1)
-    (alpha, inv_beta), *_ = np.linalg.lstsq(a, t, rcond=None)
-    if alpha < 0:  # no negative latency: bandwidth alone, through the origin
-        alpha, inv_beta = 0.0, float(a[:, 1] @ t / (a[:, 1] @ a[:, 1]))
-    return float(alpha), float(1.0 / inv_beta), res
+    sizes = sorted(res)
+    t = [res[s] for s in sizes]
+    alpha, beta = fit_hockney(sizes, t, world - 1)
+    line = Network(beta, alpha, f"loopback-{world}-line")
+    return line, fit_piecewise(sizes, t, world - 1, name=f"loopback-{world}-ranges"), res
 
 
-def validate(part_dir: str, alpha: float, beta: float, args: argparse.Namespace) -> dict:
+def validate(part_dir: str, nets: dict[str, Network], args: argparse.Namespace) -> dict:
+    """Train on ``part_dir`` with a profile; each network's predicted epoch time against the measured one."""
     from distgnn.partitioning import load_meta
     from distgnn.profile.exchanges import ModelSpec
-    from distgnn.profile.network import Network
     from distgnn.profile.predict import load_profile, predict_volume
     from distgnn.profile.skew import call_transfer_seconds
     from distgnn.profile.strategies import StrategyOptions
@@ -110,24 +115,55 @@ def validate(part_dir: str, alpha: float, beta: float, args: argparse.Namespace)
     ]
     exposed = [statistics.mean(e["exposed_comm_s"] for e in r["epochs"][1:]) for r in prof["ranks"]]
     # Like the micro-benchmark's median per size: each exchange call's median over the epochs after the
-    # first, summed (on shared cores a rank descheduled at one call's end stretches that call only).
+    # first (on shared cores a rank descheduled at one call's end stretches that call only).
     per_epoch = call_transfer_seconds(prof)
     first = min(per_epoch)
-    calls = [c for e, c in per_epoch.items() if e != first]
-    transfer = sum(statistics.median(c[k] for c in calls) for k in calls[0])
+    epochs = [c for e, c in per_epoch.items() if e != first]
+    measured = {k: statistics.median(c[k] for c in epochs) for k in sorted(epochs[0])}
     vol = predict_volume(
         part_dir, ModelSpec(args.model, args.layers, args.hidden), "graph", StrategyOptions()
     )
-    predicted = Network(beta, alpha, "loopback").epoch_time(vol)
+    calls = [
+        {
+            "layer": f.key,
+            "direction": f.direction,
+            "max_bytes_per_peer": int(f.bytes().max()),
+            "measured_ms": 1000
+            * sum(t for (k, d, _), t in measured.items() if (k, d) == (f.key, f.direction)),
+            **{f"{n}_ms": 1000 * net.exchange_time(f.bytes()) for n, net in nets.items()},
+        }
+        for f in vol.flows
+    ]
+    transfer = sum(measured.values())
+    predicted = {n: net.epoch_time(vol) for n, net in nets.items()}
     return {
         "parts": nproc,
         "bytes_per_epoch": vol.total(),
-        "predicted_ms": 1000 * predicted,
+        "predicted_ms": {n: 1000 * t for n, t in predicted.items()},
         "measured_transfer_ms": 1000 * transfer,
         "measured_in_flight_ms": 1000 * statistics.mean(in_flight),
         "measured_exposed_ms": 1000 * statistics.mean(exposed),
-        "ratio": predicted / transfer,
+        "ratio": {n: t / transfer for n, t in predicted.items()},
+        "calls": calls,
     }
+
+
+def _print_fit(world: int, line: Network, ranges: Network, res: dict[int, float]) -> None:
+    for size, t in sorted(res.items()):
+        a = (world - 1) * float(line.message_time(size))
+        b = (world - 1) * float(ranges.message_time(size))
+        print(
+            f"  {world} ranks {size:>9} B/peer {1e6 * t:9.1f} us  line {1e6 * a:9.1f}  ranges {1e6 * b:9.1f}"
+        )
+    print(
+        f"{world} ranks, one line: latency={1e6 * line.latency:.1f}us "
+        f"bandwidth={line.bandwidth / 1e9:.3f}GB/s"
+    )
+    for upper, alpha, beta in ranges.segments:
+        print(
+            f"{world} ranks, range <= {upper / 2**10:.0f} KiB: latency={1e6 * alpha:.1f}us "
+            f"bandwidth={beta / 1e9:.3f}GB/s"
+        )
 
 
 def main() -> None:
@@ -141,6 +177,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--kernel", default="auto")
+    ap.add_argument("--json-out", help="write the fits, micro-benchmark times and validation rows here")
     ap.add_argument(
         "--overlap",
         action="store_true",
@@ -148,23 +185,35 @@ def main() -> None:
         "the transfer, not stretched by computation competing for the cores)",
     )
     args = ap.parse_args()
-    fits = {}
+    fits: dict[int, dict[str, Network]] = {}
+    report: dict = {"uptime_before": os.getloadavg(), "calibration": {}, "validation": []}
     for world in sorted({2} | {int(load_meta(d)["num_parts"]) for d in args.partitions}):
-        alpha, beta, res = calibrate(world, args.repeats)
-        fits[world] = (alpha, beta)
-        for size, t in sorted(res.items()):
-            model = (world - 1) * (alpha + size / beta)
-            print(f"  {world} ranks {size:>9} B/peer  {1e6 * t:9.1f} us  model {1e6 * model:9.1f} us")
-        print(f"{world} ranks, loopback fit: latency={1e6 * alpha:.1f}us bandwidth={beta / 1e9:.3f}GB/s")
+        line, ranges, res = calibrate(world, args.repeats)
+        fits[world] = {"line": line, "ranges": ranges}
+        _print_fit(world, line, ranges, res)
+        report["calibration"][world] = {"seconds": res, "line": line.to_dict(), "ranges": ranges.to_dict()}
     for part_dir in args.partitions:
-        r = validate(part_dir, *fits[int(load_meta(part_dir)["num_parts"])], args)
+        r = validate(part_dir, fits[int(load_meta(part_dir)["num_parts"])], args)
+        report["validation"].append(r)
+        for c in r["calls"]:
+            print(
+                f"  {r['parts']} ranks layer {c['layer']} {c['direction']} "
+                f"{c['max_bytes_per_peer'] / 2**20:.2f} MiB/peer: "
+                f"measured {c['measured_ms']:.1f} ms, line {c['line_ms']:.1f}, ranges {c['ranges_ms']:.1f}"
+            )
         mib = r["bytes_per_epoch"] / 2**20
+        pred, ratio = r["predicted_ms"], r["ratio"]
         print(
-            f"{r['parts']} ranks, {mib:.1f} MiB/epoch: predicted {r['predicted_ms']:.1f} ms, measured "
-            f"from the last launch {r['measured_transfer_ms']:.1f} ms (ranks' in flight "
-            f"{r['measured_in_flight_ms']:.1f} ms, exposed {r['measured_exposed_ms']:.1f} ms), "
-            f"predicted/measured {r['ratio']:.2f}"
+            f"{r['parts']} ranks, {mib:.1f} MiB/epoch: measured from the last launch "
+            f"{r['measured_transfer_ms']:.1f} ms (ranks' in flight {r['measured_in_flight_ms']:.1f} ms, "
+            f"exposed {r['measured_exposed_ms']:.1f} ms); predicted by ranges {pred['ranges']:.1f} ms "
+            f"(predicted/measured {ratio['ranges']:.2f}), by one line {pred['line']:.1f} ms "
+            f"({ratio['line']:.2f})"
         )
+    report["uptime_after"] = os.getloadavg()
+    if args.json_out:
+        with open(args.json_out, "w") as fh:
+            json.dump(report, fh, indent=1)
 
 
 if __name__ == "__main__":
