@@ -38,12 +38,21 @@ from distgnn.profile.network import Network
 SIZES = [2**k for k in range(10, 25)]  # 1 KiB .. 16 MiB per message
 
 
-def _bench(rank: int, world: int, store_path: str, repeats: int, out_q) -> None:
+def _compute_until(deadline: float) -> None:
+    """Busy single-threaded arithmetic until ``deadline`` (perf_counter seconds), as a training rank."""
+    a = torch.ones(128, 128)
+    while time.perf_counter() < deadline:
+        a = (a @ a).clamp_(max=1.0)
+
+
+def _pass(rank: int, world: int, repeats: int, busy: dict[int, float] | None) -> dict[int, float]:
+    """Median seconds per size of one call, from its last launch to its last completion (every rank's).
+
+    ``busy`` (seconds per size): after its call completes a rank computes that long before the next
+    call, as a training rank computes its next layer while slower peers still receive.
+    """
     from distgnn.profile.skew import last_launch_seconds
 
-    torch.set_num_threads(1)
-    store = dist.FileStore(store_path, world)
-    dist.init_process_group("gloo", store=store, rank=rank, world_size=world)
     spans: dict[int, list[tuple[float, float]]] = {}
     for size in SIZES:
         n = size // 4
@@ -55,18 +64,34 @@ def _bench(rank: int, world: int, store_path: str, repeats: int, out_q) -> None:
             dist.barrier()
             t0 = time.perf_counter()  # one monotonic clock for every process of this machine
             dist.all_to_all_single(recv, send, splits, splits)
-            spans[size].append((t0, time.perf_counter()))
-    every = [None] * world
+            done = time.perf_counter()
+            spans[size].append((t0, done))
+            if busy is not None:
+                _compute_until(done + busy[size])
+    every: list = [None] * world
     dist.all_gather_object(every, spans)
-    if rank == 0:  # per size: median over repeats of the call's last launch -> last completion
-        calls = {size: list(zip(*(r[size] for r in every), strict=True))[2:] for size in SIZES}
-        out_q.put({size: statistics.median(last_launch_seconds(c) for c in calls[size]) for size in SIZES})
+    calls = {size: list(zip(*(r[size] for r in every), strict=True))[2:] for size in SIZES}
+    return {size: statistics.median(last_launch_seconds(c) for c in calls[size]) for size in SIZES}
+
+
+def _bench(rank: int, world: int, store_path: str, repeats: int, out_q) -> None:
+    torch.set_num_threads(1)
+    store = dist.FileStore(store_path, world)
+    dist.init_process_group("gloo", store=store, rank=rank, world_size=world)
+    idle = _pass(rank, world, repeats, None)
+    # Computing for twice the idle call time outlasts the slowest peer's completion, as a training
+    # layer's computation (tens of ms) outlasts its exchange.
+    busy = _pass(rank, world, repeats, {size: 2 * t + 1e-3 for size, t in idle.items()})
+    if rank == 0:
+        out_q.put((idle, busy))
     dist.destroy_process_group()
 
 
-def calibrate(world: int, repeats: int) -> tuple[Network, Network, dict[int, float]]:
-    """(Hockney's one-line fit, the per-size-range fit, median seconds per size) at ``world`` ranks.
+def calibrate(world: int, repeats: int) -> tuple[dict[str, Network], dict[str, dict[int, float]]]:
+    """The fits at ``world`` ranks and the median seconds per size they come from.
 
+    Fits: ``line`` (Hockney's one line) and ``ranges`` (a line per size range) of the idle pass,
+    ``busy`` (a line per size range) of the pass whose ranks compute after their call completes.
     The model's busiest rank sends ``world - 1`` messages one after another, so the fits are of
     ``t = (world - 1) * (alpha + size / beta)``; on one machine the processes share cores and memory
     bandwidth, which a calibration at the run's own world size absorbs into alpha and beta.
@@ -78,14 +103,17 @@ def calibrate(world: int, repeats: int) -> tuple[Network, Network, dict[int, flo
         procs = [ctx.Process(target=_bench, args=(r, world, store, repeats, q)) for r in range(world)]
         for p in procs:
             p.start()
-        res = q.get(timeout=600)
+        idle, busy = q.get(timeout=1200)
         for p in procs:
             p.join()
-    sizes = sorted(res)
-    t = [res[s] for s in sizes]
-    alpha, beta = fit_hockney(sizes, t, world - 1)
-    line = Network(beta, alpha, f"loopback-{world}-line")
-    return line, fit_piecewise(sizes, t, world - 1, name=f"loopback-{world}-ranges"), res
+    sizes = sorted(idle)
+    alpha, beta = fit_hockney(sizes, [idle[s] for s in sizes], world - 1)
+    nets = {
+        "line": Network(beta, alpha, f"loopback-{world}-line"),
+        "ranges": fit_piecewise(sizes, [idle[s] for s in sizes], world - 1, name=f"loopback-{world}-ranges"),
+        "busy": fit_piecewise(sizes, [busy[s] for s in sizes], world - 1, name=f"loopback-{world}-busy"),
+    }
+    return nets, {"idle": idle, "busy": busy}
 
 
 def validate(part_dir: str, nets: dict[str, Network], args: argparse.Namespace) -> dict:
@@ -148,22 +176,22 @@ def validate(part_dir: str, nets: dict[str, Network], args: argparse.Namespace) 
     }
 
 
-def _print_fit(world: int, line: Network, ranges: Network, res: dict[int, float]) -> None:
-    for size, t in sorted(res.items()):
-        a = (world - 1) * float(line.message_time(size))
-        b = (world - 1) * float(ranges.message_time(size))
+def _print_fit(world: int, nets: dict[str, Network], res: dict[str, dict[int, float]]) -> None:
+    for size in SIZES:
+        model = {n: 1e6 * (world - 1) * float(net.message_time(size)) for n, net in nets.items()}
         print(
-            f"  {world} ranks {size:>9} B/peer {1e6 * t:9.1f} us  line {1e6 * a:9.1f}  ranges {1e6 * b:9.1f}"
+            f"  {world} ranks {size:>9} B/peer: idle {1e6 * res['idle'][size]:9.1f} us (line "
+            f"{model['line']:9.1f}, ranges {model['ranges']:9.1f}); busy {1e6 * res['busy'][size]:9.1f} us "
+            f"(ranges {model['busy']:9.1f})"
         )
-    print(
-        f"{world} ranks, one line: latency={1e6 * line.latency:.1f}us "
-        f"bandwidth={line.bandwidth / 1e9:.3f}GB/s"
-    )
-    for upper, alpha, beta in ranges.segments:
-        print(
-            f"{world} ranks, range <= {upper / 2**10:.0f} KiB: latency={1e6 * alpha:.1f}us "
-            f"bandwidth={beta / 1e9:.3f}GB/s"
-        )
+    line = nets["line"]
+    print(f"{world} ranks, line: latency={1e6 * line.latency:.1f}us bandwidth={line.bandwidth / 1e9:.3f}GB/s")
+    for name in ("ranges", "busy"):
+        for upper, alpha, beta in nets[name].segments:
+            print(
+                f"{world} ranks, {name} <= {upper / 2**10:.0f} KiB: latency={1e6 * alpha:.1f}us "
+                f"bandwidth={beta / 1e9:.3f}GB/s"
+            )
 
 
 def main() -> None:
@@ -188,10 +216,10 @@ def main() -> None:
     fits: dict[int, dict[str, Network]] = {}
     report: dict = {"uptime_before": os.getloadavg(), "calibration": {}, "validation": []}
     for world in sorted({2} | {int(load_meta(d)["num_parts"]) for d in args.partitions}):
-        line, ranges, res = calibrate(world, args.repeats)
-        fits[world] = {"line": line, "ranges": ranges}
-        _print_fit(world, line, ranges, res)
-        report["calibration"][world] = {"seconds": res, "line": line.to_dict(), "ranges": ranges.to_dict()}
+        nets, res = calibrate(world, args.repeats)
+        fits[world] = nets
+        _print_fit(world, nets, res)
+        report["calibration"][world] = {"seconds": res, **{n: net.to_dict() for n, net in nets.items()}}
     for part_dir in args.partitions:
         r = validate(part_dir, fits[int(load_meta(part_dir)["num_parts"])], args)
         report["validation"].append(r)
@@ -199,16 +227,16 @@ def main() -> None:
             print(
                 f"  {r['parts']} ranks layer {c['layer']} {c['direction']} "
                 f"{c['max_bytes_per_peer'] / 2**20:.2f} MiB/peer: "
-                f"measured {c['measured_ms']:.1f} ms, line {c['line_ms']:.1f}, ranges {c['ranges_ms']:.1f}"
+                f"measured {c['measured_ms']:.1f} ms, line {c['line_ms']:.1f}, ranges {c['ranges_ms']:.1f}, "
+                f"busy {c['busy_ms']:.1f}"
             )
         mib = r["bytes_per_epoch"] / 2**20
         pred, ratio = r["predicted_ms"], r["ratio"]
         print(
             f"{r['parts']} ranks, {mib:.1f} MiB/epoch: measured from the last launch "
             f"{r['measured_transfer_ms']:.1f} ms (ranks' in flight {r['measured_in_flight_ms']:.1f} ms, "
-            f"exposed {r['measured_exposed_ms']:.1f} ms); predicted by ranges {pred['ranges']:.1f} ms "
-            f"(predicted/measured {ratio['ranges']:.2f}), by one line {pred['line']:.1f} ms "
-            f"({ratio['line']:.2f})"
+            f"exposed {r['measured_exposed_ms']:.1f} ms); predicted (predicted/measured): "
+            + ", ".join(f"{n} {pred[n]:.1f} ms ({ratio[n]:.2f})" for n in pred)
         )
     report["uptime_after"] = os.getloadavg()
     if args.json_out:
