@@ -1,7 +1,8 @@
 """Public aggregation ops: argument checks with one-line errors, shape canonicalisation, dispatch.
 
 Every op accepts ``impl="auto" | "reference" | "cpu" | "triton" | "torch"``. ``reference`` runs the plain
-torch oracle under torch autograd; the others run through the ``distgnn::*`` custom ops (see ops.py).
+torch oracle under torch autograd; the others run through the ``distgnn::*`` custom ops under
+torch.compile, and eagerly through the same formulas without the op dispatch (see ops.py).
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ def gspmm(
             t_indptr, t_indices, t_perm = t.indptr, t.indices, t.perm
         else:
             t_indptr = t_indices = t_perm = _EMPTY.to(dev)
-        out = ops.gspmm_op(
+        out = ops.gspmm(
             csr.indptr,
             csr.indices,
             x3.contiguous(),

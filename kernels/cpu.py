@@ -152,6 +152,11 @@ def is_available() -> bool:
     return not build_error()
 
 
+def loaded() -> bool:
+    """True once the extension is loaded in this process (no build, no lock)."""
+    return _ext is not None
+
+
 def _f32(t: Tensor | None) -> Tensor | None:
     return None if t is None else t.to(torch.float32).contiguous()
 

@@ -28,8 +28,8 @@ import torch
 from torch import Tensor
 
 from distgnn.errors import DistGNNError
-from distgnn.kernels import isa, ops, reference
-from distgnn.kernels.select import ENV_VAR, IMPLS, resolve, unavailable_reason
+from distgnn.kernels import ops, reference
+from distgnn.kernels.select import ENV_VAR, IMPLS, memoized, resolve, unavailable_reason
 
 log = logging.getLogger("distgnn.kernels")
 
@@ -60,9 +60,12 @@ def _auto(device: torch.device, dtype: torch.dtype) -> str:
 
 
 def resolve_dropout(impl: str, device: torch.device, dtype: torch.dtype = torch.float32) -> str:
-    """The dropout implementation to run for ``impl``; an explicit request raises if it cannot run."""
-    if device.type == "cpu" and not torch.compiler.is_compiling():
-        isa.chosen()  # a DISTGNN_CPU_ISA this CPU cannot run is an error, not a fallback
+    """The dropout implementation to run for ``impl``; an explicit request raises if it cannot run (so
+    does a ``DISTGNN_CPU_ISA`` this CPU cannot run: an error, not a fallback). Eager calls are cached."""
+    return memoized(("dropout", impl, dtype), device, lambda: _resolve_dropout(impl, device, dtype))
+
+
+def _resolve_dropout(impl: str, device: torch.device, dtype: torch.dtype) -> str:
     if impl == "auto":
         env = os.environ.get(ENV_VAR, "").strip()
         if env and env != "auto":
@@ -121,11 +124,10 @@ def dropout(
     scale = 1.0 / (1.0 - float(p))
     if impl == "reference":
         return reference.dropout(x, seed, threshold, scale, relu, bias, keys)
-    seed_t = torch.tensor([seed], dtype=torch.int64)
     # The C++ kernel hands a plain dropout's backward its keep bits (1/32 of float32 x): one pass, no draw.
     grad = torch.is_grad_enabled() and (x.requires_grad or (bias is not None and bias.requires_grad))
     with_bits = impl == "cpu" and not relu and grad
-    return ops.dropout_op(x.contiguous(), seed_t, threshold, scale, relu, bias, keys, impl, with_bits)[0]
+    return ops.dropout(x.contiguous(), seed, threshold, scale, relu, bias, keys, impl, with_bits)
 
 
 def _check_keys(x: Tensor, keys: Tensor, bias: Tensor | None) -> None:

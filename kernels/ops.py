@@ -14,6 +14,11 @@ break, shapes from the fake kernel) and gives them hand-written backward formula
   backward applies them; elsewhere the same op on the gradient with the same seed (the mask is
   regenerated); with the fused ReLU, ``grad * scale`` where the output is positive (the output is saved,
   as ReLU would).
+
+Eager calls skip the custom-op dispatch: :func:`gspmm` and :func:`dropout` run the same setup and backward
+formulas through a plain ``torch.autograd.Function`` (and their eager backward calls the raw kernels),
+which on a small graph costs a fraction of the op's dispatch (benchmarks/kernels/bench_call_overhead.py).
+Under ``torch.compile`` (``torch.compiler.is_compiling()``) they call the custom ops, which Dynamo traces.
 """
 
 from __future__ import annotations
@@ -86,9 +91,13 @@ def _gspmm_backward(ctx, grad: Tensor):
     need = ctx.needs_input_grad
     impl = ctx.impl
     none = indptr.new_empty(0)
-    # The backward calls the custom ops (not the raw kernels) so that torch.compile can trace it.
-    spmm = lambda ip, ix, x_, w_, s_, d_, mean: gspmm_op(
-        ip, ix, x_, w_, s_, d_, None, none, none, none, mean, False, impl
+    # A traced (or differentiable) backward calls the custom ops so that torch.compile can trace it; the
+    # eager one of the direct path calls the raw kernels.
+    raw = _raw_backward(ctx)
+    spmm = lambda ip, ix, x_, w_, s_, d_, mean: (
+        backend(impl).spmm(ip, ix, x_, w_, s_, d_, None, mean, False)
+        if raw
+        else gspmm_op(ip, ix, x_, w_, s_, d_, None, none, none, none, mean, False, impl)
     )
     g = grad.contiguous()
     if ctx.relu:
@@ -117,7 +126,8 @@ def _gspmm_backward(ctx, grad: Tensor):
         b = x if ss is None else (x.float() * ss.float()[:, None, None]).to(x.dtype)
         if w.shape[1] == 1:  # one weight for all heads: dot over the whole row
             a, b = a.reshape(num_rows, 1, h * d), b.reshape(s, 1, h * d)
-        g_w = edge_dot_op(indptr, indices, a.contiguous(), b.contiguous(), impl).to(w.dtype)
+        dot = _edge_dot if raw else edge_dot_op
+        g_w = dot(indptr, indices, a.contiguous(), b.contiguous(), impl).to(w.dtype)
     if g_bias is not None:
         g_bias = g_bias.to(ctx.x_dtype)
     return None, None, g_x, g_w, g_ss, g_ds, g_bias, None, None, None, None, None, None
@@ -126,10 +136,43 @@ def _gspmm_backward(ctx, grad: Tensor):
 gspmm_op.register_autograd(_gspmm_backward, setup_context=_gspmm_setup)
 
 
+def _raw_backward(ctx) -> bool:
+    """True in the eager backward of a direct-path forward that builds no graph of its own."""
+    return getattr(ctx, "direct", False) and not torch.is_grad_enabled()
+
+
+class _DirectGspmm(torch.autograd.Function):
+    """gspmm_op's forward, setup and backward as a plain autograd.Function (the eager path)."""
+
+    @staticmethod
+    def forward(ctx, *inputs):
+        indptr, indices, x, w, ss, ds, bias, _ti, _tx, _tp, mean, relu, impl = inputs
+        out = backend(impl).spmm(indptr, indices, x, w, ss, ds, bias, mean, relu)
+        ctx.direct = True
+        _gspmm_setup(ctx, inputs, out)
+        return out
+
+    backward = staticmethod(_gspmm_backward)
+
+
+def gspmm(*inputs) -> Tensor:
+    """gspmm_op(*inputs): the custom op under torch.compile, else the direct path (same formulas)."""
+    if torch.compiler.is_compiling():
+        return gspmm_op(*inputs)
+    if torch.is_grad_enabled() and any(isinstance(t, Tensor) and t.requires_grad for t in inputs[2:7]):
+        return _DirectGspmm.apply(*inputs)
+    indptr, indices, x, w, ss, ds, bias, _ti, _tx, _tp, mean, relu, impl = inputs
+    return backend(impl).spmm(indptr, indices, x, w, ss, ds, bias, mean, relu)
+
+
+def _edge_dot(indptr: Tensor, indices: Tensor, a: Tensor, b: Tensor, impl: str) -> Tensor:
+    return backend(impl).edge_dot(indptr, indices, a, b).to(torch.float32)
+
+
 @torch.library.custom_op("distgnn::edge_dot", mutates_args=())
 def edge_dot_op(indptr: Tensor, indices: Tensor, a: Tensor, b: Tensor, impl: str) -> Tensor:
     """Per-edge, per-head dot product of a[dst] [R, H, D] and b[src] [S, H, D]: float32 [E, H]."""
-    return backend(impl).edge_dot(indptr, indices, a, b).to(torch.float32)
+    return _edge_dot(indptr, indices, a, b, impl)
 
 
 @edge_dot_op.register_fake
@@ -347,10 +390,13 @@ def _dropout_backward(ctx, grad: Tensor, _grad_bits: Tensor | None):
     else:
         keys = saved[1] if ctx.has_keys else None
         g = dropout_op(grad.contiguous(), saved[0], ctx.threshold, ctx.scale, False, None, keys, ctx.impl)[0]
-    g_bias = None
-    if ctx.bias_dtype is not None and ctx.needs_input_grad[5]:
-        g_bias = g.reshape(-1, g.shape[-1]).float().sum(0).to(ctx.bias_dtype)
-    return g, None, None, None, None, g_bias, None, None, None
+    return g, None, None, None, None, _dropout_bias_grad(ctx, g, 5), None, None, None
+
+
+def _dropout_bias_grad(ctx, g: Tensor, bias_index: int) -> Tensor | None:
+    if ctx.bias_dtype is None or not ctx.needs_input_grad[bias_index]:
+        return None
+    return g.reshape(-1, g.shape[-1]).float().sum(0).to(ctx.bias_dtype)
 
 
 dropout_op.register_autograd(_dropout_backward, setup_context=_dropout_setup)
@@ -376,3 +422,59 @@ def positive_scale_op(out: Tensor, grad: Tensor, scale: float, impl: str) -> Ten
 @positive_scale_op.register_fake
 def _(out, grad, scale, impl):
     return grad.new_empty(grad.shape)
+
+
+class _DirectDropout(torch.autograd.Function):
+    """dropout_op as a plain autograd.Function with an int seed (the eager path): same kernels, same
+    saved state; its backward calls the raw kernels unless it builds a graph (double backward)."""
+
+    @staticmethod
+    def forward(
+        ctx, x, bias, seed: int, threshold: int, scale: float, relu: bool, keys, impl: str, bits: bool
+    ):
+        b = backend(impl)
+        if bits:
+            out, mask = b.dropout_bits(x, seed, threshold, scale, relu, bias, keys)
+        else:
+            out, mask = b.dropout(x, seed, threshold, scale, relu, bias, keys), None
+        ctx.seed, ctx.threshold, ctx.scale = seed, threshold, scale
+        ctx.relu, ctx.impl, ctx.with_bits = relu, impl, bits
+        ctx.bias_dtype = None if bias is None else bias.dtype
+        ctx.save_for_backward(out if relu else mask if bits else keys)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (saved,) = ctx.saved_tensors
+        g, raw = grad.contiguous(), not torch.is_grad_enabled()
+        b, impl = backend(ctx.impl), ctx.impl
+        if ctx.relu:
+            g = b.positive_scale(saved, g, ctx.scale) if raw else positive_scale_op(saved, g, ctx.scale, impl)
+        elif ctx.with_bits:
+            g = b.masked_scale(g, saved, ctx.scale) if raw else masked_scale_op(g, saved, ctx.scale, impl)
+        elif raw:
+            g = b.dropout(g, ctx.seed, ctx.threshold, ctx.scale, False, None, saved)
+        else:
+            seed = torch.tensor([ctx.seed], dtype=torch.int64)
+            g = dropout_op(g, seed, ctx.threshold, ctx.scale, False, None, saved, impl)[0]
+        return g, _dropout_bias_grad(ctx, g, 1), None, None, None, None, None, None, None
+
+
+def dropout(
+    x: Tensor,
+    seed: int,
+    threshold: int,
+    scale: float,
+    relu: bool,
+    bias: Tensor | None,
+    keys: Tensor | None,
+    impl: str,
+    with_bits: bool,
+) -> Tensor:
+    """dropout_op's output: the custom op under torch.compile, else the direct path (same kernels)."""
+    if torch.compiler.is_compiling():
+        seed_t = torch.tensor([seed], dtype=torch.int64)
+        return dropout_op(x, seed_t, threshold, scale, relu, bias, keys, impl, with_bits)[0]
+    if torch.is_grad_enabled() and (x.requires_grad or (bias is not None and bias.requires_grad)):
+        return _DirectDropout.apply(x, bias, seed, threshold, scale, relu, keys, impl, with_bits)
+    return backend(impl).dropout(x, seed, threshold, scale, relu, bias, keys)

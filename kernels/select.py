@@ -10,18 +10,24 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+from collections.abc import Callable
 from types import ModuleType
 
 import torch
 
 from distgnn.errors import DistGNNError
-from distgnn.kernels import isa
+from distgnn.kernels import cpu, isa
 
 log = logging.getLogger("distgnn.kernels")
 
 IMPLS = ("reference", "cpu", "triton", "torch")
 ENV_VAR = "DISTGNN_KERNEL_IMPL"
 _auto_logged: set[str] = set()
+# Successful resolutions by (impl, device, the environment variables they read): each is a pure function
+# of these once the CPU extension has loaded, and a changed variable is a different key. Only used while
+# the extension is loaded (before, or after a failed build, every call resolves and logs as before);
+# errors are not cached, so they are raised again on every call.
+_resolved: dict[tuple, str] = {}
 
 
 def triton_interpret() -> bool:
@@ -40,8 +46,6 @@ def unavailable_reason(impl: str, device: torch.device) -> str | None:
     if impl == "cpu":
         if device.type != "cpu":
             return f"impl='cpu' needs CPU tensors, got tensors on {device}"
-        from distgnn.kernels import cpu
-
         error = cpu.build_error()  # compile-safe: torch.compile evaluates it eagerly while tracing
         if error:
             raise DistGNNError(error)
@@ -62,9 +66,28 @@ def unavailable_reason(impl: str, device: torch.device) -> str | None:
 
 def resolve(impl: str, device: torch.device) -> str:
     """The implementation to run for ``impl`` on ``device``; raises DistGNNError if it cannot run
-    (including a ``DISTGNN_CPU_ISA`` this CPU cannot run, for CPU tensors)."""
-    if device.type == "cpu" and not torch.compiler.is_compiling():
+    (including a ``DISTGNN_CPU_ISA`` this CPU cannot run, for CPU tensors). Eager calls are cached."""
+    return memoized(("ops", impl), device, lambda: _resolve(impl, device))
+
+
+def memoized(what: tuple, device: torch.device, choose: Callable[[], str]) -> str:
+    """``choose()`` after the ``DISTGNN_CPU_ISA`` check (CPU tensors, eager only), cached under ``what``,
+    ``device`` and the environment variables selection reads while the CPU extension is loaded."""
+    if torch.compiler.is_compiling():
+        return choose()
+    env = os.environ.get
+    key = (*what, device, env(ENV_VAR), env(isa.ENV_VAR), env("TRITON_INTERPRET"))
+    if cpu.loaded() and key in _resolved:
+        return _resolved[key]
+    if device.type == "cpu":
         isa.chosen()
+    choice = choose()
+    if cpu.loaded():
+        _resolved[key] = choice
+    return choice
+
+
+def _resolve(impl: str, device: torch.device) -> str:
     if impl == "auto":
         env = os.environ.get(ENV_VAR, "").strip()
         if env and env != "auto":
@@ -101,8 +124,6 @@ def _auto(device: torch.device) -> str:
 def backend(impl: str) -> ModuleType:
     """The module with the raw (non-autograd) kernels of ``impl`` (``reference`` runs outside the ops)."""
     if impl == "cpu":
-        from distgnn.kernels import cpu
-
         return cpu
     if impl == "triton":
         from distgnn.kernels import triton_impl
