@@ -16,7 +16,7 @@ input; each also accepts a plain dense tensor, so a model never needs to know wh
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -36,6 +36,8 @@ class SparseRows:
     t_crow: Tensor
     t_col: Tensor
     t_perm: Tensor  # values of the transpose, in its CSR order, are values[t_perm]
+    # (rows, keys) of the last value_keys call: the rows' global ids do not change between epochs
+    _keys: list = field(default_factory=list, compare=False, repr=False)
 
     @classmethod
     def from_dense(cls, x: Tensor) -> SparseRows:
@@ -62,7 +64,8 @@ class SparseRows:
 
     def csr_t(self) -> Tensor:
         shape_t = (self.shape[1], self.shape[0])
-        return _csr(self.t_crow, self.t_col, self.values[self.t_perm], shape_t)
+        # index_select: the same gather as values[t_perm], several times faster than advanced indexing
+        return _csr(self.t_crow, self.t_col, self.values.index_select(0, self.t_perm), shape_t)
 
     def to_dense(self) -> Tensor:
         return self.csr().to_dense()
@@ -70,6 +73,13 @@ class SparseRows:
     def value_rows(self) -> Tensor:
         """The row of every stored value."""
         return torch.repeat_interleave(torch.arange(self.shape[0], device=self.crow.device), self.crow.diff())
+
+    def value_keys(self, rows: Tensor) -> Tensor:
+        """Each stored value's dense-element counter ``rows[row] * F + col``; cached for the last ``rows``
+        tensor (the same object every epoch), so the sparse dropout does not rebuild it per epoch."""
+        if not self._keys or self._keys[0] is not rows:
+            self._keys[:] = [rows, rows[self.value_rows()] * self.shape[1] + self.col]
+        return self._keys[1]
 
 
 def _csr(crow: Tensor, col: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
@@ -110,7 +120,7 @@ def dropout(
         return _dropout(x, p, training=training, relu=relu, bias=bias, seed=seed, keys=keys)
     if not training or p == 0.0:
         return x
-    keys = None if key is None else key.rows[x.value_rows()] * x.shape[1] + x.col
+    keys = None if key is None else x.value_keys(key.rows)
     return x.with_values(_dropout(x.values, p, seed=seed, keys=keys))
 
 
