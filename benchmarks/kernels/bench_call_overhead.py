@@ -69,7 +69,6 @@ def main() -> None:
     dst_scale = torch.rand(n)
     cpu = backend("cpu")
     x3 = x.reshape(n, 1, args.features)
-    empty = torch.empty(0, dtype=torch.int64)
 
     def raw() -> None:
         cpu.spmm(csr.indptr, csr.indices, x3, None, None, dst_scale, None, False, False)
@@ -85,7 +84,6 @@ def main() -> None:
     def fwd_bwd() -> None:
         gspmm(csr, xg, dst_scale=dst_scale).sum().backward()
 
-    del empty
     print(f"graph: {n} nodes, {csr.num_edges} edges, {args.features} features; 1 thread; us CPU per call")
     rows = [
         ("raw C++ kernel (forward)", raw),
