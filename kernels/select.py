@@ -16,7 +16,7 @@ from types import ModuleType
 import torch
 
 from distgnn.errors import DistGNNError
-from distgnn.kernels import cpu, isa
+from distgnn.kernels import isa
 
 log = logging.getLogger("distgnn.kernels")
 
@@ -46,6 +46,8 @@ def unavailable_reason(impl: str, device: torch.device) -> str | None:
     if impl == "cpu":
         if device.type != "cpu":
             return f"impl='cpu' needs CPU tensors, got tensors on {device}"
+        from distgnn.kernels import cpu  # imported on use: its import loads torch._dynamo (and Triton)
+
         error = cpu.build_error()  # compile-safe: torch.compile evaluates it eagerly while tracing
         if error:
             raise DistGNNError(error)
@@ -75,6 +77,8 @@ def memoized(what: tuple, device: torch.device, choose: Callable[[], str]) -> st
     ``device`` and the environment variables selection reads while the CPU extension is loaded."""
     if torch.compiler.is_compiling():
         return choose()
+    from distgnn.kernels import cpu
+
     env = os.environ.get
     key = (*what, device, env(ENV_VAR), env(isa.ENV_VAR), env("TRITON_INTERPRET"))
     if cpu.loaded() and key in _resolved:
@@ -124,6 +128,8 @@ def _auto(device: torch.device) -> str:
 def backend(impl: str) -> ModuleType:
     """The module with the raw (non-autograd) kernels of ``impl`` (``reference`` runs outside the ops)."""
     if impl == "cpu":
+        from distgnn.kernels import cpu
+
         return cpu
     if impl == "triton":
         from distgnn.kernels import triton_impl
