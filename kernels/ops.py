@@ -370,7 +370,6 @@ def _dropout_setup(ctx, inputs, output) -> None:
     x, seed, threshold, scale, relu, bias, keys, impl, with_bits = inputs
     ctx.threshold, ctx.scale, ctx.relu, ctx.impl, ctx.with_bits = threshold, scale, relu, impl, with_bits
     ctx.bias_dtype = None if bias is None else bias.dtype
-    ctx.has_keys = keys is not None
     # With ReLU the output marks what passed; plain dropout keeps its mask bits when it made them (1/32
     # of a float32 input), else the seed and the row keys (the mask is regenerated).
     if relu:
@@ -383,14 +382,25 @@ def _dropout_setup(ctx, inputs, output) -> None:
 
 def _dropout_backward(ctx, grad: Tensor, _grad_bits: Tensor | None):
     saved = ctx.saved_tensors
-    if ctx.relu:
-        g = positive_scale_op(saved[0], grad.contiguous(), ctx.scale, ctx.impl)
-    elif ctx.with_bits:
-        g = masked_scale_op(grad.contiguous(), saved[0], ctx.scale, ctx.impl)
-    else:
-        keys = saved[1] if ctx.has_keys else None
-        g = dropout_op(grad.contiguous(), saved[0], ctx.threshold, ctx.scale, False, None, keys, ctx.impl)[0]
+    keys = saved[1] if len(saved) > 1 else None  # saved only when the mask is drawn again
+    g = _dropout_input_grad(ctx, grad, saved[0], seed=saved[0], keys=keys, raw=False)
     return g, None, None, None, None, _dropout_bias_grad(ctx, g, 5), None, None, None
+
+
+def _dropout_input_grad(ctx, grad: Tensor, saved: Tensor, *, seed, keys: Tensor | None, raw: bool) -> Tensor:
+    """The gradient of dropout's input from what the forward saved: the output (ReLU), the mask bits, or
+    the mask drawn again from ``seed`` (an int or a [1] tensor) and ``keys``. ``raw`` calls the kernels
+    directly (an eager backward building no graph), else the custom ops (traceable, differentiable)."""
+    g, impl = grad.contiguous(), ctx.impl
+    b = backend(impl)
+    if ctx.relu:
+        return b.positive_scale(saved, g, ctx.scale) if raw else positive_scale_op(saved, g, ctx.scale, impl)
+    if ctx.with_bits:
+        return b.masked_scale(g, saved, ctx.scale) if raw else masked_scale_op(g, saved, ctx.scale, impl)
+    if raw:
+        return b.dropout(g, int(seed), ctx.threshold, ctx.scale, False, None, keys)
+    seed_t = seed if isinstance(seed, Tensor) else torch.tensor([seed], dtype=torch.int64)
+    return dropout_op(g, seed_t, ctx.threshold, ctx.scale, False, None, keys, impl)[0]
 
 
 def _dropout_bias_grad(ctx, g: Tensor, bias_index: int) -> Tensor | None:
@@ -446,17 +456,9 @@ class _DirectDropout(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):
         (saved,) = ctx.saved_tensors
-        g, raw = grad.contiguous(), not torch.is_grad_enabled()
-        b, impl = backend(ctx.impl), ctx.impl
-        if ctx.relu:
-            g = b.positive_scale(saved, g, ctx.scale) if raw else positive_scale_op(saved, g, ctx.scale, impl)
-        elif ctx.with_bits:
-            g = b.masked_scale(g, saved, ctx.scale) if raw else masked_scale_op(g, saved, ctx.scale, impl)
-        elif raw:
-            g = b.dropout(g, ctx.seed, ctx.threshold, ctx.scale, False, None, saved)
-        else:
-            seed = torch.tensor([ctx.seed], dtype=torch.int64)
-            g = dropout_op(g, seed, ctx.threshold, ctx.scale, False, None, saved, impl)[0]
+        keys = None if ctx.relu or ctx.with_bits else saved
+        raw = not torch.is_grad_enabled()
+        g = _dropout_input_grad(ctx, grad, saved, seed=ctx.seed, keys=keys, raw=raw)
         return g, _dropout_bias_grad(ctx, g, 1), None, None, None, None, None, None, None
 
 
