@@ -125,8 +125,7 @@ def dropout(
     if impl == "reference":
         return reference.dropout(x, seed, threshold, scale, relu, bias, keys)
     # The C++ kernel hands a plain dropout's backward its keep bits (1/32 of float32 x): one pass, no draw.
-    grad = torch.is_grad_enabled() and (x.requires_grad or (bias is not None and bias.requires_grad))
-    with_bits = impl == "cpu" and not relu and grad
+    with_bits = impl == "cpu" and not relu and ops.dropout_needs_grad(x, bias)
     return ops.dropout(x.contiguous(), seed, threshold, scale, relu, bias, keys, impl, with_bits)
 
 

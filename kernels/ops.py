@@ -462,6 +462,11 @@ class _DirectDropout(torch.autograd.Function):
         return g, _dropout_bias_grad(ctx, g, 1), None, None, None, None, None, None, None
 
 
+def dropout_needs_grad(x: Tensor, bias: Tensor | None) -> bool:
+    """Whether autograd will ask for dropout's input or bias gradient."""
+    return torch.is_grad_enabled() and (x.requires_grad or (bias is not None and bias.requires_grad))
+
+
 def dropout(
     x: Tensor,
     seed: int,
@@ -477,6 +482,6 @@ def dropout(
     if torch.compiler.is_compiling():
         seed_t = torch.tensor([seed], dtype=torch.int64)
         return dropout_op(x, seed_t, threshold, scale, relu, bias, keys, impl, with_bits)[0]
-    if torch.is_grad_enabled() and (x.requires_grad or (bias is not None and bias.requires_grad)):
+    if dropout_needs_grad(x, bias):
         return _DirectDropout.apply(x, bias, seed, threshold, scale, relu, keys, impl, with_bits)
     return backend(impl).dropout(x, seed, threshold, scale, relu, bias, keys)
