@@ -109,7 +109,7 @@ def gspmm(
     if impl == "reference":
         out = reference.gspmm(csr.indptr, csr.indices, x3, w2, src_scale, dst_scale, b1, reduce, relu)
     elif reduce == "max":
-        out, _ = ops.gspmm_max_op(csr.indptr, csr.indices, x3, w2, src_scale, dst_scale, b1, relu, impl)
+        out, _ = ops.gspmm_max(csr.indptr, csr.indices, x3, w2, src_scale, dst_scale, b1, relu, impl)
     else:
         if _needs_grad(x, edge_weight, src_scale):
             t = csr.transposed()
@@ -151,7 +151,7 @@ def sddmm(csr: CSR, a_dst: Tensor, b_src: Tensor, *, impl: Impl = "auto") -> Ten
     _check_dtype(impl, "a_dst", a_dst)
     if impl == "reference":
         return reference.sddmm(csr.indptr, csr.indices, a_dst, b_src)
-    return ops.sddmm_op(csr.indptr, csr.indices, a_dst.contiguous(), b_src.contiguous(), impl)
+    return ops.sddmm(csr.indptr, csr.indices, a_dst.contiguous(), b_src.contiguous(), impl)
 
 
 def edge_softmax(csr: CSR, scores: Tensor, *, impl: Impl = "auto") -> Tensor:
@@ -165,4 +165,4 @@ def edge_softmax(csr: CSR, scores: Tensor, *, impl: Impl = "auto") -> Tensor:
     _check_dtype(impl, "scores", scores)
     if impl == "reference":
         return reference.edge_softmax(csr.indptr, scores)
-    return ops.edge_softmax_op(csr.indptr, scores.contiguous(), impl)
+    return ops.edge_softmax(csr.indptr, scores.contiguous(), impl)

@@ -15,8 +15,9 @@ break, shapes from the fake kernel) and gives them hand-written backward formula
   regenerated); with the fused ReLU, ``grad * scale`` where the output is positive (the output is saved,
   as ReLU would).
 
-Eager calls skip the custom-op dispatch: :func:`gspmm` and :func:`dropout` run the same setup and backward
-formulas through a plain ``torch.autograd.Function`` (and their eager backward calls the raw kernels),
+Eager calls skip the custom-op dispatch: :func:`gspmm`, :func:`gspmm_max`, :func:`sddmm`,
+:func:`edge_softmax` and :func:`dropout` run the same setup and backward formulas through a plain
+``torch.autograd.Function`` (and their eager backward calls the raw kernels where it calls kernels),
 which on a small graph costs a fraction of the op's dispatch (benchmarks/kernels/bench_call_overhead.py).
 Under ``torch.compile`` (``torch.compiler.is_compiling()``) they call the custom ops, which Dynamo traces.
 """
@@ -159,7 +160,7 @@ def gspmm(*inputs) -> Tensor:
     """gspmm_op(*inputs): the custom op under torch.compile, else the direct path (same formulas)."""
     if torch.compiler.is_compiling():
         return gspmm_op(*inputs)
-    if torch.is_grad_enabled() and any(isinstance(t, Tensor) and t.requires_grad for t in inputs[2:7]):
+    if _tracks_grad(inputs[2:7]):
         return _DirectGspmm.apply(*inputs)
     indptr, indices, x, w, ss, ds, bias, _ti, _tx, _tp, mean, relu, impl = inputs
     return backend(impl).spmm(indptr, indices, x, w, ss, ds, bias, mean, relu)
@@ -263,6 +264,34 @@ def _gspmm_max_backward(ctx, grad: Tensor, _grad_arg: Tensor | None):
 gspmm_max_op.register_autograd(_gspmm_max_backward, setup_context=_gspmm_max_setup)
 
 
+class _DirectGspmmMax(torch.autograd.Function):
+    """gspmm_max_op's forward, setup and backward as a plain autograd.Function (the eager path)."""
+
+    @staticmethod
+    def forward(ctx, *inputs):
+        indptr, indices, x, w, ss, ds, bias, relu, impl = inputs
+        output = backend(impl).spmm_max(indptr, indices, x, w, ss, ds, bias, relu)
+        _gspmm_max_setup(ctx, inputs, output)
+        return output
+
+    backward = staticmethod(_gspmm_max_backward)
+
+
+def gspmm_max(*inputs) -> tuple[Tensor, Tensor]:
+    """gspmm_max_op(*inputs): the custom op under torch.compile, else the direct path (same formulas)."""
+    if torch.compiler.is_compiling():
+        return gspmm_max_op(*inputs)
+    if _tracks_grad(inputs[2:7]):
+        return _DirectGspmmMax.apply(*inputs)
+    indptr, indices, x, w, ss, ds, bias, relu, impl = inputs
+    return backend(impl).spmm_max(indptr, indices, x, w, ss, ds, bias, relu)
+
+
+def _tracks_grad(tensors) -> bool:
+    """Whether autograd records an op on these inputs (grad mode on and one of them requires grad)."""
+    return torch.is_grad_enabled() and any(isinstance(t, Tensor) and t.requires_grad for t in tensors)
+
+
 # --------------------------------------------------------------------------------------------- sddmm
 @torch.library.custom_op("distgnn::sddmm", mutates_args=())
 def sddmm_op(indptr: Tensor, indices: Tensor, a_dst: Tensor, b_src: Tensor, impl: str) -> Tensor:
@@ -293,6 +322,28 @@ def _sddmm_backward(ctx, grad: Tensor):
 
 
 sddmm_op.register_autograd(_sddmm_backward, setup_context=_sddmm_setup)
+
+
+class _DirectSddmm(torch.autograd.Function):
+    """sddmm_op as a plain autograd.Function (the eager path): same kernel, same backward."""
+
+    @staticmethod
+    def forward(ctx, *inputs):
+        indptr, indices, a_dst, b_src, impl = inputs
+        out = backend(impl).sddmm(indptr, indices, a_dst, b_src)
+        _sddmm_setup(ctx, inputs, out)
+        return out
+
+    backward = staticmethod(_sddmm_backward)
+
+
+def sddmm(indptr: Tensor, indices: Tensor, a_dst: Tensor, b_src: Tensor, impl: str) -> Tensor:
+    """sddmm_op(...): the custom op under torch.compile, else the direct path (same formulas)."""
+    if torch.compiler.is_compiling():
+        return sddmm_op(indptr, indices, a_dst, b_src, impl)
+    if _tracks_grad((a_dst, b_src)):
+        return _DirectSddmm.apply(indptr, indices, a_dst, b_src, impl)
+    return backend(impl).sddmm(indptr, indices, a_dst, b_src)
 
 
 # -------------------------------------------------------------------------------------- edge softmax
@@ -326,10 +377,36 @@ def _(indptr, out, grad, impl):
 
 def _softmax_backward(ctx, grad: Tensor):
     indptr, out = ctx.saved_tensors
-    return None, edge_softmax_backward_op(indptr, out, grad.contiguous(), ctx.impl), None
+    grad = grad.contiguous()
+    if _raw_backward(ctx):
+        return None, backend(ctx.impl).edge_softmax_backward(indptr, out, grad), None
+    return None, edge_softmax_backward_op(indptr, out, grad, ctx.impl), None
 
 
 edge_softmax_op.register_autograd(_softmax_backward, setup_context=_softmax_setup)
+
+
+class _DirectEdgeSoftmax(torch.autograd.Function):
+    """edge_softmax_op as a plain autograd.Function (the eager path); its eager backward calls the raw
+    kernel, a backward that builds a graph the custom op."""
+
+    @staticmethod
+    def forward(ctx, indptr, scores, impl):
+        out = backend(impl).edge_softmax(indptr, scores)
+        ctx.direct = True
+        _softmax_setup(ctx, (indptr, scores, impl), out)
+        return out
+
+    backward = staticmethod(_softmax_backward)
+
+
+def edge_softmax(indptr: Tensor, scores: Tensor, impl: str) -> Tensor:
+    """edge_softmax_op(...): the custom op under torch.compile, else the direct path (same formulas)."""
+    if torch.compiler.is_compiling():
+        return edge_softmax_op(indptr, scores, impl)
+    if _tracks_grad((scores,)):
+        return _DirectEdgeSoftmax.apply(indptr, scores, impl)
+    return backend(impl).edge_softmax(indptr, scores)
 
 
 # ------------------------------------------------------------------------------------------- dropout

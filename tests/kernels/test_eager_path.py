@@ -1,6 +1,6 @@
-"""The eager path (ops.gspmm / ops.dropout: a plain autograd.Function over the raw kernels, no custom-op
-dispatch) gives bit-for-bit the custom ops' outputs and gradients, and the cached selection still follows
-DISTGNN_KERNEL_IMPL and DISTGNN_CPU_ISA."""
+"""The eager path (ops.gspmm / gspmm_max / sddmm / edge_softmax / dropout: a plain autograd.Function over
+the raw kernels, no custom-op dispatch) gives bit-for-bit the custom ops' outputs and gradients, and the
+cached selection still follows DISTGNN_KERNEL_IMPL and DISTGNN_CPU_ISA."""
 
 from __future__ import annotations
 
@@ -49,6 +49,49 @@ def test_eager_gspmm_equals_the_custom_op_bitwise(impl, mean, relu):
         assert torch.equal(got, want)
     with torch.no_grad():
         assert torch.equal(ops.gspmm(*args), out_op)
+
+
+def _assert_same(direct, op, args, leaves) -> None:
+    """``direct(*args)`` and ``op(*args)``: equal outputs and equal gradients w.r.t. ``leaves``, bitwise,
+    with grad and without; the eager output must also differ from zero (a test that can fail)."""
+    out, grads = _run(direct, args, leaves)
+    assert type(out.grad_fn).__name__.startswith("_Direct")  # the eager path ran, not the custom op
+    out_op, grads_op = _run(op, args, leaves)
+    assert torch.equal(out, out_op) and bool(out.abs().sum() > 0)
+    for got, want in zip(grads, grads_op, strict=True):
+        assert torch.equal(got, want) and bool(got.abs().sum() > 0)
+    with torch.no_grad():
+        assert torch.equal(direct(*args), out_op)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("per_head, relu", [(False, False), (True, True)])
+def test_eager_gspmm_max_equals_the_custom_op_bitwise(impl, per_head, relu):
+    csr = graph("powerlaw")
+    g = torch.Generator().manual_seed(2)
+    s, e, r, h = csr.num_src, csr.num_edges, csr.num_dst, 2 if per_head else 1
+    leaves = [
+        torch.randn(s, h, 4, generator=g),
+        torch.rand(e, h, generator=g) + 0.5,
+        torch.rand(s, generator=g) + 0.5,
+        torch.rand(r, generator=g) + 0.5,
+        torch.randn(h * 4, generator=g),
+    ]
+    leaves = [v.requires_grad_(True) for v in leaves]
+    args = (csr.indptr, csr.indices, *leaves, relu, impl)
+    first = lambda fn: lambda *a: fn(*a)[0]  # the winners (second output) carry no gradient
+    _assert_same(first(ops.gspmm_max), first(ops.gspmm_max_op), args, leaves)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_eager_sddmm_and_edge_softmax_equal_the_custom_ops_bitwise(impl):
+    csr = graph("powerlaw")
+    g = torch.Generator().manual_seed(3)
+    a_dst = torch.randn(csr.num_dst, 2, generator=g, requires_grad=True)
+    b_src = torch.randn(csr.num_src, 2, generator=g, requires_grad=True)
+    _assert_same(ops.sddmm, ops.sddmm_op, (csr.indptr, csr.indices, a_dst, b_src, impl), [a_dst, b_src])
+    scores = torch.randn(csr.num_edges, 2, generator=g, requires_grad=True)
+    _assert_same(ops.edge_softmax, ops.edge_softmax_op, (csr.indptr, scores, impl), [scores])
 
 
 @pytest.mark.parametrize("impl", IMPLS)
