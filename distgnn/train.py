@@ -178,8 +178,9 @@ class Trainer:
             loss_bad = (~torch.isfinite(loss.detach())).to(dev, torch.float64).reshape(())
         else:
             loss_bad = torch.tensor(float(not math.isfinite(loss)), dtype=torch.float64, device=dev)
-        grads = [p.grad for p in self.params if p.grad is not None]
-        ok = torch.stack([torch.isfinite(g).all() for g in grads]).all() if grads else torch.tensor(True)
+        grads = [p.grad.reshape(-1) for p in self.params if p.grad is not None]
+        # one check over all gradients (a per-tensor check costs two ops per parameter every step)
+        ok = torch.isfinite(torch.cat(grads)).all() if grads else torch.tensor(True)
         return (~ok).to(dev, torch.float64) * 2 + loss_bad
 
     def _any_rank(self, code: Tensor) -> bool:

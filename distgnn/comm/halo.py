@@ -193,7 +193,7 @@ class HaloExchange:
     def launch_forward(self, h: Tensor, *, key: Hashable, direction: str = "fwd") -> PendingExchange:
         """Launch the owned-rows -> halo-rows transfer of ``h`` [owned, ...] (no autograd)."""
         self._check_rows(h)
-        rows = flat_rows(h.detach())[self.plan.send_idx]
+        rows = flat_rows(h.detach()).index_select(0, self.plan.send_idx)
         return self.launch(rows, self.plan.recv_counts, self.plan.send_counts, key=key, direction=direction)
 
     def launch_backward(self, grad_halo: Tensor, *, key: Hashable) -> PendingExchange:
