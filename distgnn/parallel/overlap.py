@@ -217,7 +217,8 @@ class OverlapSchedule:
         ``gspmm`` (the CSRs and scales are this schedule's own; rows and dtype are checked here)."""
         ss = None if src_scale is None else src_scale.to(x.dtype)
         ds = None if dst_scale is None else dst_scale.to(x.dtype)
-        checked = self._resolved is not None and x.shape[0] == csr.num_src and not x.requires_grad
+        graph_free = not (x.requires_grad and torch.is_grad_enabled())  # inside a Function: grad is off
+        checked = self._resolved is not None and x.shape[0] == csr.num_src and graph_free
         with self.counters.timer("compute"):
             if checked and (x.dtype in KERNEL_DTYPES or self._resolved == "reference"):
                 return gspmm_unchecked(csr, x, ss, ds, self._resolved)
