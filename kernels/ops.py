@@ -541,7 +541,7 @@ class _DirectDropout(torch.autograd.Function):
 
 def dropout_needs_grad(x: Tensor, bias: Tensor | None) -> bool:
     """Whether autograd will ask for dropout's input or bias gradient."""
-    return torch.is_grad_enabled() and (x.requires_grad or (bias is not None and bias.requires_grad))
+    return _tracks_grad((x, bias))
 
 
 def dropout(
