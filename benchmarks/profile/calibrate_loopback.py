@@ -1,20 +1,28 @@
 """Calibrate the what-if network model on this machine, then check it against real training runs.
 
-1. Micro-benchmark, at each world size of the validation runs (and 2): gloo processes (one thread
-   each) on loopback send one message to every peer at once with ``all_to_all_single`` (the call the
-   halo exchange makes), sizes 1 KiB .. 16 MiB. Each call is timed like a training exchange: from its
-   last rank's launch to its last rank's completion (``distgnn.profile.skew``), median over repeats.
-   Fits of ``t = (P - 1) * (alpha + bytes / beta)`` per world size P (the busiest rank's P - 1
-   messages, one after another): Hockney's one line over every size, and one line per message-size
-   range (``distgnn.profile.calibration``, ranges split at 16 KiB, 256 KiB and 2 MiB).
-2. Validation: for each of the given partitions, train ``--epochs`` epochs with ``--profile-out``
-   (``--no-overlap`` unless ``--overlap``), then
-   predict that run's per-epoch communication time with the calibrated model and compare it with the
-   measured transfer time: each exchange timed from its last rank's launch to its last rank's
-   completion (``distgnn.profile.skew``; the ranks' skew is not network time), each call's median over
-   the epochs after the first, summed. The ranks' own in-flight times (mean over ranks) are printed beside it.
+1. Micro-benchmark at a world size P: gloo processes (one thread each) on loopback send one message to
+   every peer at once with ``all_to_all_single`` (the call the halo exchange makes), sizes 1 KiB .. 16 MiB.
+   Each call is timed like a training exchange: from its last rank's launch to its last rank's
+   completion (``distgnn.profile.skew``), median over repeats. Two passes: ``idle`` (calls back to back)
+   and ``busy`` (after its call completes a rank computes, as a training rank computes its next layer).
+   Fits of ``t = (P - 1) * c(bytes)`` (the busiest rank's P - 1 messages, one after another):
+   ``line`` (Hockney's one alpha-beta line, idle pass), ``busy-ranges`` (a line per size range split at
+   16 KiB, 256 KiB, 2 MiB), ``idle-interp`` and ``busy-interp`` (a line between each two neighbouring
+   measured sizes, ``distgnn.profile.calibration.fit_interpolated``). ``busy-interp`` is the model's
+   calibration; ``--network-out DIR`` writes it as ``DIR/loopback-P.json`` for
+   ``distgnn profile predict --network DIR/loopback-P.json``.
+2. Validation, per ``--partitions`` directory in the order given (repeat them to interleave), each
+   calibrated right before it at its own world size (the machine's load then is the run's): train
+   ``--epochs`` epochs with ``--profile-out`` (``--no-overlap`` unless ``--overlap``); predict with
+   ``distgnn profile predict --network FILE.json`` (the calibrated file) and with every fit; compare with
+   the measured transfer time: each exchange call timed from its last rank's launch to its last rank's
+   completion (the ranks' skew is not network time). ``typical``: each call's median over the epochs after
+   the first, summed (the figure the model predicts); ``mean total``: the mean over those epochs of the
+   epoch's sum.
 
-    python benchmarks/profile/calibrate_loopback.py --partitions runs/syn-2 runs/syn-4 --epochs 11
+    python benchmarks/profile/calibrate_loopback.py --partitions runs/syn-2 runs/syn-4 runs/syn-2 \
+        runs/syn-4 --epochs 11 --json-out runs/whatif.json
+    python benchmarks/profile/calibrate_loopback.py --worlds 2 4 --network-out runs/net  # no validation
 """
 
 from __future__ import annotations
@@ -32,8 +40,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from distgnn.profile.calibration import fit_hockney, fit_piecewise
+from distgnn.profile.calibration import fit_hockney, fit_interpolated, fit_piecewise
 from distgnn.profile.network import Network
+from distgnn.profile.network_file import save_network
+from distgnn.profile.skew import call_transfer_seconds
 
 SIZES = [2**k for k in range(10, 25)]  # 1 KiB .. 16 MiB per message
 
@@ -88,13 +98,10 @@ def _bench(rank: int, world: int, store_path: str, repeats: int, out_q) -> None:
 
 
 def calibrate(world: int, repeats: int) -> tuple[dict[str, Network], dict[str, dict[int, float]]]:
-    """The fits at ``world`` ranks and the median seconds per size they come from.
+    """The fits at ``world`` ranks and the median seconds per size they come from (see the module doc).
 
-    Fits: ``line`` (Hockney's one line) and ``ranges`` (a line per size range) of the idle pass,
-    ``busy`` (a line per size range) of the pass whose ranks compute after their call completes.
-    The model's busiest rank sends ``world - 1`` messages one after another, so the fits are of
-    ``t = (world - 1) * (alpha + size / beta)``; on one machine the processes share cores and memory
-    bandwidth, which a calibration at the run's own world size absorbs into alpha and beta.
+    On one machine the processes share cores and memory bandwidth, which a calibration at the run's
+    own world size absorbs into the per-message costs.
     """
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
@@ -107,47 +114,64 @@ def calibrate(world: int, repeats: int) -> tuple[dict[str, Network], dict[str, d
         for p in procs:
             p.join()
     sizes = sorted(idle)
-    alpha, beta = fit_hockney(sizes, [idle[s] for s in sizes], world - 1)
+    t_idle, t_busy = [idle[s] for s in sizes], [busy[s] for s in sizes]
+    alpha, beta = fit_hockney(sizes, t_idle, world - 1)
     nets = {
         "line": Network(beta, alpha, f"loopback-{world}-line"),
-        "ranges": fit_piecewise(sizes, [idle[s] for s in sizes], world - 1, name=f"loopback-{world}-ranges"),
-        "busy": fit_piecewise(sizes, [busy[s] for s in sizes], world - 1, name=f"loopback-{world}-busy"),
+        "busy-ranges": fit_piecewise(sizes, t_busy, world - 1, name=f"loopback-{world}-busy-ranges"),
+        "idle-interp": fit_interpolated(sizes, t_idle, world - 1, name=f"loopback-{world}-idle-interp"),
+        "busy-interp": fit_interpolated(sizes, t_busy, world - 1, name=f"loopback-{world}"),
     }
     return nets, {"idle": idle, "busy": busy}
 
 
-def validate(part_dir: str, nets: dict[str, Network], args: argparse.Namespace) -> dict:
+def measured_times(prof: dict) -> dict:
+    """The run's measured communication per epoch (module doc): ``typical``, ``mean_total``, per call."""
+    per_epoch = call_transfer_seconds(prof)
+    first = min(per_epoch)
+    epochs = [c for e, c in sorted(per_epoch.items()) if e != first]
+    keys = sorted(epochs[0])
+    return {
+        "typical_s": sum(statistics.median(c[k] for c in epochs) for k in keys),
+        "mean_total_s": statistics.mean(sum(c.values()) for c in epochs),
+        "per_call_s": {k: [c[k] for c in epochs] for k in keys},
+    }
+
+
+def predict_cli(part_dir: str, network_file: str, args: argparse.Namespace) -> float:
+    """``distgnn profile predict --network FILE.json``'s communication seconds per epoch."""
+    cmd = [sys.executable, "-m", "distgnn", "profile", "predict", "--partitions", part_dir]
+    cmd += ["--model", args.model, "--layers", str(args.layers), "--hidden", str(args.hidden)]
+    cmd += ["--network", network_file, "--json"]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return float(json.loads(out)["what_if"]["comm_s"])
+
+
+def validate(part_dir: str, nets: dict[str, Network], network_file: str, args: argparse.Namespace) -> dict:
     """Train on ``part_dir`` with a profile; each network's predicted epoch time against the measured one."""
     from distgnn.partitioning import load_meta
     from distgnn.profile.exchanges import ModelSpec
     from distgnn.profile.predict import load_profile, predict_volume
-    from distgnn.profile.skew import call_transfer_seconds
     from distgnn.profile.strategies import StrategyOptions
 
     nproc = int(load_meta(part_dir)["num_parts"])
+    cmd = [sys.executable, "-m", "distgnn", "train", "--partitions", part_dir, "--nproc", str(nproc)]
+    cmd += ["--model", args.model, "--layers", str(args.layers), "--hidden", str(args.hidden)]
+    cmd += ["--epochs", str(args.epochs), "--eval-every", str(args.epochs), "--no-progress"]
+    cmd += ["--kernel", args.kernel] + ([] if args.overlap else ["--no-overlap"])
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         prof_path = os.path.join(tmp, "p.json")
-        cmd = [sys.executable, "-m", "distgnn", "train", "--partitions", part_dir, "--nproc", str(nproc)]
-        cmd += ["--model", args.model, "--layers", str(args.layers), "--hidden", str(args.hidden)]
-        cmd += ["--epochs", str(args.epochs), "--eval-every", str(args.epochs), "--no-progress"]
-        cmd += ["--profile-out", prof_path, "--kernel", args.kernel]
-        if not args.overlap:
-            cmd.append("--no-overlap")
-        subprocess.run(cmd, check=True)
+        subprocess.run([*cmd, "--profile-out", prof_path], check=True)
         prof = load_profile(prof_path)
+    load_after = os.getloadavg()
     in_flight = [
         statistics.mean(
             sum(x["in_flight_s"] for x in e["exchanges"] if x["direction"] != "eval") for e in r["epochs"][1:]
         )
         for r in prof["ranks"]
     ]
-    exposed = [statistics.mean(e["exposed_comm_s"] for e in r["epochs"][1:]) for r in prof["ranks"]]
-    # Like the micro-benchmark's median per size: each exchange call's median over the epochs after the
-    # first (on shared cores a rank descheduled at one call's end stretches that call only).
-    per_epoch = call_transfer_seconds(prof)
-    first = min(per_epoch)
-    epochs = [c for e, c in per_epoch.items() if e != first]
-    measured = {k: statistics.median(c[k] for c in epochs) for k in sorted(epochs[0])}
+    m = measured_times(prof)
     vol = predict_volume(
         part_dir, ModelSpec(args.model, args.layers, args.hidden), "graph", StrategyOptions()
     )
@@ -157,21 +181,37 @@ def validate(part_dir: str, nets: dict[str, Network], args: argparse.Namespace) 
             "direction": f.direction,
             "max_bytes_per_peer": int(f.bytes().max()),
             "measured_ms": 1000
-            * sum(t for (k, d, _), t in measured.items() if (k, d) == (f.key, f.direction)),
+            * sum(
+                statistics.median(t)
+                for (k, d, _), t in m["per_call_s"].items()
+                if (k, d) == (f.key, f.direction)
+            ),
             **{f"{n}_ms": 1000 * net.exchange_time(f.bytes()) for n, net in nets.items()},
         }
         for f in vol.flows
     ]
-    transfer = sum(measured.values())
     predicted = {n: net.epoch_time(vol) for n, net in nets.items()}
+    from_file = predict_cli(part_dir, network_file, args)
+    if abs(from_file - predicted["busy-interp"]) > 1e-9 * max(from_file, 1.0):
+        raise SystemExit(
+            f"--network {network_file} predicted {from_file} s, the fit {predicted['busy-interp']} s"
+        )
     return {
         "parts": nproc,
+        "command": " ".join([*cmd, "--profile-out", "P.json"]),
+        "loadavg_before": load_before,
+        "loadavg_after": load_after,
         "bytes_per_epoch": vol.total(),
         "predicted_ms": {n: 1000 * t for n, t in predicted.items()},
-        "measured_transfer_ms": 1000 * transfer,
+        "measured_typical_ms": 1000 * m["typical_s"],
+        "measured_mean_total_ms": 1000 * m["mean_total_s"],
         "measured_in_flight_ms": 1000 * statistics.mean(in_flight),
-        "measured_exposed_ms": 1000 * statistics.mean(exposed),
-        "ratio": {n: t / transfer for n, t in predicted.items()},
+        "ratio_typical": {n: t / m["typical_s"] for n, t in predicted.items()},
+        "ratio_mean_total": {n: t / m["mean_total_s"] for n, t in predicted.items()},
+        "per_call_ms": [
+            {"layer": k[0], "direction": k[1], "call": k[2], "epochs_ms": [1000 * x for x in t]}
+            for k, t in m["per_call_s"].items()
+        ],
         "calls": calls,
     }
 
@@ -181,31 +221,65 @@ def _print_fit(world: int, nets: dict[str, Network], res: dict[str, dict[int, fl
         model = {n: 1e6 * (world - 1) * float(net.message_time(size)) for n, net in nets.items()}
         print(
             f"  {world} ranks {size:>9} B/peer: idle {1e6 * res['idle'][size]:9.1f} us (line "
-            f"{model['line']:9.1f}, ranges {model['ranges']:9.1f}); busy {1e6 * res['busy'][size]:9.1f} us "
-            f"(ranges {model['busy']:9.1f})"
+            f"{model['line']:9.1f}); busy {1e6 * res['busy'][size]:9.1f} us "
+            f"(ranges {model['busy-ranges']:9.1f})"
         )
     line = nets["line"]
     print(f"{world} ranks, line: latency={1e6 * line.latency:.1f}us bandwidth={line.bandwidth / 1e9:.3f}GB/s")
-    for name in ("ranges", "busy"):
-        for upper, alpha, beta in nets[name].segments:
-            print(
-                f"{world} ranks, {name} <= {upper / 2**10:.0f} KiB: latency={1e6 * alpha:.1f}us "
-                f"bandwidth={beta / 1e9:.3f}GB/s"
-            )
+    for upper, alpha, beta in nets["busy-ranges"].segments:
+        print(
+            f"{world} ranks, busy-ranges <= {upper / 2**10:.0f} KiB: latency={1e6 * alpha:.1f}us "
+            f"bandwidth={beta / 1e9:.3f}GB/s"
+        )
+
+
+def _print_run(r: dict) -> None:
+    for c in r["calls"]:
+        print(
+            f"  {r['parts']} ranks layer {c['layer']} {c['direction']} "
+            f"{c['max_bytes_per_peer'] / 2**20:.2f} MiB/peer: measured {c['measured_ms']:.1f} ms; "
+            + ", ".join(f"{n} {c[f'{n}_ms']:.1f}" for n in r["predicted_ms"])
+        )
+    pred, ratio = r["predicted_ms"], r["ratio_typical"]
+    print(
+        f"{r['parts']} ranks, {r['bytes_per_epoch'] / 2**20:.1f} MiB/epoch, load "
+        f"{r['loadavg_before'][0]:.1f}->{r['loadavg_after'][0]:.1f}: measured typical "
+        f"{r['measured_typical_ms']:.1f} ms, mean total {r['measured_mean_total_ms']:.1f} ms "
+        f"(ranks' in flight {r['measured_in_flight_ms']:.1f} ms); predicted (/typical, /mean total): "
+        + ", ".join(f"{n} {pred[n]:.1f} ms ({ratio[n]:.2f}, {r['ratio_mean_total'][n]:.2f})" for n in pred)
+    )
+
+
+def _calibrate_and_save(world: int, args: argparse.Namespace, out_dir: str, report: dict) -> tuple:
+    load = os.getloadavg()
+    nets, res = calibrate(world, args.repeats)
+    _print_fit(world, nets, res)
+    path = os.path.join(out_dir, f"loopback-{world}.json")
+    info = {"world_size": world, "repeats": args.repeats, "loadavg": [load, os.getloadavg()], "seconds": res}
+    save_network(path, nets["busy-interp"], info)
+    report["calibration"].append({**info, **{n: net.to_dict() for n, net in nets.items()}})
+    return nets, path
 
 
 def main() -> None:
     from distgnn.partitioning import load_meta
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--partitions", nargs="*", default=[], help="partition dirs to validate on")
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.epilog = __doc__.split("\n", 1)[1]
+    ap.add_argument(
+        "--partitions", nargs="*", default=[], help="partition dirs to validate on, in this order"
+    )
+    ap.add_argument("--worlds", nargs="*", type=int, default=[], help="world sizes to calibrate only")
     ap.add_argument("--model", default="gcn")
     ap.add_argument("--layers", type=int, default=3)
     ap.add_argument("--hidden", type=int, default=128)
-    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--epochs", type=int, default=11)
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--kernel", default="auto")
     ap.add_argument("--json-out", help="write the fits, micro-benchmark times and validation rows here")
+    ap.add_argument("--network-out", help="write each calibrated network as DIR/loopback-P.json")
     ap.add_argument(
         "--overlap",
         action="store_true",
@@ -213,32 +287,17 @@ def main() -> None:
         "the transfer, not stretched by computation competing for the cores)",
     )
     args = ap.parse_args()
-    fits: dict[int, dict[str, Network]] = {}
-    report: dict = {"uptime_before": os.getloadavg(), "calibration": {}, "validation": []}
-    for world in sorted({2} | {int(load_meta(d)["num_parts"]) for d in args.partitions}):
-        nets, res = calibrate(world, args.repeats)
-        fits[world] = nets
-        _print_fit(world, nets, res)
-        report["calibration"][world] = {"seconds": res, **{n: net.to_dict() for n, net in nets.items()}}
-    for part_dir in args.partitions:
-        r = validate(part_dir, fits[int(load_meta(part_dir)["num_parts"])], args)
-        report["validation"].append(r)
-        for c in r["calls"]:
-            print(
-                f"  {r['parts']} ranks layer {c['layer']} {c['direction']} "
-                f"{c['max_bytes_per_peer'] / 2**20:.2f} MiB/peer: "
-                f"measured {c['measured_ms']:.1f} ms, line {c['line_ms']:.1f}, ranges {c['ranges_ms']:.1f}, "
-                f"busy {c['busy_ms']:.1f}"
-            )
-        mib = r["bytes_per_epoch"] / 2**20
-        pred, ratio = r["predicted_ms"], r["ratio"]
-        print(
-            f"{r['parts']} ranks, {mib:.1f} MiB/epoch: measured from the last launch "
-            f"{r['measured_transfer_ms']:.1f} ms (ranks' in flight {r['measured_in_flight_ms']:.1f} ms, "
-            f"exposed {r['measured_exposed_ms']:.1f} ms); predicted (predicted/measured): "
-            + ", ".join(f"{n} {pred[n]:.1f} ms ({ratio[n]:.2f})" for n in pred)
-        )
-    report["uptime_after"] = os.getloadavg()
+    if any(w < 2 for w in args.worlds) or not (args.worlds or args.partitions):
+        ap.error("give --partitions DIR ... and/or --worlds P ... (P >= 2)")
+    report: dict = {"argv": sys.argv[1:], "calibration": [], "validation": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        out_dir = args.network_out or tmp
+        for world in args.worlds:
+            _calibrate_and_save(world, args, out_dir, report)
+        for part_dir in args.partitions:
+            nets, path = _calibrate_and_save(int(load_meta(part_dir)["num_parts"]), args, out_dir, report)
+            report["validation"].append(validate(part_dir, nets, path, args))
+            _print_run(report["validation"][-1])
     if args.json_out:
         with open(args.json_out, "w") as fh:
             json.dump(report, fh, indent=1)

@@ -26,7 +26,12 @@ examples:
   distgnn profile report runs/cora.profile.json --out runs/cora-report
   distgnn profile report runs/sweep --out runs/sweep-report
 
-Networks: a preset (nvlink, pcie4, ib-hdr, eth-25g) or "bandwidth=25GB/s,latency=5us".
+Networks: a preset (nvlink, pcie4, ib-hdr, eth-25g), "bandwidth=25GB/s,latency=5us", or a calibrated
+network file (JSON, format distgnn-network), e.g. measured on this machine's loopback with
+  python benchmarks/profile/calibrate_loopback.py --worlds 4 --network-out runs/net
+  distgnn profile predict --partitions runs/syn-4 --model gcn --layers 3 --hidden 128 \
+      --network runs/net/loopback-4.json
+(a calibration holds for the world size it was measured at).
 """
 
 
@@ -61,7 +66,11 @@ def _model_args(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
     p.add_argument("--chunks", type=int, default=1, metavar="C", help="pipeline chunks (pipeline, hybrid)")
     p.add_argument("--comm-dtype", choices=COMM_DTYPES, default="fp32", help="wire format (default fp32)")
     p.add_argument("--halo-staleness", type=int, choices=(0, 1), default=0, help="stale halos (0 or 1)")
-    p.add_argument("--network", metavar="SPEC", help='preset or "bandwidth=25GB/s,latency=5us"')
+    p.add_argument(
+        "--network",
+        metavar="SPEC",
+        help='preset, "bandwidth=25GB/s,latency=5us" or a calibrated network FILE.json',
+    )
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -6,6 +6,12 @@ which every rank sends ``size`` bytes to each of its ``peers`` peers, for sizes 
 Hockney's fit (least squares on absolute error) is one straight line over every size; a piecewise fit
 gives each size range its own line, so the bandwidth of the MiB-sized messages training sends is not
 averaged with the per-call costs of KiB-sized ones. Ranges share their boundary sizes.
+
+``fit_interpolated`` goes furthest: one line between each two neighbouring measured sizes (the
+micro-benchmark measures every power of two), so a message costs what the micro-benchmark measured at
+the sizes around it. A least-squares line over a range is set by the range's largest size; when the cost
+per byte grows with size (4 processes on 2 cores: 16 MiB per peer costs 3x what 8 MiB does) it
+over-rates every smaller message of the range.
 """
 
 from __future__ import annotations
@@ -37,6 +43,29 @@ def fit_hockney(sizes: Sequence[float], seconds: Sequence[float], peers: int) ->
     elif alpha < 0:
         alpha, inv_beta = 0.0, float(x @ t / (x @ x))
     return float(alpha), float(1.0 / inv_beta)
+
+
+def fit_interpolated(
+    sizes: Sequence[float], seconds: Sequence[float], peers: int, name: str = "calibrated"
+) -> Network:
+    """A :class:`Network` through every measured point: one segment per pair of neighbouring sizes.
+
+    ``seconds[i]`` is one exchange in which the busiest rank sends ``peers`` messages of ``sizes[i]``
+    bytes. A larger message never costs less: times are made non-decreasing in size first (a flat
+    stretch gets the ``_MAX_BANDWIDTH`` slope). Messages up to the smallest size cost what it costs;
+    larger than the largest, the last segment's line goes on.
+    """
+    x = np.asarray(sizes, dtype=np.float64)
+    t = np.asarray(seconds, dtype=np.float64) / peers
+    if x.shape != t.shape or x.size < 2 or np.any(np.diff(x) <= 0) or np.any(~np.isfinite(t)) or t.min() < 0:
+        raise DistGNNError("an interpolated fit needs times at two or more ascending message sizes")
+    t = np.maximum.accumulate(t)
+    segments = [(float(x[0]), float(t[0] - x[0] / _MAX_BANDWIDTH), _MAX_BANDWIDTH)]
+    for x0, x1, t0, t1 in zip(x[:-1], x[1:], t[:-1], t[1:], strict=True):
+        beta = (x1 - x0) / (t1 - t0) if t1 > t0 else _MAX_BANDWIDTH
+        segments.append((float(x1), float(t0 - x0 / beta), float(beta)))
+    _, alpha, beta = segments[-1]
+    return Network(beta, alpha, name, tuple(segments))
 
 
 def fit_piecewise(

@@ -5,6 +5,7 @@ all-to-all of one layer and direction) finishes when its busiest rank has sent a
 messages, each peer link used one after the other:
 ``T = max_p max(sum_{q: b_pq > 0} alpha + b_pq / beta, sum_{q: b_qp > 0} alpha + b_qp / beta)``.
 An epoch's communication time is the sum over its exchanges (they are collectives, one after another).
+A network measured on a machine is read from a file (``--network FILE.json``, ``network_file``).
 
 A calibrated network (``distgnn.profile.calibration``) may carry ``segments``: an alpha-beta pair per
 message-size range, so a message costs the line of the range its size falls in. One straight line through
@@ -21,6 +22,7 @@ Presets (per direction, one link per device; latencies are typical small-message
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
@@ -39,7 +41,8 @@ class Network:
 
     ``segments`` (optional, ascending ``(upper_bytes, latency, bandwidth)``) replace the single pair for
     messages of at most ``upper_bytes``; the last segment also serves larger messages.
-    ``bandwidth``/``latency`` then describe the segment of the largest messages.
+    ``bandwidth``/``latency`` then describe the segment of the largest messages. A segment of an
+    interpolated calibration is a line between two measured sizes: its latency may be negative.
     """
 
     bandwidth: float
@@ -87,10 +90,16 @@ PRESETS = {
 
 
 def parse_network(spec: str) -> Network:
-    """A preset name or ``bandwidth=25GB/s,latency=5us`` (bandwidth also in bits: ``25Gb/s``)."""
+    """A preset name, ``bandwidth=25GB/s,latency=5us`` (bandwidth also in bits: ``25Gb/s``), or the path
+    of a calibrated network file (``distgnn.profile.network_file``, e.g. written by
+    ``benchmarks/profile/calibrate_loopback.py --network-out``)."""
     text = spec.strip()
     if text in PRESETS:
         return PRESETS[text]
+    if "=" not in text and (text.endswith(".json") or os.path.isfile(text)):
+        from distgnn.profile.network_file import load_network
+
+        return load_network(text)
     fields: dict[str, str] = {}
     for item in filter(None, (s.strip() for s in text.split(","))):
         key, sep, value = item.partition("=")
@@ -120,6 +129,7 @@ def _latency(value: str, spec: str) -> float:
 
 def _bad(spec: str) -> DistGNNError:
     return DistGNNError(
-        f"cannot parse network {spec!r}: use a preset ({', '.join(PRESETS)}) or "
-        "'bandwidth=<number><unit>/s,latency=<number><s|ms|us|ns>', e.g. 'bandwidth=25GB/s,latency=5us'"
+        f"cannot parse network {spec!r}: use a preset ({', '.join(PRESETS)}), "
+        "'bandwidth=<number><unit>/s,latency=<number><s|ms|us|ns>' (e.g. 'bandwidth=25GB/s,latency=5us') "
+        "or a calibrated network file (FILE.json)"
     )

@@ -65,11 +65,12 @@ def volume_report(summary: dict, *, max_peers: int = 16) -> str:
     if "what_if" in summary:
         w = summary["what_if"]
         net = w["network"]
-        out += [
-            "",
-            f"on {net['name']} ({net['bandwidth_Bps'] / 1e9:g} GB/s, {net['latency_s'] * 1e6:g} us): "
-            f"communication {1000 * w['comm_s']:.3f} ms per epoch",
-        ]
+        link = (
+            f"calibrated, {len(net['segments'])} message-size ranges"
+            if net.get("segments")
+            else f"{net['bandwidth_Bps'] / 1e9:g} GB/s, {net['latency_s'] * 1e6:g} us"
+        )
+        out += ["", f"on {net['name']} ({link}): communication {1000 * w['comm_s']:.3f} ms per epoch"]
         if "epoch_s" in w:
             out.append(
                 f"  predicted epoch {1000 * w['epoch_s']:.3f} ms with the run's overlap "

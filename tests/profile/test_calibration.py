@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from distgnn.errors import DistGNNError
-from distgnn.profile.calibration import fit_hockney, fit_piecewise
+from distgnn.profile.calibration import fit_hockney, fit_interpolated, fit_piecewise
 from distgnn.profile.network import Network
 
 KIB, MIB = 2**10, 2**20
@@ -76,3 +78,53 @@ def test_last_launch_seconds_of_one_call():
 
     assert last_launch_seconds([(1.0, 1.5), (1.2, 1.4)]) == pytest.approx(0.3)
     assert last_launch_seconds([(1.0, 1.1), (1.2, 1.15)]) == 0.0  # clocks a hair apart: never negative
+
+
+def test_interpolated_fit_goes_through_every_measured_point():
+    # 4 ranks on 2 cores: per byte, 16 MiB costs more than 8 MiB. A range fit's line is pulled up by the
+    # 16 MiB point; the interpolation reads each size off its neighbours.
+    sizes = [1 * MIB, 2 * MIB, 4 * MIB, 8 * MIB, 16 * MIB]
+    t = [3 * x for x in (6e-3, 9e-3, 12e-3, 25e-3, 80e-3)]  # 3 peers per call
+    net = fit_interpolated(sizes, t, peers=3)
+    np.testing.assert_allclose(net.message_time(np.array(sizes)), [6e-3, 9e-3, 12e-3, 25e-3, 80e-3])
+    assert net.message_time(3 * MIB) == pytest.approx(10.5e-3)  # halfway between 2 and 4 MiB
+    assert net.message_time(MIB // 2) == pytest.approx(6e-3)  # below the smallest size: its cost
+    assert net.message_time(32 * MIB) == pytest.approx(80e-3 + 16 * MIB * (55e-3 / (8 * MIB)))
+    assert net.exchange_time(np.array([[0, 3 * MIB], [MIB, 0]])) == pytest.approx(10.5e-3)
+    ranges = fit_piecewise(sizes, t, peers=3, bounds=(2 * MIB,))
+    assert ranges.message_time(3 * MIB) > 1.25 * net.message_time(3 * MIB)  # why interpolate
+
+
+def test_interpolated_fit_never_lets_a_larger_message_cost_less():
+    net = fit_interpolated([KIB, 2 * KIB, 4 * KIB], [5e-4, 3e-4, 6e-4], peers=1)
+    got = net.message_time(np.array([KIB, 1.5 * KIB, 2 * KIB, 3 * KIB]))
+    np.testing.assert_allclose(got, [5e-4, 5e-4, 5e-4, 5.5e-4])
+    for bad in ([KIB], [2 * KIB, KIB]):
+        with pytest.raises(DistGNNError, match="two or more ascending"):
+            fit_interpolated(bad, [1e-3] * len(bad), peers=1)
+
+
+def test_a_calibrated_network_file_round_trips_through_parse_network(tmp_path):
+    from distgnn.profile.network import parse_network
+    from distgnn.profile.network_file import network_document, save_network
+
+    net = fit_interpolated(SIZES, [2e-4 + s / 3e8 + (s / 2e7) ** 2 * 1e-3 for s in SIZES], 1, name="lo-2")
+    path = tmp_path / "lo.json"
+    save_network(path, net, {"world_size": 2})
+    assert parse_network(str(path)) == net
+    doc = network_document(net)
+    for change, message in [
+        ({"format": "distgnn-profile"}, "is not a distgnn-network file"),
+        ({"version": 2}, "distgnn-network version 2 is not supported"),
+        ({"bandwidth_Bps": "fast"}, "'bandwidth_Bps' must be a finite number"),
+        ({"segments": [{"upper_bytes": 10, "latency_s": -1.0, "bandwidth_Bps": 100.0}]}, "negative time"),
+        ({"segments": doc["segments"][::-1]}, "ascending upper_bytes"),
+    ]:
+        bad = tmp_path / "bad.json"
+        bad.write_text(json.dumps(doc | change))
+        with pytest.raises(DistGNNError, match=message):
+            parse_network(str(bad))
+    with pytest.raises(DistGNNError, match=r"nope.json does not exist \(expected a distgnn-network file\)"):
+        parse_network(str(tmp_path / "nope.json"))
+    with pytest.raises(DistGNNError, match="cannot parse network 'ib-hdrr'.*calibrated network file"):
+        parse_network("ib-hdrr")

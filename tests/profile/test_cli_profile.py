@@ -132,6 +132,27 @@ def test_predict_what_if_from_a_run(run_cli, run):
     assert code == 0 and "on eth-25g" in out
 
 
+def test_predict_on_a_calibrated_network_file(run_cli, run, tmp_path):
+    from distgnn.profile.calibration import fit_interpolated
+    from distgnn.profile.exchanges import ModelSpec
+    from distgnn.profile.network_file import save_network
+    from distgnn.profile.predict import predict_volume
+    from distgnn.profile.strategies import StrategyOptions
+
+    sizes = [2**k for k in range(10, 16)]
+    net = fit_interpolated(sizes, [1e-3 + s / 1e8 for s in sizes], peers=1, name="loopback-2")
+    save_network(tmp_path / "net.json", net, {"world_size": 2})
+    args = ["profile", "predict", "--partitions", str(run["parts"]), "--network", str(tmp_path / "net.json")]
+    code, out, err = run_cli([*args, "--json"])
+    assert code == 0, err
+    w = strict(out)["what_if"]
+    vol = predict_volume(run["parts"], ModelSpec("gcn", 2, 16), "graph", StrategyOptions())
+    assert w["network"]["name"] == "loopback-2" and len(w["network"]["segments"]) == len(sizes)
+    assert w["comm_s"] == pytest.approx(net.epoch_time(vol), rel=1e-12) and w["comm_s"] > 0
+    code, out, _ = run_cli(args)
+    assert code == 0 and "on loopback-2" in out
+
+
 @pytest.mark.timeout(120)
 def test_sweep_on_a_small_graph_reuses_its_cache_and_reports(run_cli, tmp_path):
     args = ["profile", "sweep", "--dataset", SMALL, "--parts", "4,2", "--out", str(tmp_path / "sw")]
@@ -171,6 +192,7 @@ def _bad_meta(tmp_path: Path, run) -> Path:
         ("version", "partition format version 99 is not supported"),
         ("too_many_parts", "cannot split 300 nodes into 512 parts"),
         ("network", "cannot parse network 'bandwidth=fast'"),
+        ("network_file", "meta.json is not a distgnn-network file"),
         ("pipeline", "--strategy pipeline needs a 1-part partition directory"),
         ("unknown", "unknown strategy 'ring'"),
         ("not_a_profile", "is not a distgnn-profile file"),
@@ -189,6 +211,7 @@ def test_bad_input_is_one_line_and_writes_nothing(run_cli, run, tmp_path, case, 
         ],
         "too_many_parts": ["profile", "sweep", "--dataset", SMALL, "--parts", "2,512", "--out", str(out_dir)],
         "network": ["profile", "predict", "--partitions", parts, "--network", "bandwidth=fast"],
+        "network_file": ["profile", "predict", "--partitions", parts, "--network", f"{parts}/meta.json"],
         "pipeline": ["profile", "predict", "--partitions", parts, "--strategy", "pipeline", "--stages", "2"],
         "unknown": ["profile", "predict", "--partitions", parts, "--strategy", "ring"],
         "not_a_profile": ["profile", "report", str(run["parts"] / "meta.json"), "--out", str(out_dir)],
