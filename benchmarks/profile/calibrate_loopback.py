@@ -298,8 +298,13 @@ def main() -> None:
             nets, path = _calibrate_and_save(int(load_meta(part_dir)["num_parts"]), args, out_dir, report)
             report["validation"].append(validate(part_dir, nets, path, args))
             _print_run(report["validation"][-1])
-    if args.json_out:
-        with open(args.json_out, "w") as fh:
+            _write(args.json_out, report)  # after every run: a long series keeps what it measured
+        _write(args.json_out, report)
+
+
+def _write(path: str | None, report: dict) -> None:
+    if path:
+        with open(path, "w") as fh:
             json.dump(report, fh, indent=1)
 
 
