@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from distgnn.kernels import cpu
+from distgnn import kernel_cache
 from distgnn.kernels.select import ENV_VAR
 
 
@@ -29,11 +29,15 @@ def needs_cpu_kernels(kernel: str) -> bool:
 
 def prebuild(kernel: str) -> None:
     """Build the extension now if ``kernel`` will use it; a build failure is reported by the workers."""
-    if needs_cpu_kernels(kernel) and not cpu.is_built():
+    if needs_cpu_kernels(kernel) and not kernel_cache.library_path(torch.__version__).is_file():
+        from distgnn.kernels import cpu  # imported on use: it loads torch._dynamo (seconds of CPU)
+
         cpu.is_available()  # prints the "compiling" line; an error is remembered and re-raised by workers
 
 
 def main(argv: list[str] | None = None) -> int:
+    from distgnn.kernels import cpu
+
     parser = argparse.ArgumentParser(
         prog="python -m distgnn.kernels.build",
         description=f"Compile the C++/OpenMP kernels into the cache (${cpu.CACHE_ENV} overrides where).",

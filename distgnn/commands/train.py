@@ -15,6 +15,7 @@ process count) and trained on.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -22,6 +23,7 @@ import socket
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,6 +38,7 @@ SYNTHETIC_SPEC = "synthetic"
 CACHE_ROOT = Path("runs")
 DEFAULT_TIMEOUT_S = 300.0
 SHARE_STORE_OPT_OUT = "TORCH_DISABLE_SHARE_RDZV_TCP_STORE"
+AGENT_LOGGERS = ("torch.distributed.elastic", "torch.multiprocessing")  # the agent's and its worker pool's
 INTERRUPTED = {128 + signal.SIGINT, 128 + signal.SIGTERM}  # exit codes of a worker stopped by a signal
 
 EPILOG = """\
@@ -130,41 +133,42 @@ def run(args: argparse.Namespace) -> int:
 
 def launch_local(args: argparse.Namespace) -> int:
     """Start ``args.nproc`` workers with torch's elastic agent (what torchrun runs), standalone mode."""
+    from distgnn import forkserver
+
+    nproc = args.nproc
+    part_dir = resolve_partitions(args, config_from_args(args), nproc, rank=0)
+    with worker_environment(nproc):
+        # Workers are forked from a server that imports torch once, started now (it inherits the
+        # environment set above) so that its imports overlap the kernel build check and the rendezvous.
+        return _launch(args, part_dir, forkserver.start())
+
+
+def _launch(args: argparse.Namespace, part_dir: str, start_method: str) -> int:
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    from distgnn import loopback
+    from distgnn import forkserver, loopback
     from distgnn.kernels.build import prebuild
 
-    nproc = args.nproc
     cfg = config_from_args(args)
-    part_dir = resolve_partitions(args, cfg, nproc, rank=0)
     prebuild(cfg.parallel.kernel)  # compile the C++ kernels once here, not in every worker's first epoch
     config = LaunchConfig(
         min_nodes=1,
         max_nodes=1,
-        nproc_per_node=nproc,
+        nproc_per_node=args.nproc,
         run_id=f"distgnn-{uuid.uuid4().hex[:12]}",
         rdzv_backend=loopback.register_backend(),  # torch's c10d rendezvous on a loopback-only store
         rdzv_endpoint=f"{loopback.LOOPBACK}:0",
         local_addr=loopback.LOOPBACK,  # MASTER_ADDR: the workers' store listens on loopback only too
         max_restarts=args.max_restarts,
         monitor_interval=0.1,
+        start_method=start_method,
     )
-    child = ["-m", "distgnn", "train", *worker_argv(args, part_dir)]
-    saved = os.environ.get("OMP_NUM_THREADS")
-    if saved is None:  # as torchrun does: P processes should not each spawn one thread per core
-        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
-    # A restarted group must not reuse the agent's store: its keys from the failed attempt send the new
-    # workers to dead peers (pytorch/pytorch#135712). Opting out gives every attempt a fresh store.
-    os.environ.setdefault(SHARE_STORE_OPT_OUT, "1")
-    if "lo" in {name for _, name in socket.if_nameindex()}:
-        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # gloo's sockets: loopback only, as the stores
     if "LOGLEVEL" not in os.environ:
         quiet_agent_warnings()
     try:
-        elastic_launch(config, entrypoint=sys.executable)(*child)
+        elastic_launch(config, entrypoint=forkserver.worker_main)("train", *worker_argv(args, part_dir))
     except SignalException as sig:  # SIGINT/SIGTERM here: forwarded to the workers, which stopped cleanly
         return 128 + int(sig.sigval)
     except ChildFailedError as err:
@@ -177,10 +181,25 @@ def launch_local(args: argparse.Namespace) -> int:
         code = failure.exitcode
         how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"failed with exit code {code}"
         raise DistGNNError(f"worker rank {rank} {how}; the other workers were stopped") from None
+    return 0
+
+
+@contextlib.contextmanager
+def worker_environment(nproc: int) -> Iterator[None]:
+    """The launcher's environment, which its workers inherit, while the job runs."""
+    saved = os.environ.get("OMP_NUM_THREADS")
+    if saved is None:  # as torchrun does: P processes should not each spawn one thread per core
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
+    # A restarted group must not reuse the agent's store: its keys from the failed attempt send the new
+    # workers to dead peers (pytorch/pytorch#135712). Opting out gives every attempt a fresh store.
+    os.environ.setdefault(SHARE_STORE_OPT_OUT, "1")
+    if "lo" in {name for _, name in socket.if_nameindex()}:
+        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # gloo's sockets: loopback only, as the stores
+    try:
+        yield
     finally:
         if saved is None:
             os.environ.pop("OMP_NUM_THREADS", None)
-    return 0
 
 
 def cause_rank(exitcode: int) -> int:
@@ -193,11 +212,18 @@ def cause_rank(exitcode: int) -> int:
 
 
 def quiet_agent_warnings() -> None:
-    """Keep the elastic agent's errors but not its warnings ("Sending process N closing signal SIGTERM"
-    on every restart or Ctrl-C): distgnn says what happened in one line of its own."""
+    """Keep the elastic agent's errors, one line each, but not its warnings ("Sending process N closing
+    signal SIGTERM" on every restart or Ctrl-C) nor the traceback it logs with a failed worker's exit
+    code: distgnn says what happened in one line of its own."""
     for name, logger in logging.root.manager.loggerDict.items():
-        if name.startswith("torch.distributed.elastic") and isinstance(logger, logging.Logger):
+        if name.startswith(AGENT_LOGGERS) and isinstance(logger, logging.Logger):
             logger.setLevel(max(logger.level, logging.ERROR))
+            logger.addFilter(_without_traceback)
+
+
+def _without_traceback(record: logging.LogRecord) -> bool:
+    record.exc_info, record.exc_text = None, None
+    return True
 
 
 def worker_argv(args: argparse.Namespace, part_dir: str) -> list[str]:

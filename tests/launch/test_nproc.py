@@ -1,4 +1,5 @@
-"""`distgnn train --nproc P`: kernels built in the launcher before workers start; no --partitions."""
+"""`distgnn train --nproc P`: kernels built in the launcher before workers start (forked from a preloaded
+forkserver); no --partitions."""
 
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ def test_the_launcher_builds_before_any_worker_starts(monkeypatch, tmp_path):
     monkeypatch.setattr(train_cmd, "resolve_partitions", lambda *a, **k: str(tmp_path))
     monkeypatch.setattr("distgnn.kernels.build.prebuild", lambda kernel: events.append(("prebuild", kernel)))
 
+    monkeypatch.setattr("distgnn.forkserver.start", lambda: events.append(("forkserver",)) or "forkserver")
+
     def fake_launch(config, entrypoint):
-        events.append(("launch", config.nproc_per_node))
+        events.append(("launch", config.nproc_per_node, config.start_method, entrypoint.__name__))
         return lambda *argv: None
 
     monkeypatch.setattr("torch.distributed.launcher.api.elastic_launch", fake_launch)
@@ -27,7 +30,8 @@ def test_the_launcher_builds_before_any_worker_starts(monkeypatch, tmp_path):
     train_cmd.add_parser(parser.add_subparsers())  # the real parser: every option the launcher forwards
     ns = parser.parse_args(["train", "--nproc", "2", "--kernel", "cpu"])
     assert train_cmd.launch_local(ns) == 0
-    assert events == [("prebuild", "cpu"), ("launch", 2)]
+    # the workers' forkserver starts first, so that its imports overlap the build check
+    assert events == [("forkserver",), ("prebuild", "cpu"), ("launch", 2, "forkserver", "worker_main")]
 
 
 @pytest.mark.skipif(not cpu.is_available(), reason="the C++ extension does not build here")

@@ -12,26 +12,25 @@ import signal
 import time
 
 _spec = os.environ.get("DISTGNN_TEST_FAULT")
-if _spec and "RANK" in os.environ:
+if _spec:  # RANK is read when an epoch starts: a forked --nproc worker gets it after this file ran
     _rank, _epoch, _kind = _spec.split(":")
-    if int(os.environ["RANK"]) == int(_rank):
-        from distgnn import train as _train
+    from distgnn import train as _train
 
-        _original = _train.Trainer.local_epoch
+    _original = _train.Trainer.local_epoch
 
-        def _faulty_local_epoch(self, epoch):
-            if epoch == int(_epoch):
-                log = os.environ.get("DISTGNN_TEST_FAULT_LOG")
-                if log:
-                    with open(log, "w") as f:
-                        f.write(f"{os.getpid()} {time.time()}\n")
-                if _kind == "oom":
-                    raise MemoryError("simulated: cannot allocate 1 GiB")
-                if _kind == "cuda-oom":
-                    import torch
+    def _faulty_local_epoch(self, epoch):
+        if epoch == int(_epoch) and int(os.environ.get("RANK", "-1")) == int(_rank):
+            log = os.environ.get("DISTGNN_TEST_FAULT_LOG")
+            if log:
+                with open(log, "w") as f:
+                    f.write(f"{os.getpid()} {time.time()}\n")
+            if _kind == "oom":
+                raise MemoryError("simulated: cannot allocate 1 GiB")
+            if _kind == "cuda-oom":
+                import torch
 
-                    raise torch.OutOfMemoryError("simulated: CUDA out of memory")
-                os.kill(os.getpid(), signal.SIGSTOP if _kind == "stop" else signal.SIGKILL)
-            return _original(self, epoch)
+                raise torch.OutOfMemoryError("simulated: CUDA out of memory")
+            os.kill(os.getpid(), signal.SIGSTOP if _kind == "stop" else signal.SIGKILL)
+        return _original(self, epoch)
 
-        _train.Trainer.local_epoch = _faulty_local_epoch
+    _train.Trainer.local_epoch = _faulty_local_epoch

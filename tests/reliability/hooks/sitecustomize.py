@@ -5,11 +5,16 @@ runs clean), do ACTION during 0-based epoch EPOCH:
 
 - ``kill``: SIGKILL itself mid-epoch (after forward/backward, before the gradient all-reduce);
 - ``kill-in-save``: SIGKILL itself right after writing its checkpoint file of that epoch's end;
-- ``sigint-launcher`` / ``sigterm-launcher``: send SIGINT/SIGTERM to its parent (the elastic agent:
+- ``sigint-launcher`` / ``sigterm-launcher``: send SIGINT/SIGTERM to its launcher (the elastic agent:
   ``distgnn train --nproc`` or torchrun), as Ctrl-C or a Slurm preemption would, mid-epoch; then
   sleep 3 s, so the forwarded signal reaches every worker before that epoch ends.
 
 ``DISTGNN_TEST_HOOK_LOG=FILE`` gets one line ``rank attempt`` per worker start.
+
+A worker may be a fresh interpreter (torchrun) or forked from ``--nproc``'s forkserver, which loaded this
+file once, before any worker existed: so the hook wraps the worker's entry (``train_worker``) and acts
+when a worker starts, and the launcher is the first process on the way down without a RANK (it records
+its pid in the environment its forkserver and workers inherit), not necessarily a worker's parent.
 """
 
 from __future__ import annotations
@@ -18,18 +23,18 @@ import os
 import signal
 import time
 
+LAUNCHER_PID = "DISTGNN_TEST_LAUNCHER_PID"
+
 
 def _fire(action: str) -> None:
     if action.startswith("kill"):
         os.kill(os.getpid(), signal.SIGKILL)
     sig = {"sigint-launcher": signal.SIGINT, "sigterm-launcher": signal.SIGTERM}[action]
-    os.kill(os.getppid(), sig)
+    os.kill(int(os.environ[LAUNCHER_PID]), sig)
     time.sleep(3)  # the launcher forwards the signal to every worker while this epoch is still running
 
 
 def _install() -> None:
-    if "RANK" not in os.environ:
-        return  # the launcher itself
     attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
     if os.environ.get("DISTGNN_TEST_HOOK_LOG"):
         with open(os.environ["DISTGNN_TEST_HOOK_LOG"], "a") as f:
@@ -70,4 +75,18 @@ def _install() -> None:
     train.Trainer.train_step = train_step
 
 
-_install()
+def _wrap_worker_entry() -> None:
+    from distgnn.commands import train as train_cmd
+
+    real_train_worker = train_cmd.train_worker
+
+    def train_worker(*args, **kwargs):
+        _install()
+        return real_train_worker(*args, **kwargs)
+
+    train_cmd.train_worker = train_worker
+
+
+if "RANK" not in os.environ:
+    os.environ.setdefault(LAUNCHER_PID, str(os.getpid()))
+_wrap_worker_entry()

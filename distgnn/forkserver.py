@@ -1,0 +1,63 @@
+"""Workers of ``distgnn train --nproc``, forked from a server that has imported torch once.
+
+A fresh interpreter per worker spends seconds of CPU importing torch and torch._dynamo (which
+``torch.optim`` loads), and an elastic restart pays it again for every worker. Instead the launcher starts
+multiprocessing's forkserver with those modules preloaded (:func:`start`, before the workers are needed,
+so the import overlaps the launcher's own set-up) and torch's elastic agent forks each worker, and each
+restarted worker, from it (``LaunchConfig(start_method="forkserver")`` with :func:`worker_main` as the
+entrypoint). A worker runs the same ``distgnn`` command line a torchrun worker does.
+
+The forkserver reads its environment when it starts: the launcher sets ``OMP_NUM_THREADS``,
+``GLOO_SOCKET_IFNAME`` and the like before calling :func:`start`. It ignores SIGINT (multiprocessing's
+doing) and SIGTERM (:mod:`distgnn._forkserver_signals`), so a signal sent to the whole process group
+(Ctrl-C, Slurm's SIGTERM before preemption) reaches the launcher and the workers but leaves the server
+up: were it to die, the launcher would see every worker as exited and stop waiting for them.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.forkserver
+import sys
+import traceback
+
+START_METHOD = "forkserver"
+# What a worker imports before its first epoch (seconds of CPU each time, in a fresh interpreter).
+PRELOAD = [
+    "distgnn._forkserver_signals",
+    "torch",
+    "torch._dynamo",
+    "torch.distributed",
+    "distgnn.cli",
+    "distgnn.commands.train",
+    "distgnn.train",
+    "distgnn.kernels.cpu",
+]
+
+
+def start() -> str:
+    """Start the preloading forkserver now (it imports in the background); returns the start method."""
+    multiprocessing.set_forkserver_preload(PRELOAD)
+    multiprocessing.forkserver.ensure_running()
+    return START_METHOD
+
+
+def worker_main(*argv: str) -> None:
+    """A worker: ``distgnn *argv`` in this forked process, ending with the command line's exit code.
+
+    torch's elastic agent counts a returned function as success and a process's non-zero exit code as
+    a failure, so a non-zero code leaves through ``SystemExit``; an unexpected exception prints its
+    traceback and exits 1, as it would in a fresh interpreter."""
+    from distgnn.cli import main
+
+    # This process's own default start method, as in a fresh interpreter, not the forkserver's (whose
+    # locks are named semaphores: tqdm's would be reported as leaked when a worker is killed).
+    multiprocessing.set_start_method(None, force=True)
+    try:
+        code = main(list(argv))
+    except Exception:
+        traceback.print_exc()
+        code = 1
+    sys.stderr.flush()
+    if code:
+        sys.exit(code)
