@@ -7,8 +7,10 @@ exited (code 255) once it is gone. Each forked worker gets the default SIGTERM b
 hook). The server still exits when the launcher does (it watches a pipe from it).
 """
 
+import atexit
 import os
 import signal
 
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
 os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
+atexit.register(os._exit, 0)
