@@ -3,6 +3,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+
 import pytest
 import restart_helpers as h
 
@@ -22,16 +27,38 @@ def stopped_at(tmp_path, proc, code: int) -> tuple[int, str]:
     return len(done), lines[0]
 
 
+def run_as_a_group(cmd: list[str], environ: dict[str, str], ckpt_dir, err_file):
+    """Run ``cmd`` in a process group of its own; (its outcome, the newest complete checkpoint when the
+    launcher exited). Whatever of the group outlives the launcher is then killed, as Slurm would."""
+    with open(err_file, "w+") as err:
+        job = subprocess.Popen(
+            cmd, env=environ, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True
+        )
+        try:
+            code = job.wait(timeout=240)
+            saved = ckpt.latest(ckpt_dir)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(job.pid, signal.SIGKILL)
+            job.wait()
+        err.seek(0)
+        return subprocess.CompletedProcess(cmd, code, "", err.read()), saved
+
+
 @pytest.mark.timeout(300)
 def test_sigterm_with_checkpoint_on_exit_then_resume_is_exact(tmp_path, shared_tmp):
-    # A Slurm-style preemption: SIGTERM to the launcher mid-epoch 3, which forwards it to the workers.
+    # A Slurm-style preemption: SIGTERM to every process of the job (the launcher's process group) mid-epoch
+    # 3. The workers' forkserver must outlive it: the launcher waits for the workers through it, here
+    # while they save the finished epoch. (SIGINT below: to the launcher alone, which forwards it.)
     parts = h.tiny_parts(str(tmp_path.parent), 2)
     args = h.train_args(parts, "graph", tmp_path / "ckpt", tmp_path / "m.jsonl")
-    proc = h.run(h.distgnn(*args, "--nproc", "2", "--checkpoint-on-exit"), h.env("sigterm-launcher:0:2"))
+    cmd = h.distgnn(*args, "--nproc", "2", "--checkpoint-on-exit")
+    proc, saved = run_as_a_group(cmd, h.env("sigterm-group:0:2"), tmp_path / "ckpt", tmp_path / "stderr")
     n, line = stopped_at(tmp_path, proc, 143)
     path = ckpt.epoch_dir(tmp_path / "ckpt", n)
     assert line == f"distgnn train: interrupted at epoch {n}; last checkpoint: {path}"
-    assert ckpt.latest(tmp_path / "ckpt") == (n, 2)  # the finished epoch was saved, as a complete set
+    # the finished epoch was saved, as a complete set, before the launcher exited (when Slurm ends the job)
+    assert saved == (n, 2)
     resumed = h.run(h.distgnn(*args, "--nproc", "2", "--resume"), h.env())
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     params, records = h.reference("graph", shared_tmp)

@@ -7,7 +7,9 @@ runs clean), do ACTION during 0-based epoch EPOCH:
 - ``kill-in-save``: SIGKILL itself right after writing its checkpoint file of that epoch's end;
 - ``sigint-launcher`` / ``sigterm-launcher``: send SIGINT/SIGTERM to its launcher (the elastic agent:
   ``distgnn train --nproc`` or torchrun), as Ctrl-C or a Slurm preemption would, mid-epoch; then
-  sleep 3 s, so the forwarded signal reaches every worker before that epoch ends.
+  sleep 3 s, so the forwarded signal reaches every worker before that epoch ends;
+- ``sigterm-group``: send SIGTERM to the launcher's whole process group (as Slurm signals every process
+  of a job step), then sleep 3 s likewise (run the launcher in a session of its own).
 
 ``DISTGNN_TEST_HOOK_LOG=FILE`` gets one line ``rank attempt`` per worker start.
 
@@ -29,8 +31,11 @@ LAUNCHER_PID = "DISTGNN_TEST_LAUNCHER_PID"
 def _fire(action: str) -> None:
     if action.startswith("kill"):
         os.kill(os.getpid(), signal.SIGKILL)
-    sig = {"sigint-launcher": signal.SIGINT, "sigterm-launcher": signal.SIGTERM}[action]
-    os.kill(int(os.environ[LAUNCHER_PID]), sig)
+    launcher = int(os.environ[LAUNCHER_PID])
+    if action == "sigterm-group":
+        os.killpg(os.getpgid(launcher), signal.SIGTERM)
+    else:
+        os.kill(launcher, {"sigint-launcher": signal.SIGINT, "sigterm-launcher": signal.SIGTERM}[action])
     time.sleep(3)  # the launcher forwards the signal to every worker while this epoch is still running
 
 
