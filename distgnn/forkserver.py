@@ -12,6 +12,11 @@ The forkserver reads its environment when it starts: the launcher sets ``OMP_NUM
 doing) and SIGTERM (:mod:`distgnn._forkserver_init`), so a signal sent to the whole process group
 (Ctrl-C, Slurm's SIGTERM before preemption) reaches the launcher and the workers but leaves the server
 up: were it to die, the launcher would see every worker as exited and stop waiting for them.
+
+As with any multiprocessing start method but fork, a script that calls ``distgnn.cli.main([..., "--nproc",
+...])`` itself needs the ``if __name__ == "__main__":`` guard (each worker imports the script's main
+module); the ``distgnn`` command and ``python -m distgnn`` have it. The server lives as long as the
+process that started it and keeps the environment it started with.
 """
 
 from __future__ import annotations
