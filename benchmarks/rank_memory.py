@@ -2,7 +2,9 @@
 
 A driver's ``wait4`` gives one peak for a whole process tree (the largest of the launcher and every
 worker), not one per rank. This samples the tree under the launched process every ``interval`` seconds:
-for each descendant whose environment names a ``RANK`` (torch's elastic agent sets it for every worker),
+for each descendant whose environment names a ``RANK`` (torch's elastic agent sets it for every worker
+it starts as a new program: torchrun) or whose name is ``distgnn-r<RANK>`` (``distgnn train --nproc``'s
+workers, forked from a forkserver, whose /proc environment is the server's; distgnn/forkserver.py),
 its kernel-kept high-water mark ``VmHWM`` (peak resident set, the same figure ``ru_maxrss`` reports). A
 rank's figure is the last ``VmHWM`` read before it exited, so growth in its final ``interval`` is missed.
 """
@@ -13,6 +15,7 @@ import threading
 from pathlib import Path
 
 PROC = Path("/proc")
+WORKER_NAME = "distgnn-r"  # distgnn.forkserver.NAME_PREFIX (this module imports nothing of distgnn)
 
 
 def children(pid: int) -> list[int]:
@@ -36,18 +39,17 @@ def descendants(pid: int) -> list[int]:
 
 
 def rank_of(pid: int) -> int | None:
-    """The ``RANK`` in the process's environment (None: not a rank, or not readable)."""
+    """The ``RANK`` in the process's environment, else in its ``distgnn-r<RANK>`` name (None: not a
+    rank, or not readable)."""
     try:
         env = (PROC / str(pid) / "environ").read_bytes().split(b"\0")
+        name = (PROC / str(pid) / "comm").read_text().strip()
     except OSError:
         return None
-    for item in env:
-        if item.startswith(b"RANK="):
-            try:
-                return int(item[5:])
-            except ValueError:
-                return None
-    return None
+    values = [item[5:] for item in env if item.startswith(b"RANK=")]
+    if not values and name.startswith(WORKER_NAME):
+        values = [name[len(WORKER_NAME) :].encode()]
+    return int(values[0]) if values and values[0].isdigit() else None
 
 
 def peak_rss_mb(pid: int) -> float | None:

@@ -21,12 +21,16 @@ process that started it and keeps the environment it started with.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import multiprocessing.forkserver
+import os
 import sys
 import traceback
+from pathlib import Path
 
 START_METHOD = "forkserver"
+NAME_PREFIX = "distgnn-r"  # a worker's process name: distgnn-r<RANK> (15 characters at most on Linux)
 # What a worker imports before its first epoch (seconds of CPU each time, in a fresh interpreter).
 PRELOAD = [
     "distgnn._forkserver_init",
@@ -58,6 +62,7 @@ def worker_main(*argv: str) -> None:
     # This process's own default start method, as in a fresh interpreter, not the forkserver's (whose
     # locks are named semaphores: tqdm's would be reported as leaked when a worker is killed).
     multiprocessing.set_start_method(None, force=True)
+    name_process(os.environ.get("RANK"))
     try:
         code = main(list(argv))
     except Exception:
@@ -66,3 +71,13 @@ def worker_main(*argv: str) -> None:
     sys.stderr.flush()
     if code:
         sys.exit(code)
+
+
+def name_process(rank: str | None) -> None:
+    """Name this worker ``distgnn-r<RANK>`` (``ps``, ``top``). A forked worker's ``/proc/PID/environ``
+    is the forkserver's start environment, without the ``RANK`` the agent set after the fork, so tools
+    that find ranks from outside (benchmarks/rank_memory.py) read the name instead."""
+    if rank is None:
+        return
+    with contextlib.suppress(OSError):  # no /proc (not Linux): the name is only a convenience
+        Path("/proc/self/comm").write_text(f"{NAME_PREFIX}{rank}")

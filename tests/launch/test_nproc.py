@@ -6,12 +6,17 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from launch_helpers import BIN, launcher_env
 
 from distgnn.commands import train as train_cmd
 from distgnn.kernels import cpu
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from rank_memory import RankPeaks  # noqa: E402  (benchmarks/ is not a package)
 
 
 def test_the_launcher_builds_before_any_worker_starts(monkeypatch, tmp_path):
@@ -39,14 +44,23 @@ def test_the_launcher_builds_before_any_worker_starts(monkeypatch, tmp_path):
 def test_nproc_2_without_partitions_trains_on_the_synthetic_graph(tmp_path):
     # The default synthetic graph, partitioned once into runs/ by the launcher; workers import the
     # prebuilt kernels (no "compiling" line from anyone) and really exchange halos.
+    # The benchmarks' per-rank memory sampler finds both forked workers (by their distgnn-r<RANK> name).
     metrics = tmp_path / "m.jsonl"
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         [str(BIN / "distgnn"), "train", "--nproc", "2", "--epochs", "2", "--kernel", "cpu", "--no-progress",
          "--metrics-out", str(metrics)],
-        cwd=tmp_path, env=launcher_env(), capture_output=True, text=True, timeout=280,
+        cwd=tmp_path, env=launcher_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "compiling" not in proc.stderr
+    sampler = RankPeaks(interval=0.05)
+    sampler.start(proc.pid)
+    try:
+        _, stderr = proc.communicate(timeout=280)
+    finally:
+        proc.kill()
+        peaks = sampler.stop()
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "compiling" not in stderr
+    assert sorted(peaks) == [0, 1] and all(mb > 50 for mb in peaks.values()), peaks
     meta = json.loads((tmp_path / "runs" / "synthetic-2p" / "meta.json").read_text())
     assert meta["num_parts"] == 2
     records = [json.loads(line) for line in metrics.read_text().splitlines()]
