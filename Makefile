@@ -31,10 +31,20 @@ TEST_WORKERS ?= 3
 # (tests/conftest.py; --no-loadscope-reorder keeps that order instead of xdist's most-tests-first), so
 # they run side by side from the start instead of ending the run on one worker. `-m "not slow"` is a
 # quicker subset while developing.
+#
+# The suite runs the best C++ entry point this CPU has; the C++ kernels' tests then run once more per
+# other entry point it can run (DISTGNN_CPU_ISA forces it: avx2 and baseline on an AVX-512 machine).
+ISA_TESTS = $(addprefix tests/kernels/,test_gspmm.py test_attention_ops.py test_dropout.py \
+  test_eager_path.py test_saved_tensors.py test_api.py test_index_width.py)
+
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/hadolint docker/Dockerfile.cpu docker/Dockerfile.cuda
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
+	for isa in $$($(BIN)/python -c "from distgnn.kernels import isa; print(*isa.supported()[1:])"); do \
+	  echo "C++ kernel tests on the forced $$isa entry point"; \
+	  DISTGNN_CPU_ISA=$$isa $(BIN)/python -m pytest -q -p no:cacheprovider -n 0 -k "not triton" $(ISA_TESTS) || exit 1; \
+	done
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
