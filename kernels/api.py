@@ -16,11 +16,11 @@ from torch import Tensor
 from distgnn.errors import DistGNNError
 from distgnn.kernels import ops, reference
 from distgnn.kernels.csr import CSR
-from distgnn.kernels.select import backend, resolve
+from distgnn.kernels.select import resolve
 
 Reduce = Literal["sum", "mean", "max"]
 Impl = Literal["auto", "reference", "cpu", "triton", "torch"]
-KERNEL_DTYPES = (torch.float32, torch.bfloat16)
+_KERNEL_DTYPES = (torch.float32, torch.bfloat16)
 _EMPTY = torch.empty(0, dtype=torch.int64)
 
 
@@ -34,7 +34,7 @@ def _check_tensor(name: str, t: Tensor, device: torch.device) -> None:
 
 
 def _check_dtype(impl: str, name: str, t: Tensor) -> None:
-    if impl != "reference" and t.dtype not in KERNEL_DTYPES:
+    if impl != "reference" and t.dtype not in _KERNEL_DTYPES:
         raise DistGNNError(f"impl={impl!r} supports float32 and bfloat16 {name}, got {t.dtype}")
 
 
@@ -132,22 +132,6 @@ def gspmm(
             impl,
         )
     return out.reshape((csr.num_dst,) + row_shape)
-
-
-def gspmm_unchecked(
-    csr: CSR, x: Tensor, src_scale: Tensor | None, dst_scale: Tensor | None, impl: str
-) -> Tensor:
-    """:func:`gspmm` sum of ``x`` [num_src, ...] with row scales and no autograd, without the per-call
-    argument checks and selection: for callers that checked shapes and ran :func:`resolve` once (``impl``
-    is its answer), such as a strategy's per-layer schedule. The same kernel call as :func:`gspmm`, so
-    the same values; on a Cora-sized graph the checks cost as much as the kernel."""
-    row_shape = x.shape[1:]
-    x3 = x.reshape(x.shape[0], 1, math.prod(row_shape)).contiguous()
-    if impl == "reference":
-        out = reference.gspmm(csr.indptr, csr.indices, x3, None, src_scale, dst_scale, None, "sum", False)
-    else:
-        out = backend(impl).spmm(csr.indptr, csr.indices, x3, None, src_scale, dst_scale, None, False, False)
-    return out.reshape(csr.num_dst, *row_shape)
 
 
 def sddmm(csr: CSR, a_dst: Tensor, b_src: Tensor, *, impl: Impl = "auto") -> Tensor:

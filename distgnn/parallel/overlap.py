@@ -29,8 +29,7 @@ from torch import Tensor
 
 from distgnn.comm.counters import CommCounters
 from distgnn.comm.halo import HaloExchange, PendingExchange
-from distgnn.kernels import CSR, gspmm, gspmm_unchecked, resolve
-from distgnn.kernels.api import KERNEL_DTYPES
+from distgnn.kernels import CSR, gspmm
 from distgnn.parallel.local_graph import LocalGraph
 
 BLOCK_ROWS = 16384  # rows per inner block: fine enough to poll often, coarse enough to cost nothing
@@ -86,7 +85,6 @@ class OverlapSchedule:
         self.ex = exchange
         self.counters = counters
         self.impl = kernel_impl
-        self._resolved: str | None = None  # the implementation ``kernel_impl`` selects (set by prepare)
         # CUDA: one kernel over all inner rows (see the module docstring); CPU: polled row blocks.
         self.block_rows = sys.maxsize if graph.full.device.type == "cuda" else block_rows
         self._blocks: dict[tuple[bool, bool], list[tuple[int, int, CSR]]] = {}  # built on first use
@@ -180,7 +178,6 @@ class OverlapSchedule:
         self._inner(loops, transposed=False)
         self._inner(loops, transposed=True)
         self.graph.boundary.transposed()
-        self._resolved = resolve(self.impl, self.graph.full.device)
 
     # -- internals -----------------------------------------------------------------------------------
     def _inner(self, loops: bool, *, transposed: bool) -> list[tuple[int, int, CSR]]:
@@ -212,17 +209,14 @@ class OverlapSchedule:
         return out
 
     def _spmm(self, csr: CSR, x: Tensor, src_scale: Tensor | None, dst_scale: Tensor | None) -> Tensor:
-        """One aggregation (no autograd: both directions run inside an autograd.Function). Once
-        :meth:`prepare` has resolved the implementation, the kernel runs without the per-call checks of
-        ``gspmm`` (the CSRs and scales are this schedule's own; rows and dtype are checked here)."""
-        ss = None if src_scale is None else src_scale.to(x.dtype)
-        ds = None if dst_scale is None else dst_scale.to(x.dtype)
-        graph_free = not (x.requires_grad and torch.is_grad_enabled())  # inside a Function: grad is off
-        checked = self._resolved is not None and x.shape[0] == csr.num_src and graph_free
         with self.counters.timer("compute"):
-            if checked and (x.dtype in KERNEL_DTYPES or self._resolved == "reference"):
-                return gspmm_unchecked(csr, x, ss, ds, self._resolved)
-            return gspmm(csr, x, src_scale=ss, dst_scale=ds, impl=self.impl)  # type: ignore[arg-type]
+            return gspmm(
+                csr,
+                x,
+                src_scale=None if src_scale is None else src_scale.to(x.dtype),
+                dst_scale=None if dst_scale is None else dst_scale.to(x.dtype),
+                impl=self.impl,  # type: ignore[arg-type]
+            )
 
 
 class _OverlappedAggregate(torch.autograd.Function):
