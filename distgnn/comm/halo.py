@@ -256,18 +256,20 @@ class _HaloRows(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, h: Tensor, handle: HaloHandle) -> Tensor:
-        ctx.handle = handle
+        # Not the handle itself: it caches this function's output, and an output reachable from its own
+        # ctx is a reference cycle through the autograd graph that Python's collector cannot free (every
+        # epoch's graph would stay alive). Only what the backward needs is kept.
+        ctx.ex, ctx.key, ctx.on_grad = handle._ex, handle._key, handle._on_grad
         ctx.h_shape, ctx.h_dtype = h.shape, h.dtype
         # A fresh tensor, so autograd never attaches to a buffer someone else keeps.
         return handle.received().clone()
 
     @staticmethod
     def backward(ctx, grad_rows: Tensor):
-        handle: HaloHandle = ctx.handle
-        ex = handle._ex
-        received = ex.launch_backward(grad_rows.contiguous(), key=handle._key).wait()
-        if handle._on_grad is not None:
-            handle._on_grad(handle._key, received)
+        ex: HaloExchange = ctx.ex
+        received = ex.launch_backward(grad_rows.contiguous(), key=ctx.key).wait()
+        if ctx.on_grad is not None:
+            ctx.on_grad(ctx.key, received)
         return ex.accumulate(received, ctx.h_shape, ctx.h_dtype), None
 
 

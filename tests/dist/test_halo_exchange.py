@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import time
+import weakref
 
 import numpy as np
 import pytest
@@ -143,6 +145,27 @@ def test_single_process_layout_and_plan_checks(monkeypatch: pytest.MonkeyPatch) 
     two = split_graph(random_graph(10, 30, 2), 2)
     with pytest.raises(DistGNNError, match="halo plan has 2 peers but the job has 1 processes"):
         HaloExchange(HaloPlan.from_part(two[0]), layout)
+
+
+def test_halo_rows_are_freed_without_the_cycle_collector(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The received rows' autograd node must not reach the rows again: such a cycle waits for a full
+    collection, which a training process (few, large objects) runs rarely, so every epoch's graph and
+    buffers piled up (a 2-rank ``--no-overlap`` run grew by 35 MB an epoch)."""
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    layout = ProcessLayout.init_from_env()
+    ex = HaloExchange(HaloPlan.from_part(split_graph(random_graph(10, 30, 2), 1)[0]), layout)
+    gc.disable()
+    try:
+        h = torch.ones(10, 2, requires_grad=True)
+        handle = ex.start(h, key=0)
+        rows = handle.wait()
+        assert rows.grad_fn is not None
+        (torch.cat([h, rows]) * 2).sum().backward()
+        alive = weakref.ref(rows), weakref.ref(handle)
+        del rows, handle
+        assert [r() for r in alive] == [None, None]  # freed by reference counting alone
+    finally:
+        gc.enable()
 
 
 @pytest.mark.timeout(30)
