@@ -3,8 +3,10 @@
 1. Micro-benchmark at a world size P: gloo processes (one thread each) on loopback send one message to
    every peer at once with ``all_to_all_single`` (the call the halo exchange makes), sizes 1 KiB .. 16 MiB.
    Each call is timed like a training exchange: from its last rank's launch to its last rank's
-   completion (``distgnn.profile.skew``), median over repeats. Two passes: ``idle`` (calls back to back)
-   and ``busy`` (after its call completes a rank computes, as a training rank computes its next layer).
+   completion (``distgnn.profile.skew``), median over repeats, every repeat going through all sizes
+   in turn (a slow spell of the shared machine hits every size alike). Two passes: ``idle`` (calls
+   back to back) and ``busy`` (after its call completes a rank computes, as a training rank computes
+   its next layer).
    Fits of ``t = (P - 1) * c(bytes)`` (the busiest rank's P - 1 messages, one after another):
    ``line`` (Hockney's one alpha-beta line, idle pass), ``busy-ranges`` (a line per size range split at
    16 KiB, 256 KiB, 2 MiB), ``idle-interp`` and ``busy-interp`` (a line between each two neighbouring
@@ -63,13 +65,13 @@ def _pass(rank: int, world: int, repeats: int, busy: dict[int, float] | None) ->
     """
     from distgnn.profile.skew import last_launch_seconds
 
-    spans: dict[int, list[tuple[float, float]]] = {}
-    for size in SIZES:
-        n = size // 4
-        splits = [0 if q == rank else n for q in range(world)]  # one message to every peer
-        send = torch.ones(n * (world - 1))
-        spans[size] = []
-        for _ in range(repeats + 2):
+    spans: dict[int, list[tuple[float, float]]] = {size: [] for size in SIZES}
+    sends = {size: torch.ones(size // 4 * (world - 1)) for size in SIZES}
+    for _ in range(repeats + 2):  # sizes interleaved: a slow spell of the machine hits every size alike
+        for size in SIZES:
+            n = size // 4
+            splits = [0 if q == rank else n for q in range(world)]  # one message to every peer
+            send = sends[size]
             recv = torch.empty(n * (world - 1))  # a fresh buffer per call, as the halo exchange allocates
             dist.barrier()
             t0 = time.perf_counter()  # one monotonic clock for every process of this machine
@@ -276,7 +278,7 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=3)
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--epochs", type=int, default=11)
-    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--repeats", type=int, default=25, help="calls per message size (median)")
     ap.add_argument("--kernel", default="auto")
     ap.add_argument("--json-out", help="write the fits, micro-benchmark times and validation rows here")
     ap.add_argument("--network-out", help="write each calibrated network as DIR/loopback-P.json")
