@@ -257,8 +257,8 @@ class _HaloRows(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h: Tensor, handle: HaloHandle) -> Tensor:
         # Not the handle itself: it caches this function's output, and an output reachable from its own
-        # ctx is a reference cycle through the autograd graph that Python's collector cannot free (every
-        # epoch's graph would stay alive). Only what the backward needs is kept.
+        # ctx is a reference cycle through the autograd graph, freed only by a full collection, which a
+        # training process rarely runs (every epoch's graph stayed alive). Only what backward needs.
         ctx.ex, ctx.key, ctx.on_grad = handle._ex, handle._key, handle._on_grad
         ctx.h_shape, ctx.h_dtype = h.shape, h.dtype
         # A fresh tensor, so autograd never attaches to a buffer someone else keeps.
