@@ -1,16 +1,16 @@
 """Where the C++ kernels' build lives and what it is called, answered without importing torch.
 
-The extension's name hashes its sources, headers, compiler flags and torch's version, so any change
-rebuilds. None of that needs torch itself (its version comes from the installed package's metadata), so
-a launcher can ask whether this node already holds the build in a fraction of a second:
+The extension's name hashes its sources, headers, compiler flags and torch's build (:func:`torch_build`),
+so any change rebuilds. None of that needs torch itself, so a launcher can ask whether this node already
+holds the build in a fraction of a second:
 ``python -m distgnn.kernel_cache`` exits 0 if it does, 1 if not, and only then does ``launch/torchrun.sh``
 run ``python -m distgnn.kernels.build``, which imports torch (3-10 s on a busy machine, before every job).
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
-import importlib.metadata
 import importlib.util
 import os
 import sys
@@ -35,13 +35,36 @@ def headers() -> list[Path]:
     return sorted(csrc_dir().glob("*.h"))  # hashed with the sources: a header change must rebuild
 
 
-def ext_name(torch_version: str) -> str:
-    """The extension's module name: ``distgnn_cpu_<hash of sources, flags and torch version>``."""
+def torch_build() -> str:
+    """The installed torch's full version and commit, e.g. ``2.14.1+cu130 5a6e1c0...``, read from
+    ``torch/version.py`` without importing torch.
+
+    The one key of a build, for the kernels and the launchers' check alike. It is ``torch.__version__``
+    (local label included: a ``+cpu`` and a ``+cu130`` build of one release are different libraries)
+    plus the commit. The package metadata's version is no key: a wheel's may lack the label that
+    ``torch.__version__`` has (``2.14.1`` vs ``2.14.1+cu130``).
+    """
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return "none"
+    path = Path(next(iter(spec.submodule_search_locations))) / "version.py"
+    fields = {"__version__": "unknown", "git_version": "unknown"}
+    for node in ast.parse(path.read_text()).body:
+        target = node.targets[0] if isinstance(node, ast.Assign) else getattr(node, "target", None)
+        if isinstance(target, ast.Name) and target.id in fields and isinstance(node.value, ast.Constant):
+            fields[target.id] = str(node.value.value)
+    return f"{fields['__version__']} {fields['git_version']}"
+
+
+def ext_name(build: str | None = None) -> str:
+    """The extension's module name: ``distgnn_cpu_<hash of sources, flags and torch's build>``.
+
+    ``build`` defaults to :func:`torch_build`, the installed torch's."""
     h = hashlib.sha256()
     for src in sources() + headers():
         h.update(src.read_bytes())
     h.update(" ".join(CFLAGS + LDFLAGS).encode())
-    h.update(torch_version.encode())
+    h.update((torch_build() if build is None else build).encode())
     return f"distgnn_cpu_{h.hexdigest()[:12]}"
 
 
@@ -54,19 +77,17 @@ def cache_root() -> Path:
     return Path(base) / "distgnn" / "kernels"
 
 
-def library_path(torch_version: str) -> Path:
-    """The shared library of the current sources for that torch (it may not exist yet)."""
-    name = ext_name(torch_version)
+def library_path(build: str | None = None) -> Path:
+    """The shared library of the current sources for that torch build (it may not exist yet)."""
+    name = ext_name(build)
     return cache_root() / name / f"{name}.so"
 
 
 def main() -> int:
     """Exit 0 if the installed torch's build of the current sources is in the cache, else 1."""
-    try:
-        version = importlib.metadata.version("torch")
-    except importlib.metadata.PackageNotFoundError:
+    if importlib.util.find_spec("torch") is None:
         return 1
-    return 0 if library_path(version).is_file() else 1
+    return 0 if library_path().is_file() else 1
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ def needs_cpu_kernels(kernel: str) -> bool:
 
 def prebuild(kernel: str) -> None:
     """Build the extension now if ``kernel`` will use it; a build failure is reported by the workers."""
-    if needs_cpu_kernels(kernel) and not kernel_cache.library_path(torch.__version__).is_file():
+    if needs_cpu_kernels(kernel) and not kernel_cache.library_path().is_file():
         from distgnn.kernels import cpu  # imported on use: it loads torch._dynamo (seconds of CPU)
 
         cpu.is_available()  # prints the "compiling" line; an error is remembered and re-raised by workers

@@ -36,8 +36,8 @@ _error: BaseException | None = None
 
 
 def ext_name() -> str:
-    """The extension's module name: ``distgnn_cpu_<hash of sources, flags and torch version>``."""
-    return kernel_cache.ext_name(torch.__version__)
+    """The extension's module name: ``distgnn_cpu_<hash of sources, flags and torch's build>``."""
+    return kernel_cache.ext_name()
 
 
 def cache_root() -> Path:
@@ -47,7 +47,7 @@ def cache_root() -> Path:
 
 def library_path() -> Path:
     """The shared library of the current sources (it may not exist yet)."""
-    return kernel_cache.library_path(torch.__version__)
+    return kernel_cache.library_path()
 
 
 def is_built() -> bool:
