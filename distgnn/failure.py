@@ -1,10 +1,11 @@
 """How a multi-process job stops when one rank fails: the cause named once, every rank out in bounded time.
 
 A rank that fails on its own (bad input, out of memory, a bug) publishes ``rank R: cause`` in the job's
-key-value store (the one the process group was built on) and stops; its peers' next collective then
-fails at once ("connection closed") or, for a peer that hangs without dying, after the collective
-timeout. A peer that fails that way does not repeat the cause: it looks up who failed and stops with
-``rank Q stopped: rank R failed`` (or, when nobody published, that a peer died or stopped responding).
+key-value store (the one the process group was built on: ``ProcessLayout.store``) and stops; its peers'
+next collective then fails at once ("connection closed") or, for a peer that hangs without dying, after
+the collective timeout. A peer that fails that way does not repeat the cause: it looks up who failed and
+stops with ``rank Q stopped: rank R failed`` (or, when nobody published, that a peer died or stopped
+responding).
 
 Errors every rank raises identically (:class:`AgreedError`: preflight mismatches, a non-finite loss) are
 printed once per node by the CLI, not once per rank.
@@ -47,25 +48,16 @@ def is_comm_failure(err: BaseException) -> bool:
     )
 
 
-def _store() -> dist.Store | None:
-    try:
-        return dist.distributed_c10d._get_default_store()
-    except (RuntimeError, ValueError, AttributeError):
-        return None
-
-
-def publish(rank: int, cause: str) -> None:
-    """Record that ``rank`` failed with ``cause`` (first writer wins; best effort)."""
-    store = _store()
+def publish(store: dist.Store | None, rank: int, cause: str) -> None:
+    """Record in ``store`` that ``rank`` failed with ``cause`` (first writer wins; best effort)."""
     if store is None:
         return
     with contextlib.suppress(Exception):
         store.compare_set(FAILED_KEY, "", f"{rank}\t{cause}")
 
 
-def lookup(timeout: float = LOOKUP_S) -> tuple[int, str] | None:
-    """(rank, cause) of the rank that published a failure, waiting up to ``timeout`` for it."""
-    store = _store()
+def lookup(store: dist.Store | None, timeout: float = LOOKUP_S) -> tuple[int, str] | None:
+    """(rank, cause) of the rank that published a failure in ``store``, waiting up to ``timeout``."""
     if store is None:
         return None
     deadline = time.monotonic() + timeout
@@ -85,8 +77,9 @@ def first_line(err: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def reported(rank: int, world_size: int) -> Iterator[None]:
-    """Run one rank's training; turn what goes wrong into one line that names the failing rank."""
+def reported(rank: int, world_size: int, store: dist.Store | None = None) -> Iterator[None]:
+    """Run one rank's training; turn what goes wrong into one line that names the failing rank.
+    ``store``: the job's store, where the ranks tell each other who failed (None: nobody is told)."""
     if world_size == 1:
         try:
             yield
@@ -98,17 +91,17 @@ def reported(rank: int, world_size: int) -> Iterator[None]:
     except AgreedError:
         raise
     except DistGNNError as err:
-        publish(rank, str(err))
+        publish(store, rank, str(err))
         raise DistGNNError(f"rank {rank} on {socket.gethostname()}: {err}") from err
     except out_of_memory_types() as err:
         cause = f"out of memory ({type(err).__name__}: {first_line(err)})"
-        publish(rank, cause)
+        publish(store, rank, cause)
         raise DistGNNError(f"rank {rank} on {socket.gethostname()}: {cause}") from err
     except Exception as err:
         if not is_comm_failure(err):
-            publish(rank, f"{type(err).__name__}: {first_line(err)}")
+            publish(store, rank, f"{type(err).__name__}: {first_line(err)}")
             raise  # a bug: its traceback is the report
-        found = lookup()
+        found = lookup(store)
         if found is not None and found[0] != rank:
             raise PeerFailedError(f"rank {rank} stopped: rank {found[0]} failed") from err
         if "Timed out" in str(err):
@@ -127,4 +120,4 @@ def set_timeout(groups: list[dist.ProcessGroup | None], seconds: float) -> None:
         if group is None or id(group) in seen:
             continue
         seen.add(id(group))
-        dist.distributed_c10d._set_pg_timeout(timedelta(seconds=float(seconds)), group)
+        group.set_timeout(timedelta(seconds=float(seconds)))  # what dist.set_timeout (torch >= 2.14) calls

@@ -465,7 +465,7 @@ def train_partition(
     """One rank of a job: build the strategy ``cfg`` names over ``layout``, train, drain the comm.
     ``stop``: the SIGINT/SIGTERM request the CLI installed (training then raises TrainingInterrupted).
     A failure is one line naming the failing rank (distgnn.failure)."""
-    with failure.reported(layout.rank, layout.world_size):
+    with failure.reported(layout.rank, layout.world_size, layout.store):
         check_outputs(cfg, layout.rank)
         strategy = build_strategy(cfg, part_dir, layout)
         session = ProfileSession.start(cfg, strategy, layout, part_dir)  # --profile-out / --trace

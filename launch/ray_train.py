@@ -73,14 +73,14 @@ def train_loop(config: dict) -> None:
     from distgnn.commands.options import config_from_args
     from distgnn.commands.train import expected_parts
     from distgnn.kernels.build import prebuild
-    from distgnn.parallel.layout import ProcessLayout
+    from distgnn.parallel.layout import ProcessLayout, store_from_env
     from distgnn.preflight import require_part
     from distgnn.train import train_partition
 
     args = config["train_args"]
     cfg = config_from_args(args)
     prebuild(cfg.parallel.kernel)  # a no-op where the launcher (or another worker on this node) built it
-    layout = ProcessLayout.from_group()
+    layout = ProcessLayout.from_group(store=store_from_env())  # Ray's env:// group's store
     require_part(args.partitions, layout, expected_parts(cfg, layout.world_size))
     train_partition(cfg, args.partitions, layout)
 

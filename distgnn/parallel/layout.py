@@ -44,6 +44,17 @@ def bind_device(device: torch.device, local_rank: int = 0) -> torch.device:
     return device
 
 
+def store_from_env(timeout: float = DEFAULT_TIMEOUT_S) -> dist.Store | None:
+    """A client of the store that an ``env://`` default group was built on (MASTER_ADDR:MASTER_PORT), as
+    that group sees it; None without those variables. For groups made by a launcher (Ray Train), so a
+    failing rank can still leave its note for the others (``ProcessLayout.from_group(store=...)``)."""
+    addr, port = os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT")
+    if not addr or not port:
+        return None
+    wait = timedelta(seconds=float(timeout))
+    return dist.PrefixStore("default_pg", dist.TCPStore(addr, int(port), is_master=False, timeout=wait))
+
+
 def _env_int(name: str, default: int | None = None) -> int:
     raw = os.environ.get(name)
     if raw is None:
@@ -74,6 +85,7 @@ class ProcessLayout:
     owns_group: bool = False
     comm_nice: int | None = None
     timeout: float | None = None  # the group's set-up timeout in seconds (None: torch's default)
+    store: dist.Store | None = None  # the group's key-value store (a failing rank's note goes there)
 
     def __post_init__(self) -> None:
         if self.world_size < 1:
@@ -124,17 +136,17 @@ class ProcessLayout:
         if backend == "nccl" and dev.type != "cuda":
             raise DistGNNError(f"the nccl backend needs CUDA tensors, but this rank's device is {dev}")
         dev = bind_device(dev, local_rank)
-        kwargs: dict = {"backend": backend, "rank": rank, "world_size": world_size}
-        kwargs["timeout"] = timedelta(seconds=float(timeout))
+        wait = timedelta(seconds=float(timeout))
+        kwargs: dict = {"backend": backend, "rank": rank, "world_size": world_size, "timeout": wait}
         if dev.type == "cuda" and backend == "nccl":
             kwargs["device_id"] = dev  # binds NCCL to this device (no guessing in barrier); gloo has no use
-        if store is not None:
-            kwargs["store"] = store
-        else:
-            kwargs["init_method"] = init_method or "env://"
         before = thread_ids()
         try:
-            dist.init_process_group(**kwargs)
+            if store is None:  # the rendezvous init_process_group would run, done here to keep its store
+                store, _, _ = next(dist.rendezvous(init_method or "env://", rank, world_size, timeout=wait))
+                store.set_timeout(wait)
+                store = dist.PrefixStore("default_pg", store)
+            dist.init_process_group(store=store, **kwargs)
         except (RuntimeError, ValueError) as err:  # DistStoreError/DistNetworkError are RuntimeErrors
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise DistGNNError(
@@ -152,6 +164,7 @@ class ProcessLayout:
             owns_group=True,
             comm_nice=comm_nice if boosted else None,
             timeout=float(timeout),
+            store=store,
         )
 
     @classmethod
@@ -182,9 +195,14 @@ class ProcessLayout:
 
     @classmethod
     def from_group(
-        cls, group: dist.ProcessGroup | None = None, *, device: str | torch.device | None = None
+        cls,
+        group: dist.ProcessGroup | None = None,
+        *,
+        device: str | torch.device | None = None,
+        store: dist.Store | None = None,
     ) -> ProcessLayout:
-        """Wrap an already-initialised process group (default: WORLD); :meth:`destroy` leaves it alone."""
+        """Wrap an already-initialised process group (default: WORLD); :meth:`destroy` leaves it alone.
+        ``store``: the group's store, where a failing rank leaves its note for the others (optional)."""
         if not dist.is_initialized():
             raise DistGNNError("torch.distributed is not initialised")
         group = group or dist.group.WORLD
@@ -196,7 +214,13 @@ class ProcessLayout:
             raise DistGNNError(f"the group's nccl backend needs CUDA tensors, but the device is {dev}")
         dev = bind_device(dev, local_rank)
         return cls(
-            rank=rank, world_size=world, local_rank=local_rank, device=dev, backend=backend, group=group
+            rank=rank,
+            world_size=world,
+            local_rank=local_rank,
+            device=dev,
+            backend=backend,
+            group=group,
+            store=store,
         )
 
     def barrier(self) -> None:

@@ -98,7 +98,7 @@ def test_a_rank_that_stops_responding_is_timed_out_and_killed(parts, tmp_path):
     ],
 )  # fmt: skip
 def test_what_a_failing_rank_reports(raised, expected, monkeypatch):
-    monkeypatch.setattr(failure, "lookup", lambda timeout=0: None)  # no store in this process
+    monkeypatch.setattr(failure, "lookup", lambda store, timeout=0: None)  # no store in this process
     with pytest.raises(DistGNNError) as info, failure.reported(rank=1, world_size=2):
         raise raised
     assert str(info.value) == expected
@@ -106,7 +106,7 @@ def test_what_a_failing_rank_reports(raised, expected, monkeypatch):
 
 
 def test_a_peer_names_the_rank_that_published_its_failure(monkeypatch):
-    monkeypatch.setattr(failure, "lookup", lambda timeout=0: (3, "rank 3 on x: out of memory"))
+    monkeypatch.setattr(failure, "lookup", lambda store, timeout=0: (3, "rank 3 on x: out of memory"))
     with pytest.raises(PeerFailedError, match=r"^rank 0 stopped: rank 3 failed$"):
         with failure.reported(rank=0, world_size=4):
             raise RuntimeError("Connection closed by peer")
