@@ -5,7 +5,11 @@ separate passes here, not fused. Each op uses a torch built-in that the ``refere
 so comparing the two checks something: sum/mean aggregation is ``torch.sparse.mm`` on a CSR tensor,
 max aggregation and the edge-softmax row reductions are ``torch.segment_reduce`` over the CSR row
 offsets, sddmm and the edge dot product are ``torch.sparse.sampled_addmm`` (an SDDMM on the CSR
-pattern). Only dropout still runs the reference hash (in torch integer ops).
+pattern). Dropout draws the same Philox4x32-10 mask as every implementation (kernels/csrc/philox.h) but
+computes each 32 x 32 -> 64-bit product from 16-bit limbs of the counter word, so no intermediate reaches
+2^49: exact on any backend, where the reference relies on int64 products wrapping around modulo 2^64. It
+builds the counters per row from ``keys``, takes the round keys in closed form and applies the mask with
+``masked_fill``, where the reference uses ``torch.where``.
 """
 
 from __future__ import annotations
@@ -140,12 +144,58 @@ def edge_softmax_backward(indptr, out, grad) -> Tensor:
     return (o * (g - row_dot)).to(out.dtype)
 
 
+_U32 = 0xFFFFFFFF
+# Philox4x32-10 (csrc/philox.h): multipliers of counter words 0 and 2, key schedule increments.
+_M0, _M1, _W0, _W1 = 0xD2511F53, 0xCD9E8D57, 0x9E3779B9, 0xBB67AE85
+
+
+def _mulhilo(m: int, c: Tensor) -> tuple[Tensor, Tensor]:
+    """High and low 32-bit words of ``m * c`` (uint32 constant ``m``, uint32 values ``c`` in int64).
+
+    ``c = ch * 2^16 + cl``: both partial products are below 2^48, so nothing overflows int64 (nor relies
+    on wrap-around, which not every backend guarantees for int64 products).
+    """
+    lo = m * (c & 0xFFFF)
+    hi = m * (c >> 16)
+    lo = lo + ((hi & 0xFFFF) << 16)  # m * c = (hi >> 16) * 2^32 + lo, lo < 2^49
+    return (hi >> 16) + (lo >> 32), lo & _U32
+
+
+def philox_draw(seed: int, counters: Tensor) -> Tensor:
+    """Word 0 of Philox4x32-10, key (seed lo, seed hi), counter (c lo, c hi, 0, 0): int64 in [0, 2^32)."""
+    c0, c1 = counters & _U32, (counters >> 32) & _U32
+    c2 = c3 = torch.zeros_like(c0)
+    for r in range(10):
+        k0 = ((seed & _U32) + r * _W0) & _U32  # round r's key, in closed form
+        k1 = ((seed >> 32) + r * _W1) & _U32
+        hi0, lo0 = _mulhilo(_M0, c0)
+        hi1, lo1 = _mulhilo(_M1, c2)
+        c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
+    return c0
+
+
+def _counters(x: Tensor, keys: Tensor | None) -> Tensor:
+    """Each element's counter, shaped like ``x``: its flat index, or ``keys[row] * width + col``."""
+    if keys is None:
+        return torch.arange(x.numel(), dtype=torch.int64, device=x.device).reshape(x.shape)
+    keys = keys.to(device=x.device, dtype=torch.int64)
+    if x.dim() == 1:  # one element per row: width 1
+        return keys
+    return keys[:, None] * x.shape[1] + torch.arange(x.shape[1], dtype=torch.int64, device=x.device)
+
+
 def dropout(
     x: Tensor, seed: int, threshold: int, scale: float, relu: bool, bias: Tensor | None, keys: Tensor | None
 ) -> Tensor:
-    """The reference hash in torch integer ops: same mask as ``cpu``, runs on any device."""
-    return reference.dropout(x.contiguous(), seed, threshold, scale, relu, bias, keys)
+    """``v * scale`` where Philox keeps (and, with ``relu``, v > 0), else 0; v = x [+ bias in float32]."""
+    x = x.contiguous()
+    drop = philox_draw(seed, _counters(x, keys)) < threshold
+    v = x if bias is None else x.to(torch.float32).add(bias.to(torch.float32))  # rounded once, below
+    if relu:
+        drop |= ~(v > 0)  # NaN is dropped too
+    return v.mul(scale).masked_fill_(drop, 0.0).to(x.dtype)
 
 
 def positive_scale(out: Tensor, grad: Tensor, scale: float) -> Tensor:
-    return reference.positive_scale(out, grad, scale)
+    """``grad * scale`` where ``out > 0``, else +0.0 (inf and NaN grads included: masked, not multiplied)."""
+    return grad.mul(scale).masked_fill_(~(out > 0), 0.0)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from distgnn.errors import DistGNNError
-from distgnn.kernels import cpu, dropout, reference
+from distgnn.kernels import cpu, dropout, reference, torch_impl
 from distgnn.kernels import dropout_api as api
 
 SHAPES = [(1,), (37, 1), (53, 129), (0, 5), (3, 4, 5)]
@@ -78,6 +78,19 @@ def test_reference_draw_is_philox_with_uint32_wraparound():
     assert int(reference.philox_draw(0, torch.tensor([0]))) == _PHILOX_KAT[0][2][0]
 
 
+def test_torch_draw_is_philox_without_wraparound():
+    """The ``torch`` draw (16-bit limb products, no int64 overflow) equals the Python-int definition and the
+    reference, for counters around 2^32, 2^48 and 2^63 and seeds with both 32-bit halves non-zero."""
+    counters = torch.tensor(
+        [0, 1, 2**16 - 1, 2**16, 2**32 - 1, 2**32, 2**32 + 1, 2**40 + 3, 2**48 - 1, 2**63 - 1]
+    )
+    bulk = torch.randint(0, 2**63 - 1, (4096,), generator=torch.Generator().manual_seed(0))
+    for seed in (0, 2**32 + 7, 2**62 - 1, 0x1234_5678_9ABC_DEF0 & (2**62 - 1)):
+        want = [_draw(seed, c) for c in counters.tolist()]
+        assert torch_impl.philox_draw(seed, counters).tolist() == want
+        assert torch.equal(torch_impl.philox_draw(seed, bulk), reference.philox_draw(seed, bulk))
+
+
 def test_keep_mask_thresholds_the_draw():
     draws = torch.tensor([_draw(9, i) for i in range(500)])
     for thr in (0, 1, 2**31, int(0.9 * 2**32), 2**32):
@@ -118,6 +131,51 @@ def test_matches_reference_bitwise_forward_and_backward(impl, shape, dtype):
     assert out.dtype == dtype and out.shape == x.shape
     assert torch.equal(out, out_ref)
     assert torch.equal(g, g_ref)
+
+
+_INT_VIEW = {torch.float32: torch.int32, torch.bfloat16: torch.int16, torch.float64: torch.int64}
+
+
+def _bits(t: torch.Tensor) -> torch.Tensor:
+    """The raw bits of a float tensor (so NaN payloads and -0.0 compare too)."""
+    return t.view(_INT_VIEW[t.dtype])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+def test_torch_matches_reference_bits_on_non_finite_and_signed_zero(dtype):
+    """dropout and positive_scale (the relu backward) of ``torch`` keep the reference's bits for inf, NaN,
+    -0.0 and negative values in the input, bias, output and gradient."""
+    special = torch.tensor([float("inf"), float("-inf"), float("nan"), -0.0, 0.0, -1.5, 2.5, 1e-30])
+    x = special[torch.randint(0, 8, (40, 16), generator=torch.Generator().manual_seed(1))].to(dtype)
+    bias = special[torch.arange(16) % 8]
+    for relu in (False, True):
+        for b in (None, bias):
+            args = (2**40 + 5, 2**31, 1.75, relu, b, torch.arange(40) + 2**33)
+            assert torch.equal(_bits(torch_impl.dropout(x, *args)), _bits(reference.dropout(x, *args)))
+    out = x.flip(0)  # the relu output (inf, NaN, +-0.0 ...) and x the incoming gradient
+    got, want = torch_impl.positive_scale(out, x, 1.75), reference.positive_scale(out, x, 1.75)
+    assert torch.equal(_bits(got), _bits(want))
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_torch_dropout_runs_without_the_reference(monkeypatch, relu):
+    """With the reference's dropout functions made to raise, ``torch`` still runs forward and backward and
+    keeps exactly the elements whose Python-int Philox draw (keys past 2^32) reaches the threshold."""
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the torch implementation called the reference dropout")
+
+    for name in ("dropout", "dropout_keep", "dropout_counters", "philox_draw", "positive_scale"):
+        monkeypatch.setattr(reference, name, forbidden)
+    keys = torch.tensor([5, 2**35, 0, 2**40 // 9 + 1])
+    x = (torch.rand(4, 9) + 0.5).requires_grad_(True)  # positive: ReLU passes every kept element
+    out = dropout(x, 0.5, seed=2**33 + 11, keys=keys, relu=relu, impl="torch")
+    (g,) = torch.autograd.grad(out.sum(), x)
+    keep = torch.tensor([[_draw(2**33 + 11, k * 9 + c) >= 2**31 for c in range(9)] for k in keys.tolist()])
+    zero = torch.zeros(())
+    assert torch.equal(out, torch.where(keep, x * 2.0, zero))
+    assert torch.equal(g, torch.where(keep, torch.tensor(2.0), zero))
+    assert 0 < int(keep.sum()) < keep.numel()
 
 
 # ------------------------------------------------------------------------------- fused bias + ReLU
