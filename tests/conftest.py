@@ -51,6 +51,24 @@ def run_cli():
     return run
 
 
+@pytest.fixture
+def rdzv_endpoint():
+    """``127.0.0.1:<port>`` of a c10d rendezvous store this test serves for its torchrun agents.
+
+    The store listens on a port the OS picks (port 0) and stays bound until the test ends, so no other
+    process can take the port in between (a free-port probe closes its socket before the agents bind).
+    The agents' own attempt to host the store there fails (address in use) and they connect as
+    clients: torch's c10d backend falls back to a client by design.
+    """
+    from datetime import timedelta
+
+    from distgnn.loopback import listening_store
+
+    store = listening_store("127.0.0.1", 0, timedelta(seconds=60))
+    yield f"127.0.0.1:{store.port}"
+    del store  # the server stops with its last reference
+
+
 @pytest.fixture(scope="session")
 def shared_tmp(tmp_path_factory) -> Path:
     """A directory every pytest-xdist worker of this run shares (its per-worker temp dirs' parent), for

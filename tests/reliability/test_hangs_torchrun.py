@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 
@@ -19,11 +18,10 @@ def parts(tmp_path_factory):
     return tiny_parts(tmp_path_factory.mktemp("hangs"))
 
 
-def two_agents(parts, fault: str, log, *extra: str) -> tuple[list[int], list[str], float]:
-    """Two torchrun agents on 127.0.0.1, one worker each: (exit codes, stderrs, when the last ended)."""
-    port = _free_port()
-    env = job_env(fault, log, NNODES="2", RDZV_ENDPOINT=f"127.0.0.1:{port}", RDZV_ID=f"hang-{port}",
-                  DISTGNN_PREBUILD="0")  # fmt: skip
+def two_agents(parts, endpoint: str, fault: str, log, *extra: str) -> tuple[list[int], list[str], float]:
+    """Two torchrun agents on 127.0.0.1, one worker each, rendezvous at ``endpoint`` (the
+    ``rdzv_endpoint`` fixture): (exit codes, stderrs, when the last ended)."""
+    env = job_env(fault, log, NNODES="2", RDZV_ENDPOINT=endpoint, RDZV_ID="hang", DISTGNN_PREBUILD="0")
     cmd = ["bash", str(TORCHRUN_SH), "--nproc", "1", "--", "--partitions", str(parts), "--epochs", "8", *FAST,
            *extra]  # fmt: skip
     procs = [subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True) for _ in range(2)]
@@ -38,9 +36,9 @@ def two_agents(parts, fault: str, log, *extra: str) -> tuple[list[int], list[str
 
 @pytest.mark.slow  # two torchrun agents start (about 40 s on a loaded 2-core machine)
 @pytest.mark.timeout(200)
-def test_two_torchrun_agents_stop_together_naming_the_failing_rank(parts, tmp_path):
+def test_two_torchrun_agents_stop_together_naming_the_failing_rank(parts, tmp_path, rdzv_endpoint):
     log = tmp_path / "fault"
-    codes, errs, ended = two_agents(parts, "1:2:oom", log)
+    codes, errs, ended = two_agents(parts, rdzv_endpoint, "1:2:oom", log)
     _, at = fault_time(log)
     assert ended - at < 60
     assert all(code != 0 for code in codes)
@@ -50,13 +48,13 @@ def test_two_torchrun_agents_stop_together_naming_the_failing_rank(parts, tmp_pa
 
 @pytest.mark.slow  # two torchrun agents start (about 40 s on a loaded 2-core machine)
 @pytest.mark.timeout(200)
-def test_a_stopped_rank_under_two_torchrun_agents_is_killed_and_named_once(parts, tmp_path):
+def test_a_stopped_rank_under_two_torchrun_agents_is_killed_and_named_once(parts, tmp_path, rdzv_endpoint):
     # The stopped rank's own agent sees it running and would wait forever (torch elastic only checks
     # whether workers exited): its watchdog kills it, so both agents end.
     log = tmp_path / "fault"
     pid = None
     try:
-        codes, errs, ended = two_agents(parts, "1:2:stop", log, "--collective-timeout", "5")
+        codes, errs, ended = two_agents(parts, rdzv_endpoint, "1:2:stop", log, "--collective-timeout", "5")
         pid, at = fault_time(log)
         print(f"both agents ended {ended - at:.1f} s after rank 1 stopped")
         assert ended - at < 60
@@ -66,9 +64,3 @@ def test_a_stopped_rank_under_two_torchrun_agents_is_killed_and_named_once(parts
     finally:
         if pid is not None and not pid_gone(pid):
             os.kill(pid, signal.SIGKILL)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

@@ -3,7 +3,6 @@ the finished epoch checkpointed (--checkpoint-on-exit)."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 
@@ -15,22 +14,15 @@ from distgnn import checkpoint as ckpt
 pytestmark = pytest.mark.slow  # two torchrun agents: scheduled first (tests/conftest.py)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.timeout(300)
-def test_sigterm_under_two_torchrun_agents(tmp_path):
+def test_sigterm_under_two_torchrun_agents(tmp_path, rdzv_endpoint):
     # Two torchrun agents on 127.0.0.1 (one worker each); rank 0's agent gets SIGTERM mid-epoch 3. Rank 1's
     # agent gets nothing: its worker stops after the same epoch because the ranks agree in the metrics
     # all-reduce. The workers print one line and no traceback; torchrun's own report is torchrun's.
     parts = h.tiny_parts(str(tmp_path.parent), 2)
     args = h.train_args(parts, "graph", tmp_path / "ckpt", tmp_path / "m.jsonl")
-    port = free_port()
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1"]
-    torchrun += ["--rdzv_backend", "c10d", "--rdzv_endpoint", f"127.0.0.1:{port}", "--rdzv_id", f"t{port}"]
+    torchrun += ["--rdzv_backend", "c10d", "--rdzv_endpoint", rdzv_endpoint, "--rdzv_id", "t"]
     environ = h.env("sigterm-launcher:0:2")
     agents = [
         subprocess.Popen(
