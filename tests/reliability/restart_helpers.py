@@ -21,8 +21,9 @@ from distgnn.partitioning import partition_graph
 BIN = Path(sys.executable).parent
 HOOKS = Path(__file__).resolve().parent / "hooks"
 EPOCHS = 8
-# Dropout on (shared-seed masks), deterministic kernels, a checkpoint every 2 epochs.
-COMMON = ["--epochs", str(EPOCHS), "--seed", "3", "--kernel", "reference", "--deterministic", "--no-progress"]
+# Dropout on (shared-seed masks), deterministic kernels, a checkpoint every 2 epochs; the kernel is a
+# train_args choice (the reference by default; "cpu": the C++ kernels users get).
+COMMON = ["--epochs", str(EPOCHS), "--seed", "3", "--deterministic", "--no-progress"]
 COMMON += ["--checkpoint-every", "2"]
 STRATEGIES = {  # name -> (parts, processes, extra options)
     "graph": (2, 2, []),
@@ -59,10 +60,12 @@ def env(hook: str | None = None, log: Path | None = None) -> dict[str, str]:
     return out
 
 
-def train_args(part_dir: Path, strategy: str, ckpt_dir: Path, metrics: Path) -> list[str]:
+def train_args(
+    part_dir: Path, strategy: str, ckpt_dir: Path, metrics: Path, kernel: str = "reference"
+) -> list[str]:
     extra = STRATEGIES[strategy][2]
-    return ["--partitions", str(part_dir), *COMMON, *extra, "--checkpoint-dir", str(ckpt_dir),
-            "--metrics-out", str(metrics)]  # fmt: skip
+    return ["--partitions", str(part_dir), *COMMON, "--kernel", kernel, *extra, "--checkpoint-dir",
+            str(ckpt_dir), "--metrics-out", str(metrics)]  # fmt: skip
 
 
 def run(cmd: list[str], environ: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess:
@@ -92,8 +95,11 @@ def assert_bitwise_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor])
         assert torch.equal(a[k], b[k]), k
 
 
-def reference(strategy: str, shared: Path) -> tuple[dict[str, torch.Tensor], list[dict]]:
-    """The uninterrupted ``--nproc`` run of ``strategy`` (final tensors, metrics), once per test run.
+def reference(
+    strategy: str, shared: Path, kernel: str = "reference"
+) -> tuple[dict[str, torch.Tensor], list[dict]]:
+    """The uninterrupted ``--nproc`` run of ``strategy`` on ``kernel`` (final tensors, metrics), once per
+    test run.
 
     ``shared`` is a directory every pytest-xdist worker of the run sees (the ``shared_tmp`` fixture): the
     first test to ask runs the job under a file lock, the others (in any worker) read its outputs.
@@ -103,11 +109,11 @@ def reference(strategy: str, shared: Path) -> tuple[dict[str, torch.Tensor], lis
     def make(root: Path) -> None:
         shutil.rmtree(root / "ckpt", ignore_errors=True)
         (root / "m.jsonl").unlink(missing_ok=True)
-        args = train_args(tiny_parts(str(root), parts), strategy, root / "ckpt", root / "m.jsonl")
+        args = train_args(tiny_parts(str(root), parts), strategy, root / "ckpt", root / "m.jsonl", kernel)
         proc = run(distgnn(*args, "--nproc", str(nproc)), env())
         assert proc.returncode == 0, proc.stderr[-3000:]
 
-    root = made_once(shared, f"reference-{strategy}", make)
+    root = made_once(shared, f"reference-{strategy}-{kernel}", make)
     return final_tensors(root / "ckpt", nproc), metrics(root / "m.jsonl")
 
 
@@ -115,7 +121,9 @@ def metrics(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def check_resumed(tmp_path, shared_tmp, proc, strategy: str, resumed_from: int) -> None:
+def check_resumed(
+    tmp_path, shared_tmp, proc, strategy: str, resumed_from: int, kernel: str = "reference"
+) -> None:
     """A restarted job: every worker started twice, resumed from ``resumed_from``, ended bit-exact."""
     assert proc.returncode == 0, proc.stderr[-3000:]
     # every worker started twice: the first attempt (rank 1 killed), then the restarted group
@@ -123,7 +131,7 @@ def check_resumed(tmp_path, shared_tmp, proc, strategy: str, resumed_from: int) 
     starts = sorted((tmp_path / "starts").read_text().split("\n")[:-1])
     assert starts == [f"{rank} {attempt}" for rank in range(nproc) for attempt in (0, 1)]
     assert f"distgnn: restart 1: resumed from epoch {resumed_from} ({tmp_path / 'ckpt'})" in proc.stderr
-    params, records = reference(strategy, shared_tmp)
+    params, records = reference(strategy, shared_tmp, kernel)
     assert_bitwise_equal(final_tensors(tmp_path / "ckpt", nproc), params)
     got = metrics(tmp_path / "m.jsonl")  # one line per epoch: the killed attempt's extra epochs were cut
     assert [r["epoch"] for r in got] == list(range(1, EPOCHS + 1))

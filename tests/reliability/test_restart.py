@@ -11,17 +11,18 @@ pytestmark = pytest.mark.slow  # each case: a job killed and restarted: schedule
 
 
 @pytest.mark.timeout(400)
+@pytest.mark.parametrize("kernel", ["reference", "cpu"])
 @pytest.mark.parametrize("strategy", ["graph", "pipeline"])
-def test_nproc_restart_after_sigkill_mid_epoch(tmp_path, shared_tmp, strategy):
+def test_nproc_restart_after_sigkill_mid_epoch(tmp_path, shared_tmp, strategy, kernel):
     # rank 1 dies inside epoch 5 (0-based 4), between its backward and the gradient all-reduce: the
-    # newest complete checkpoint is epoch 4.
+    # newest complete checkpoint is epoch 4. On the reference kernels and on the C++ ones users run.
     parts, nproc, _ = STRATEGIES[strategy]
     args = train_args(
-        tiny_parts(str(tmp_path.parent), parts), strategy, tmp_path / "ckpt", tmp_path / "m.jsonl"
+        tiny_parts(str(tmp_path.parent), parts), strategy, tmp_path / "ckpt", tmp_path / "m.jsonl", kernel
     )
     cmd = distgnn(*args, "--nproc", str(nproc), "--max-restarts", "1")
     proc = run(cmd, env("kill:1:4", tmp_path / "starts"), timeout=360)
-    check_resumed(tmp_path, shared_tmp, proc, strategy, resumed_from=4)
+    check_resumed(tmp_path, shared_tmp, proc, strategy, resumed_from=4, kernel=kernel)
 
 
 def test_max_restarts_needs_nproc(run_cli):
