@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
+import re
 import shutil
 import tempfile
 import uuid
@@ -183,6 +185,13 @@ def load_rank_state(root: str | os.PathLike, epoch: int, rank: int) -> dict:
         raise DistGNNError(f"checkpoint file {path} is missing")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:  # torch's refusal spans lines and suggests weights_only=False
+        found = re.search(r"GLOBAL (\S+)|Unsupported operand (\S+)", str(err))
+        what = "it" if not found else f"global {found[1]}" if found[1] else f"pickle opcode {found[2]}"
+        raise DistGNNError(
+            f"cannot load checkpoint {path}: not a file of tensors and plain containers "
+            f"(torch.load with weights_only=True refused {what})"
+        ) from None
     except Exception as err:  # a truncated or foreign file: one clear line
         raise DistGNNError(f"cannot load checkpoint {path}: {type(err).__name__}: {err}") from None
 

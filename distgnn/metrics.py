@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from distgnn import jsonio
+from distgnn.errors import DistGNNError
 
 EPOCH_KEYS = (
     "epoch",
@@ -66,9 +67,14 @@ class MetricsWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         kept = []
         if keep_through > 0 and self.path.exists():
-            for line in self.path.read_text().splitlines():
-                if line.strip() and json.loads(line)["epoch"] <= keep_through:
-                    kept.append(line + "\n")
+            try:
+                for line in self.path.read_text().splitlines():
+                    if line.strip() and json.loads(line)["epoch"] <= keep_through:
+                        kept.append(line + "\n")
+            except (ValueError, KeyError, TypeError) as err:  # not JSON lines of ours: one line, no traceback
+                raise DistGNNError(
+                    f"--metrics-out {self.path} is not a distgnn metrics file: {type(err).__name__}: {err}"
+                ) from None
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
         with os.fdopen(fd, "w") as f:
             f.writelines(kept)
