@@ -1,8 +1,8 @@
 # One-command set-up: `make demo` (install + partition + train on 2 local processes), `make test`.
-# TORCH_SPEC is overridable: CI pins the CPU wheel (torch==2.13.0); a user gets the normal build.
+# TORCH_SPEC is overridable; a user gets the newest build in the tested range (CI runs both ends).
 PYTHON ?= python3
 VENV ?= .venv
-TORCH_SPEC ?= torch>=2.4,<3
+TORCH_SPEC ?= torch>=2.13,<3
 EXTRAS ?= dev,kaminpar
 BIN := $(VENV)/bin
 
