@@ -4,7 +4,7 @@ A driver's ``wait4`` gives one peak for a whole process tree (the largest of the
 worker), not one per rank. This samples the tree under the launched process every ``interval`` seconds:
 for each descendant whose environment names a ``RANK`` (torch's elastic agent sets it for every worker
 it starts as a new program: torchrun) or whose name is ``distgnn-r<RANK>`` (``distgnn train --nproc``'s
-workers, forked from a forkserver, whose /proc environment is the server's; distgnn/forkserver.py),
+workers, forked from a forkserver, whose /proc environment is the server's; distgnn/runtime/forkserver.py),
 its kernel-kept high-water mark ``VmHWM`` (peak resident set, the same figure ``ru_maxrss`` reports). A
 rank's figure is the last ``VmHWM`` read before it exited, so growth in its final ``interval`` is missed.
 """
@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 PROC = Path("/proc")
-WORKER_NAME = "distgnn-r"  # distgnn.forkserver.NAME_PREFIX (this module imports nothing of distgnn)
+WORKER_NAME = "distgnn-r"  # distgnn.runtime.forkserver.NAME_PREFIX (this module imports nothing of distgnn)
 
 
 def children(pid: int) -> list[int]:

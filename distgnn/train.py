@@ -21,22 +21,23 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from distgnn import checkpoint as ckpt
-from distgnn import checkpoint_set, failure
+from distgnn.checkpoint import files as ckpt
+from distgnn.checkpoint import sets as checkpoint_set
 from distgnn.comm.clock import Seconds, clock_for
+from distgnn.comm.layout import ProcessLayout
 from distgnn.config import TrainConfig
 from distgnn.errors import DistGNNError
-from distgnn.interrupt import StopRequest, TrainingInterrupted
 from distgnn.kernels import isa
 from distgnn.metrics import MetricsWriter, accuracies, format_summary, summarize
 from distgnn.models.registry import build_model
 from distgnn.parallel.build import build_strategy
 from distgnn.parallel.determinism import set_deterministic
-from distgnn.parallel.layout import ProcessLayout
 from distgnn.parallel.node_data import NodeData, model_input, row_normalize
 from distgnn.parallel.strategy import Strategy, all_reduce
-from distgnn.preflight import check_outputs, partition_identity
 from distgnn.profile.recorder import ProfileSession
+from distgnn.runtime import failure
+from distgnn.runtime.interrupt import StopRequest, TrainingInterrupted
+from distgnn.runtime.preflight import check_outputs, partition_identity
 
 __all__ = [
     "NodeData", "TrainResult", "Trainer", "model_input", "param_groups", "row_normalize", "train_partition",
@@ -69,7 +70,7 @@ class TrainResult:
 # One epoch's numbers as a float64 row, reduced over all ranks in one all-reduce: sums, then the times
 # (averaged over ranks), then the evaluated flag, (correct, total) for train/val/test and last the
 # non-finite code (distgnn.train.Trainer.nonfinite_code; on the device, no host read per step).
-# "stop_votes": ranks that got SIGINT/SIGTERM (distgnn.interrupt); every rank sees the same sum.
+# "stop_votes": ranks that got SIGINT/SIGTERM (distgnn.runtime.interrupt); every rank sees the same sum.
 SUMMED = ("loss", "comm_bytes", "history_bytes", "stale_reads", "neighbour_reads", "stop_votes")
 AVERAGED = ("epoch_s", "comm_s", "exposed_comm_s", "bubble_s", "grad_sync_s", "eval_s")
 WAITS = ("exposed_comm_s", "bubble_s", "grad_sync_s")  # an epoch's time not spent computing
@@ -100,8 +101,8 @@ class Trainer:
         stop: StopRequest | None = None,
         partition: dict | None = None,
     ) -> None:
-        """``partition``: :func:`distgnn.preflight.partition_identity` of the directory trained on, kept in
-        checkpoints so that a resume on another partitioning is refused (None: not checked)."""
+        """``partition``: :func:`distgnn.runtime.preflight.partition_identity` of the directory trained
+        on, kept in checkpoints so that a resume on another partitioning is refused (None: not checked)."""
         self.cfg, self.strategy, self.stop, self.partition = cfg, strategy, stop, partition
         self.world = strategy.mesh.world
         self.rank = self.world.rank
@@ -132,7 +133,7 @@ class Trainer:
         self.history: list[dict] = []
         self.start_epoch = 0
         self.stop_votes = 0.0  # summed over ranks by reduce_epochs
-        self.run_token: str | None = None  # rank 0: the run owning --checkpoint-dir (distgnn.checkpoint)
+        self.run_token: str | None = None  # rank 0: the run owning --checkpoint-dir (checkpoint/files.py)
         self.last_checkpoint: int | None = None  # the newest complete set this run resumed or wrote
 
     def _broadcast_parameters(self) -> None:
@@ -464,7 +465,7 @@ def train_partition(
 ) -> tuple[TrainResult, Strategy]:
     """One rank of a job: build the strategy ``cfg`` names over ``layout``, train, drain the comm.
     ``stop``: the SIGINT/SIGTERM request the CLI installed (training then raises TrainingInterrupted).
-    A failure is one line naming the failing rank (distgnn.failure)."""
+    A failure is one line naming the failing rank (distgnn.runtime.failure)."""
     with failure.reported(layout.rank, layout.world_size, layout.store):
         check_outputs(cfg, layout.rank)
         strategy = build_strategy(cfg, part_dir, layout)

@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from distgnn import kernel_cache
+from distgnn.kernels import cache as kernel_cache
 from distgnn.kernels.select import ENV_VAR
 
 

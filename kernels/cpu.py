@@ -22,8 +22,8 @@ from types import ModuleType
 import torch
 from torch import Tensor
 
-from distgnn import kernel_cache
 from distgnn.errors import DistGNNError
+from distgnn.kernels import cache as kernel_cache
 
 log = logging.getLogger("distgnn.kernels")
 

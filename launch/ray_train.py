@@ -70,11 +70,11 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, argparse.Namespace]:
 
 def train_loop(config: dict) -> None:
     """One Ray Train worker: Ray's process group -> ProcessLayout -> the usual training entry point."""
+    from distgnn.comm.layout import ProcessLayout, store_from_env
     from distgnn.commands.options import config_from_args
     from distgnn.commands.train import expected_parts
     from distgnn.kernels.build import prebuild
-    from distgnn.parallel.layout import ProcessLayout, store_from_env
-    from distgnn.preflight import require_part
+    from distgnn.runtime.preflight import require_part
     from distgnn.train import train_partition
 
     args = config["train_args"]

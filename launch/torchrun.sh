@@ -28,7 +28,7 @@ export TORCH_DISABLE_SHARE_RDZV_TCP_STORE="${TORCH_DISABLE_SHARE_RDZV_TCP_STORE:
 PYTHON="${PYTHON:-python}"
 # Once per node, before any worker exists. The cache check imports no torch (a fraction of a second);
 # the build command does (seconds on a busy node), so it runs only when the check finds no build.
-if [[ "${DISTGNN_PREBUILD:-1}" != 0 ]] && ! "$PYTHON" -m distgnn.kernel_cache; then
+if [[ "${DISTGNN_PREBUILD:-1}" != 0 ]] && ! "$PYTHON" -m distgnn.kernels.cache; then
   "$PYTHON" -m distgnn.kernels.build --quiet \
     || echo "launch/torchrun.sh: the C++ kernels did not build; workers use another implementation" >&2
 fi

@@ -43,7 +43,7 @@ def train(layout, part_dir: str, cfg_kwargs: dict) -> dict:
 
 
 def _rank(rank: int, store_path: str, backend: str, device: str, part_dir: str, cfg: dict, out) -> None:
-    from distgnn.parallel.layout import ProcessLayout
+    from distgnn.comm.layout import ProcessLayout
 
     torch.set_num_threads(1)
     layout = None
@@ -124,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         print("FAIL exactness: --device cuda but torch sees no CUDA device", flush=True)
         return 1
 
+    from distgnn.comm.layout import ProcessLayout
     from distgnn.data.synthetic import synthetic_graph
-    from distgnn.parallel.layout import ProcessLayout
     from distgnn.partitioning import partition_graph
 
     cfg = dict(model="gcn", hidden=32, dropout=0.5, epochs=args.epochs, eval_every=args.epochs, seed=1)

@@ -44,8 +44,8 @@ def distgnn(*args: str) -> None:
 def train_in_process(*args: str) -> None:
     """``distgnn train ARGS`` on one process without a new interpreter (the same parser and entry point)."""
     from distgnn.cli import build_parser
+    from distgnn.comm.layout import ProcessLayout
     from distgnn.commands.options import config_from_args
-    from distgnn.parallel.layout import ProcessLayout
     from distgnn.train import train_partition
 
     parsed = build_parser().parse_args(["train", *args])

@@ -91,8 +91,8 @@ def _rank(rank: int, world: int, store_path: str, part_dir: str, args: argparse.
     import torch
     import torch.distributed as dist
 
+    from distgnn.comm.layout import ProcessLayout
     from distgnn.config import TrainConfig
-    from distgnn.parallel.layout import ProcessLayout
     from distgnn.train import train_partition
 
     torch.set_num_threads(1)

@@ -27,7 +27,7 @@ from distgnn.comm.counters import CommCounters
 from distgnn.errors import DistGNNError
 
 if TYPE_CHECKING:
-    from distgnn.parallel.layout import ProcessLayout
+    from distgnn.comm.layout import ProcessLayout
     from distgnn.partitioning.part import Part
 
 WIRE_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)

@@ -32,7 +32,7 @@ from distgnn.config import TrainConfig
 from distgnn.errors import DistGNNError, PeerFailedError
 
 if TYPE_CHECKING:
-    from distgnn.interrupt import StopRequest
+    from distgnn.runtime.interrupt import StopRequest
 
 SYNTHETIC_SPEC = "synthetic"
 CACHE_ROOT = Path("runs")
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
 
 def launch_local(args: argparse.Namespace) -> int:
     """Start ``args.nproc`` workers with torch's elastic agent (what torchrun runs), standalone mode."""
-    from distgnn import forkserver
+    from distgnn.runtime import forkserver
 
     nproc = args.nproc
     part_dir = resolve_partitions(args, config_from_args(args), nproc, rank=0)
@@ -148,8 +148,8 @@ def _launch(args: argparse.Namespace, part_dir: str, start_method: str) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    from distgnn import forkserver, loopback
     from distgnn.kernels.build import prebuild
+    from distgnn.runtime import forkserver, loopback
 
     cfg = config_from_args(args)
     prebuild(cfg.parallel.kernel)  # compile the C++ kernels once here, not in every worker's first epoch
@@ -312,7 +312,7 @@ def _wait_for(path: Path, timeout: float) -> None:
 def worker(args: argparse.Namespace, cfg: TrainConfig) -> int:
     """One training process. SIGINT/SIGTERM stop every rank after the current epoch (one line from
     rank 0, exit 130/143; with --checkpoint-on-exit a checkpoint first), not with a traceback per rank."""
-    from distgnn.interrupt import StopRequest, TrainingInterrupted
+    from distgnn.runtime.interrupt import StopRequest, TrainingInterrupted
 
     with StopRequest().installed() as stop:
         try:
@@ -325,21 +325,21 @@ def worker(args: argparse.Namespace, cfg: TrainConfig) -> int:
 
 def train_worker(args: argparse.Namespace, cfg: TrainConfig, stop: StopRequest) -> int:
     """Join the group, load this rank's part, train, report on rank 0."""
-    from distgnn import watchdog
-    from distgnn.parallel.layout import ProcessLayout
-    from distgnn.preflight import has_meta, require_part
+    from distgnn.comm.layout import ProcessLayout
+    from distgnn.runtime import watchdog
+    from distgnn.runtime.preflight import has_meta, require_part
     from distgnn.train import train_partition
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", str(rank)))
     # A part-count mismatch fails on every rank at once, before the group exists; a node lacking the
-    # directory or its part is found by all ranks together once the group exists (distgnn.preflight).
+    # directory or its part is found by all ranks together once the group exists (distgnn.runtime.preflight).
     if args.partitions and world > 1 and not has_meta(args.partitions):
         part_dir = args.partitions
     else:
         part_dir = resolve_partitions(args, cfg, world, rank=local_rank, timeout=args.timeout)
-    if world > 1:  # a rank stopped (SIGSTOP) longer than its peers wait is killed (distgnn.watchdog)
+    if world > 1:  # a rank stopped (SIGSTOP) longer than its peers wait is killed (distgnn.runtime.watchdog)
         watchdog.start(rank, grace=args.timeout)
     try:
         layout = ProcessLayout.init_from_env(timeout=args.timeout)

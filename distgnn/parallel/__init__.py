@@ -1,6 +1,6 @@
 """Parallel strategies (one file each) and the process layout they share."""
 
+from distgnn.comm.layout import ProcessLayout
 from distgnn.parallel.graph import GraphParallel
-from distgnn.parallel.layout import ProcessLayout
 
 __all__ = ["GraphParallel", "ProcessLayout"]

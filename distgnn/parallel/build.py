@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 
+from distgnn.comm.layout import ProcessLayout
+from distgnn.comm.mesh import Mesh2D
 from distgnn.config import TrainConfig
 from distgnn.errors import DistGNNError
-from distgnn.parallel.layout import ProcessLayout
-from distgnn.parallel.mesh import Mesh2D
 from distgnn.parallel.node_data import NodeData
 from distgnn.parallel.strategy import Strategy
 

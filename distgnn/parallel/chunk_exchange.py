@@ -17,8 +17,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from distgnn.comm.layout import ProcessLayout
 from distgnn.parallel.chunks import Chunk, as_index
-from distgnn.parallel.layout import ProcessLayout
 from distgnn.partitioning.part import Part
 
 

@@ -22,14 +22,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from distgnn.comm.layout import ProcessLayout
 from distgnn.errors import DistGNNError
-from distgnn.history import HistoryCache
 from distgnn.kernels import edge_softmax, gspmm, sddmm
 from distgnn.models.masks import MaskKey, MaskSeeds
 from distgnn.models.propagation import Norm
 from distgnn.parallel.chunk_exchange import ChunkTransfer, all_to_all
 from distgnn.parallel.chunks import Chunk
-from distgnn.parallel.layout import ProcessLayout
+from distgnn.parallel.history import HistoryCache
 
 
 class ChunkedPropagation:

@@ -32,6 +32,8 @@ from torch import Tensor, nn
 from distgnn.comm.clock import clock_for
 from distgnn.comm.counters import CommCounters
 from distgnn.comm.halo import HaloExchange, HaloPlan
+from distgnn.comm.layout import ProcessLayout
+from distgnn.comm.mesh import Mesh2D
 from distgnn.comm.stale import StaleHalo
 from distgnn.comm.volume import analytic_bytes
 from distgnn.errors import DistGNNError
@@ -39,9 +41,7 @@ from distgnn.kernels import CSR, edge_softmax, gspmm, resolve, sddmm
 from distgnn.models.layered import LayeredModel
 from distgnn.models.masks import MaskKey, MaskSeeds
 from distgnn.models.propagation import Norm
-from distgnn.parallel.layout import ProcessLayout
 from distgnn.parallel.local_graph import LocalGraph
-from distgnn.parallel.mesh import Mesh2D
 from distgnn.parallel.node_data import NodeData, model_input
 from distgnn.parallel.overlap import OverlapSchedule
 from distgnn.parallel.strategy import StepStats, Strategy

@@ -10,9 +10,9 @@ With one chunk it is exact: stages x graph-parallel training equals single-proce
 
 from __future__ import annotations
 
+from distgnn.comm.mesh import Mesh2D
 from distgnn.config import TrainConfig
 from distgnn.errors import DistGNNError
-from distgnn.parallel.mesh import Mesh2D
 from distgnn.parallel.node_data import NodeData
 from distgnn.parallel.pipeline import PipelineStrategy
 from distgnn.partitioning.part import Part

@@ -5,7 +5,7 @@ part, and a stage's graph-parallel ranks exchange each chunk's halo rows (``chun
 
 Semantics (the contract): in epoch t, chunk c at layer l aggregates its in-neighbours' layer-l message
 rows; a neighbour in a chunk computed earlier in this epoch (or in c itself) is fresh, one in a later
-chunk is historical (its epoch t-1 value, from ``distgnn.history``): a constant in the backward pass, or
+chunk is historical (its epoch t-1 value, from ``history.py``): a constant in the backward pass, or
 (``--history-grad defer``) a row whose gradient is applied to its owner one epoch late. Epoch 0 (no
 history yet) and ``exact_epochs`` warm-up epochs run as one chunk: exactly full-graph training. The chunk
 order is fixed or (``--chunk-order shuffle``) drawn per epoch. Evaluation is always exact (the whole graph
@@ -28,14 +28,14 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from distgnn.comm.mesh import Mesh2D
 from distgnn.config import TrainConfig
 from distgnn.errors import DistGNNError
-from distgnn.history import HistoryCache
 from distgnn.models.layered import LayeredModel
 from distgnn.parallel.chunk_exchange import chunk_transfers, halo_chunk_ids
 from distgnn.parallel.chunk_prop import ChunkedPropagation
 from distgnn.parallel.chunks import Chunk, assign_chunks, build_chunks, chunk_slots
-from distgnn.parallel.mesh import Mesh2D
+from distgnn.parallel.history import HistoryCache
 from distgnn.parallel.node_data import NodeData, model_input
 from distgnn.parallel.strategy import StepStats, Strategy, all_reduce
 from distgnn.partitioning.part import Part

@@ -18,11 +18,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from distgnn.comm.clock import Seconds
+from distgnn.comm.layout import ProcessLayout
+from distgnn.comm.mesh import Mesh2D
 from distgnn.errors import DistGNNError
 from distgnn.metrics import correct_counts
 from distgnn.models.layered import LayeredModel
-from distgnn.parallel.layout import ProcessLayout
-from distgnn.parallel.mesh import Mesh2D
 from distgnn.parallel.node_data import NodeData
 
 

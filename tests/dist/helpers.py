@@ -76,7 +76,7 @@ def _worker(
     import torch
     import torch.distributed as dist
 
-    from distgnn.parallel.layout import ProcessLayout
+    from distgnn.comm.layout import ProcessLayout
 
     torch.set_num_threads(1)
     layout = None
@@ -97,7 +97,7 @@ def _worker(
         results.put((rank, True, pickle.dumps(value)))
     except BaseException as err:  # noqa: B036 - report everything, including KeyboardInterrupt, to the parent
         from distgnn.cli import PEER_GRACE_S
-        from distgnn.failure import is_comm_failure
+        from distgnn.runtime.failure import is_comm_failure
 
         if is_comm_failure(err):  # a peer's failure seen from here: let that peer report its cause first
             time.sleep(PEER_GRACE_S)

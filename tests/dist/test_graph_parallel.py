@@ -12,10 +12,10 @@ import pytest
 import torch
 from helpers import random_graph, ref_aggregate, ref_attend, run_ranks, split_graph
 
+from distgnn.comm.layout import ProcessLayout
 from distgnn.comm.volume import analytic_bytes
 from distgnn.errors import DistGNNError
 from distgnn.parallel.graph import GraphParallel
-from distgnn.parallel.layout import ProcessLayout
 
 N, E, F_IN, HEADS, D = 48, 220, 5, 2, 3
 SLOPE = 0.2

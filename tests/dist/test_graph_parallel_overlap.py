@@ -18,11 +18,11 @@ import pytest
 import torch
 from helpers import random_graph, ref_aggregate, run_ranks, split_graph
 
+from distgnn.comm.layout import ProcessLayout
+from distgnn.comm.priority import COMM_NICE, boost_threads, thread_ids
 from distgnn.comm.volume import analytic_bytes
 from distgnn.kernels import CSR
-from distgnn.parallel.comm_priority import COMM_NICE, boost_threads, thread_ids
 from distgnn.parallel.graph import GraphParallel
-from distgnn.parallel.layout import ProcessLayout
 from distgnn.parallel.overlap import OverlapSchedule, row_blocks
 
 N, E, F = 60, 300, 4

@@ -13,9 +13,9 @@ import pytest
 import torch
 from helpers import graph_edges, random_graph, ref_aggregate, ref_attend, run_ranks, split_graph
 
+from distgnn.comm.layout import ProcessLayout
 from distgnn.comm.volume import analytic_bytes
 from distgnn.parallel.graph import GraphParallel
-from distgnn.parallel.layout import ProcessLayout
 
 N, E, F_IN, HEADS, D = 40, 180, 4, 2, 3
 EPOCHS = 4

@@ -12,8 +12,8 @@ import torch
 from helpers import RankFailed, random_graph, run_ranks, split_graph, store_server
 
 from distgnn.comm.halo import HaloExchange, HaloPlan
+from distgnn.comm.layout import ProcessLayout
 from distgnn.errors import DistGNNError
-from distgnn.parallel.layout import ProcessLayout
 
 WIDTH = 3
 

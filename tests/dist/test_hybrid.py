@@ -20,8 +20,8 @@ from helpers import run_ranks
 from test_pipeline import BASE, CHUNKED, IN_DIM, MODELS, OPTION_MODELS, OPTIONS, PARAM_RTOL, _merged
 from train_workers import params_rel_error, train_many
 
+from distgnn.comm.layout import ProcessLayout
 from distgnn.data.synthetic import synthetic_graph
-from distgnn.parallel.layout import ProcessLayout
 from distgnn.partitioning import load_meta, partition_graph
 from distgnn.profile.exchanges import ModelSpec
 from distgnn.profile.predict import predict_volume

@@ -47,9 +47,9 @@ def test_one_process_keeps_one_copy_of_its_edges_and_no_row_ids(part_dir):
 
 
 def test_the_strategy_drops_the_mapped_partition_bulk(part_dir):
+    from distgnn.comm.layout import ProcessLayout
     from distgnn.config import TrainConfig
     from distgnn.parallel.build import build_strategy
-    from distgnn.parallel.layout import ProcessLayout
 
     cfg = TrainConfig.from_flat(progress=False, model="gcn", hidden=8, epochs=1, kernel="cpu")
     strategy = build_strategy(cfg, part_dir, ProcessLayout.single())

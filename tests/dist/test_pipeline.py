@@ -21,10 +21,10 @@ from chunk_reference import train_reference
 from helpers import run_ranks
 from train_workers import checkpoint_scenario, params_rel_error, train_many
 
+from distgnn.comm.layout import ProcessLayout
 from distgnn.config import TrainConfig
 from distgnn.data.synthetic import synthetic_graph
 from distgnn.errors import DistGNNError
-from distgnn.parallel.layout import ProcessLayout
 from distgnn.parallel.pipeline import split_layers
 from distgnn.partitioning import partition_graph
 from distgnn.profile.exchanges import ModelSpec

@@ -17,8 +17,8 @@ from helpers import run_ranks
 from test_pipeline import BASE, CHUNKED, IN_DIM, MODELS, PARAM_RTOL, _merged
 from train_workers import params_rel_error, train_many
 
+from distgnn.comm.layout import ProcessLayout
 from distgnn.data.synthetic import synthetic_graph
-from distgnn.parallel.layout import ProcessLayout
 from distgnn.partitioning import partition_graph
 
 N, CLASSES = 160, 4

@@ -13,11 +13,11 @@ import torch
 from helpers import cli_rank, run_ranks
 from train_workers import checkpoint_scenario, train_once
 
-from distgnn import checkpoint as ckpt
+from distgnn.checkpoint import files as ckpt
+from distgnn.comm.layout import ProcessLayout
 from distgnn.data.synthetic import synthetic_graph
 from distgnn.errors import DistGNNError
 from distgnn.metrics import EPOCH_KEYS
-from distgnn.parallel.layout import ProcessLayout
 from distgnn.partitioning import partition_graph
 from distgnn.train import Trainer
 

@@ -16,8 +16,8 @@ import torch
 from helpers import run_ranks
 from train_workers import params_rel_error, train_many
 
+from distgnn.comm.layout import ProcessLayout
 from distgnn.data.synthetic import synthetic_graph
-from distgnn.parallel.layout import ProcessLayout
 from distgnn.partitioning import load_meta, partition_graph
 
 IN_DIM, CLASSES, EPOCHS = 24, 4, 5

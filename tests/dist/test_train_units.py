@@ -9,6 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from distgnn.comm.layout import ProcessLayout
+from distgnn.comm.mesh import Mesh2D
 from distgnn.config import TrainConfig
 from distgnn.data.synthetic import synthetic_graph
 from distgnn.errors import DistGNNError
@@ -16,8 +18,6 @@ from distgnn.metrics import format_summary, summarize
 from distgnn.models.inputs import SparseRows
 from distgnn.models.registry import build_model
 from distgnn.parallel.graph import GraphParallel, GraphStrategy
-from distgnn.parallel.layout import ProcessLayout
-from distgnn.parallel.mesh import Mesh2D
 from distgnn.partitioning import load_part, partition_graph
 from distgnn.train import NodeData, Trainer, model_input, param_groups, row_normalize
 

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from distgnn.comm.layout import ProcessLayout
 from distgnn.config import TrainConfig
-from distgnn.parallel.layout import ProcessLayout
 from distgnn.train import train_partition
 
 

@@ -122,11 +122,11 @@ def test_trainer_reads_event_times_only_at_the_reduction(monkeypatch, tmp_path):
     """Through the trainer (1 process, CPU tensors, the fake event clock in place of CUDA events): steps
     record marks and never wait; the reduction waits and turns them into positive epoch times."""
     from distgnn import train as train_mod
+    from distgnn.comm.layout import ProcessLayout
     from distgnn.config import TrainConfig
     from distgnn.data.synthetic import synthetic_graph
     from distgnn.parallel import graph as graph_mod
     from distgnn.parallel.build import build_strategy
-    from distgnn.parallel.layout import ProcessLayout
     from distgnn.partitioning import partition_graph
 
     clock = fake_clock()

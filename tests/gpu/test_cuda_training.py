@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from distgnn.comm.clock import DeviceClock
+from distgnn.comm.layout import ProcessLayout
 from distgnn.config import TrainConfig
 from distgnn.data.synthetic import synthetic_graph
 from distgnn.parallel.build import build_strategy
-from distgnn.parallel.layout import ProcessLayout
 from distgnn.partitioning import partition_graph
 from distgnn.train import Trainer
 

@@ -12,9 +12,9 @@ import pytest
 import torch
 import torch.distributed as dist
 
+from distgnn.comm import layout as layout_mod
+from distgnn.comm.layout import ProcessLayout, default_backend
 from distgnn.errors import DistGNNError
-from distgnn.parallel import layout as layout_mod
-from distgnn.parallel.layout import ProcessLayout, default_backend
 
 CUDA = torch.device
 

@@ -14,8 +14,8 @@ import textwrap
 
 import pytest
 
-from distgnn import kernel_cache
 from distgnn.kernels import build, cpu
+from distgnn.kernels import cache as kernel_cache
 
 pytestmark = pytest.mark.skipif(not cpu.is_available(), reason="the C++ extension does not build here")
 

@@ -1,4 +1,4 @@
-"""``python -m distgnn.kernel_cache``: launch/torchrun.sh's check for a prebuilt extension, without torch.
+"""``python -m distgnn.kernels.cache``: launch/torchrun.sh's check for a prebuilt extension, without torch.
 
 The check and the kernels key the build by one function (``kernel_cache.torch_build``), so they agree under
 any torch, including builds whose version carries a local label (``2.14.1+cu130``, ``2.13.0+cpu``) that
@@ -12,7 +12,7 @@ import textwrap
 
 import torch
 
-from distgnn import kernel_cache
+from distgnn.kernels import cache as kernel_cache
 from distgnn.kernels import cpu
 
 # exit 3 if answering imported torch

@@ -24,7 +24,9 @@ def test_the_launcher_builds_before_any_worker_starts(monkeypatch, tmp_path):
     monkeypatch.setattr(train_cmd, "resolve_partitions", lambda *a, **k: str(tmp_path))
     monkeypatch.setattr("distgnn.kernels.build.prebuild", lambda kernel: events.append(("prebuild", kernel)))
 
-    monkeypatch.setattr("distgnn.forkserver.start", lambda: events.append(("forkserver",)) or "forkserver")
+    monkeypatch.setattr(
+        "distgnn.runtime.forkserver.start", lambda: events.append(("forkserver",)) or "forkserver"
+    )
 
     def fake_launch(config, entrypoint):
         events.append(("launch", config.nproc_per_node, config.start_method, entrypoint.__name__))

@@ -6,8 +6,8 @@ import os
 from typing import Any
 
 from distgnn import jsonio
+from distgnn.comm.layout import ProcessLayout
 from distgnn.config import TrainConfig
-from distgnn.parallel.layout import ProcessLayout
 from distgnn.train import train_partition
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from made_once import made_once
 
-from distgnn import checkpoint as ckpt
+from distgnn.checkpoint import files as ckpt
 from distgnn.data.synthetic import synthetic_graph
 from distgnn.partitioning import partition_graph
 

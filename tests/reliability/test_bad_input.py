@@ -20,7 +20,7 @@ import pytest
 from guard_helpers import tiny_parts
 
 from distgnn.data.synthetic import synthetic_graph
-from distgnn.preflight import partition_identity
+from distgnn.runtime.preflight import partition_identity
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dist"))
 from helpers import run_ranks  # noqa: E402
@@ -398,7 +398,7 @@ def test_a_partitioning_written_again_identically_still_resumes(tmp_path):
     # timings: partitioning the same graph the same way again must not orphan the checkpoints.
     first, again = tiny_parts(tmp_path, 2, name="first"), tiny_parts(tmp_path, 2, name="again")
     assert partition_identity(first)["sha256"] == partition_identity(again)["sha256"]
-    from distgnn.checkpoint import partition_mismatch
+    from distgnn.checkpoint.files import partition_mismatch
 
     assert partition_mismatch(partition_identity(first), partition_identity(again)) is None
     assert partition_mismatch(None, partition_identity(again)) is None  # a checkpoint of an older distgnn

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from distgnn import checkpoint as ckpt
-from distgnn.checkpoint_set import resume_set, save_set
-from distgnn.parallel.layout import ProcessLayout
+from distgnn.checkpoint import files as ckpt
+from distgnn.checkpoint.sets import resume_set, save_set
+from distgnn.comm.layout import ProcessLayout
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dist"))
 from helpers import run_ranks  # noqa: E402

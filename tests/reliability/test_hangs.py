@@ -10,8 +10,8 @@ import socket
 import pytest
 from guard_helpers import BIN, FAST, error_lines, fault_time, job_env, pid_gone, run_job, tiny_parts
 
-from distgnn import failure, watchdog
 from distgnn.errors import DistGNNError, PeerFailedError
+from distgnn.runtime import failure, watchdog
 
 HOST = socket.gethostname()
 OOM = f"distgnn train: error: rank 1 on {HOST}: out of memory (MemoryError: simulated: cannot allocate 1 GiB)"
@@ -63,7 +63,7 @@ def test_a_rank_out_of_memory_stops_every_rank_with_one_cause(parts, tmp_path):
 def test_a_rank_that_stops_responding_is_timed_out_and_killed(parts, tmp_path):
     # SIGSTOP: alive but silent. Its peer's collective times out (--collective-timeout 5 after the first
     # epoch) and the peer stops with one line; the stopped rank's watchdog kills it once it has been
-    # stopped that long, naming it (distgnn.watchdog); the launcher names the killed rank.
+    # stopped that long, naming it (distgnn.runtime.watchdog); the launcher names the killed rank.
     log = tmp_path / "fault"
     pid = None
     try:

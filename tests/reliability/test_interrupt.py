@@ -11,7 +11,7 @@ import subprocess
 import pytest
 import restart_helpers as h
 
-from distgnn import checkpoint as ckpt
+from distgnn.checkpoint import files as ckpt
 
 pytestmark = pytest.mark.slow  # nproc jobs signalled mid-epoch: scheduled first (tests/conftest.py)
 

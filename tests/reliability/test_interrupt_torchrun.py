@@ -9,7 +9,7 @@ import sys
 import pytest
 import restart_helpers as h
 
-from distgnn import checkpoint as ckpt
+from distgnn.checkpoint import files as ckpt
 
 pytestmark = pytest.mark.slow  # two torchrun agents: scheduled first (tests/conftest.py)
 

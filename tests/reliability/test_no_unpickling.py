@@ -31,11 +31,11 @@ import pytest
 import torch
 from guard_helpers import BIN, job_env, tiny_parts
 
-from distgnn import checkpoint as ckpt
-from distgnn.checkpoint_set import resume_set
+from distgnn.checkpoint import files as ckpt
+from distgnn.checkpoint.sets import resume_set
+from distgnn.comm.layout import ProcessLayout
 from distgnn.data import load_edgelist, save_npz, synthetic_graph
 from distgnn.errors import DistGNNError
-from distgnn.parallel.layout import ProcessLayout
 from distgnn.partitioning import load_part
 from distgnn.profile.network import Network
 from distgnn.profile.network_file import save_network

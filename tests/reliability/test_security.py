@@ -129,7 +129,7 @@ def test_the_local_launcher_rendezvous_is_on_loopback(monkeypatch, tmp_path):
     seen = []
     monkeypatch.setattr(train_cmd, "resolve_partitions", lambda *a, **k: str(tmp_path))
     monkeypatch.setattr("distgnn.kernels.build.prebuild", lambda kernel: None)
-    monkeypatch.setattr("distgnn.forkserver.start", lambda: "forkserver")
+    monkeypatch.setattr("distgnn.runtime.forkserver.start", lambda: "forkserver")
     monkeypatch.setattr(
         "torch.distributed.launcher.api.elastic_launch",
         lambda config, entrypoint: seen.append(config) or (lambda *argv: None),

@@ -1,6 +1,6 @@
-"""The per-worker watchdog (distgnn.watchdog), on a small stand-in worker: it kills its worker once the
-worker has been stopped longer than the grace, leaves a worker stopped for less alone, and never outlives
-its worker. The whole-job behaviour (two torchrun agents) is in test_hangs.py."""
+"""The per-worker watchdog (distgnn.runtime.watchdog), on a small stand-in worker: it kills its worker
+once the worker has been stopped longer than the grace, leaves a worker stopped for less alone, and never
+outlives its worker. The whole-job behaviour (two torchrun agents) is in test_hangs.py."""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ import time
 import pytest
 from guard_helpers import pid_gone
 
-from distgnn import watchdog
+from distgnn.runtime import watchdog
 
 # A stand-in worker: starts its watchdog (as `distgnn train` does), sets the grace as training does after
 # the first epoch, prints both pids, then waits for stdin to close (or to be killed).
 WORKER = """
 import sys
-from distgnn import watchdog
+from distgnn.runtime import watchdog
 dog = watchdog.start(rank=1, grace=300)
 dog.set_grace(float(sys.argv[1]))
 print(dog.pid, flush=True)

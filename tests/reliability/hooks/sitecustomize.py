@@ -51,7 +51,8 @@ def _install() -> None:
     if int(os.environ["RANK"]) != int(rank):
         return
     epoch = int(epoch)
-    from distgnn import checkpoint, train
+    from distgnn import train
+    from distgnn.checkpoint import files as checkpoint
 
     if action == "kill-in-save":
         real_save = checkpoint.save_rank_state

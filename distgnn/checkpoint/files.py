@@ -7,7 +7,7 @@ manifest (a rank died mid-save, the disk filled) is never resumed, and a file th
 manifest (truncated, corrupted) is detected before it is loaded. ``DIR/run.json`` holds the token of the
 run that owns the directory (an elastic restart resumes only its own run's sets). Every file is written to
 a temporary name and renamed. Rank files hold tensors and plain containers only and load with
-``torch.load(..., weights_only=True)``. The collective protocol is in :mod:`distgnn.checkpoint_set`.
+``torch.load(..., weights_only=True)``. The collective protocol is in :mod:`distgnn.checkpoint.sets`.
 """
 
 from __future__ import annotations
@@ -227,7 +227,7 @@ def run_token(root: str | os.PathLike, *, new: bool) -> str:
 
 def partition_mismatch(saved: dict | None, current: dict | None) -> str | None:
     """Why a checkpoint trained on partitioning ``saved`` cannot resume on ``current`` (both
-    :func:`distgnn.preflight.partition_identity`); None when they match or either is unknown (a
+    :func:`distgnn.runtime.preflight.partition_identity`); None when they match or either is unknown (a
     checkpoint of an older distgnn, a trainer built without a partition directory). Another partitioning
     of the same graph has the same feature and class counts: without this, it would resume silently with
     every node's parameters and halo state applied to other nodes."""

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from distgnn.comm.layout import ProcessLayout
 from distgnn.errors import DistGNNError
-from distgnn.parallel.layout import ProcessLayout
 
 DIMS = ("pipe", "graph")
 

@@ -1,5 +1,5 @@
 """Imported only as the first preload module of ``distgnn train --nproc``'s forkserver
-(:mod:`distgnn.forkserver`), to set up that server process.
+(:mod:`distgnn.runtime.forkserver`), to set up that server process.
 
 - It ignores SIGTERM, as multiprocessing makes it ignore SIGINT: a SIGTERM sent to the whole process
   group must stop the launcher and the workers, not the server the workers were forked from (the

@@ -14,9 +14,9 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from distgnn import loopback
+from distgnn.comm.priority import COMM_NICE, boost_threads, thread_ids
 from distgnn.errors import DistGNNError
-from distgnn.parallel.comm_priority import COMM_NICE, boost_threads, thread_ids
+from distgnn.runtime import loopback
 
 DEFAULT_TIMEOUT_S = 300.0
 
@@ -124,7 +124,7 @@ class ProcessLayout:
         ``timeout`` (seconds) bounds every collective, so a dead peer takes the job down instead of
         hanging it. With ``world_size == 1`` and no store/init_method, no group is created.
         ``comm_nice``: with gloo, the threads the group starts get this nice value so transfers keep
-        pace with compute (see ``distgnn.parallel.comm_priority``); None leaves them alone.
+        pace with compute (see ``distgnn.comm.priority``); None leaves them alone.
         """
         local_rank = rank if local_rank is None else local_rank
         if world_size == 1 and store is None and init_method is None:

@@ -3,7 +3,7 @@
 The extension's name hashes its sources, headers, compiler flags and torch's build (:func:`torch_build`),
 so any change rebuilds. None of that needs torch itself, so a launcher can ask whether this node already
 holds the build in a fraction of a second:
-``python -m distgnn.kernel_cache`` exits 0 if it does, 1 if not, and only then does ``launch/torchrun.sh``
+``python -m distgnn.kernels.cache`` exits 0 if it does, 1 if not, and only then does ``launch/torchrun.sh``
 run ``python -m distgnn.kernels.build``, which imports torch (3-10 s on a busy machine, before every job).
 """
 
@@ -22,9 +22,8 @@ LDFLAGS = ("-fopenmp",)
 
 
 def csrc_dir() -> Path:
-    """The kernels' C++ sources, found without importing ``distgnn.kernels`` (which imports torch)."""
-    spec = importlib.util.find_spec("distgnn.kernels")
-    return Path(next(iter(spec.submodule_search_locations))) / "csrc"
+    """The kernels' C++ sources, beside this file."""
+    return Path(__file__).resolve().parent / "csrc"
 
 
 def sources() -> list[Path]:

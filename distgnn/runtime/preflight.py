@@ -23,9 +23,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from distgnn.comm.layout import ProcessLayout
 from distgnn.config import TrainConfig
 from distgnn.errors import AgreedError, DistGNNError
-from distgnn.parallel.layout import ProcessLayout
 from distgnn.partitioning import load_meta
 from distgnn.partitioning.format import ARRAYS, META_FILE, part_dirname
 

@@ -9,7 +9,7 @@ entrypoint). A worker runs the same ``distgnn`` command line a torchrun worker d
 
 The forkserver reads its environment when it starts: the launcher sets ``OMP_NUM_THREADS``,
 ``GLOO_SOCKET_IFNAME`` and the like before calling :func:`start`. It ignores SIGINT (multiprocessing's
-doing) and SIGTERM (:mod:`distgnn._forkserver_init`), so a signal sent to the whole process group
+doing) and SIGTERM (:mod:`distgnn.runtime.forkserver_init`), so a signal sent to the whole process group
 (Ctrl-C, Slurm's SIGTERM before preemption) reaches the launcher and the workers but leaves the server
 up: were it to die, the launcher would see every worker as exited and stop waiting for them.
 
@@ -33,7 +33,7 @@ START_METHOD = "forkserver"
 NAME_PREFIX = "distgnn-r"  # a worker's process name: distgnn-r<RANK> (15 characters at most on Linux)
 # What a worker imports before its first epoch (seconds of CPU each time, in a fresh interpreter).
 PRELOAD = [
-    "distgnn._forkserver_init",
+    "distgnn.runtime.forkserver_init",
     "torch",
     "torch._dynamo",
     "torch.distributed",

@@ -26,8 +26,8 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from distgnn import watchdog
 from distgnn.errors import AgreedError, DistGNNError, PeerFailedError
+from distgnn.runtime import watchdog
 
 FAILED_KEY = "distgnn/failed"
 LOOKUP_S = 2.0  # how long a peer waits for the failing rank's note before reporting a silent failure
@@ -113,7 +113,8 @@ def reported(rank: int, world_size: int, store: dist.Store | None = None) -> Ite
 
 def set_timeout(groups: list[dist.ProcessGroup | None], seconds: float) -> None:
     """Give each (distinct, existing) process group this collective timeout, and this rank's watchdog the
-    same grace: a rank stopped longer than its peers wait is of no use to them (:mod:`distgnn.watchdog`)."""
+    same grace: a rank stopped longer than its peers wait is of no use to them
+    (:mod:`distgnn.runtime.watchdog`)."""
     watchdog.set_grace(seconds)
     seen: set[int] = set()
     for group in groups:

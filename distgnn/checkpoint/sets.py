@@ -17,9 +17,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from distgnn import checkpoint as ckpt
+from distgnn.checkpoint import files as ckpt
+from distgnn.comm.layout import ProcessLayout
 from distgnn.errors import AgreedError, DistGNNError
-from distgnn.parallel.layout import ProcessLayout
 from distgnn.parallel.strategy import all_reduce
 
 _DIGEST_WORDS = 4  # a sha256 as four int64
