@@ -1,6 +1,7 @@
 """One-epoch-stale halo rows and halo gradients (PipeGCN-style), per call site ``key``.
 
-This is an explicit approximation, used only when a strategy is built with ``staleness=1``:
+This is an explicit approximation, used only when the halo propagation (``distgnn.parallel.halo_prop``)
+is built with ``staleness=1``:
 
 - Forward, epoch t >= 1: the layer aggregates the halo rows its peers sent in epoch t-1 while this
   epoch's rows travel in the background (they are used in epoch t+1).

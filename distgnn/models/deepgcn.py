@@ -71,6 +71,9 @@ class DeepGCN(LayeredModel):
     def exchange_widths(self) -> list[int]:
         return [self.hidden] * len(self.convs)
 
+    def aggregation_norms(self) -> set[Norm]:
+        return {conv.aggregation_norm for conv in self.convs}
+
     def input_width(self, layer: int) -> int:
         return self.lin_in.in_features if layer == 0 else self.hidden
 

@@ -7,14 +7,15 @@ from torch import Tensor, nn
 
 from distgnn.models.inputs import Input, linear
 from distgnn.models.propagation import Propagation
-from distgnn.models.stack import LayerStack
+from distgnn.models.stack import LayerStack, StackConv
 
 
-class GATConv(nn.Module):
+class GATConv(StackConv):
     """One multi-head attention layer: heads are concatenated (hidden layers) or averaged (output layer).
 
     Per head, ``e_ij = leaky_relu(a_src . W h_j + a_dst . W h_i)``; the two dot products are computed per
     node here, so the graph side only needs the rows ``W h`` and the scalars ``a_src . W h`` per head.
+    It calls ``prop.attend`` only (no ``aggregation_norm``).
     """
 
     def __init__(

@@ -7,10 +7,10 @@ from torch import Tensor, nn
 
 from distgnn.models.inputs import Input, dense, matmul
 from distgnn.models.propagation import Norm, Propagation
-from distgnn.models.stack import LayerStack
+from distgnn.models.stack import LayerStack, StackConv
 
 
-class GCNConv(nn.Module):
+class GCNConv(StackConv):
     """``D^-1/2 (A + I) D^-1/2 h W + b``.
 
     Aggregation and the linear map commute, so the layer multiplies by ``W`` first when that shrinks the

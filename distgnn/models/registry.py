@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from torch import nn
-
 from distgnn.errors import DistGNNError
 from distgnn.models.deepgcn import DeepGCN
 from distgnn.models.gat import GAT
 from distgnn.models.gcn import GCN
+from distgnn.models.layered import LayeredModel
 from distgnn.models.sage import GraphSAGE
 
-MODELS: dict[str, Callable[..., nn.Module]] = {
+MODELS: dict[str, Callable[..., LayeredModel]] = {
     "gcn": GCN,
     "sage": GraphSAGE,
     "gat": GAT,
@@ -29,7 +28,7 @@ def build_model(
     dropout: float = 0.5,
     heads: int = 8,
     out_heads: int = 1,
-) -> nn.Module:
+) -> LayeredModel:
     """A fresh model. Every model maps ``(x [owned, in_dim], prop) -> logits [owned, out_dim]``.
 
     ``heads``/``out_heads`` only apply to GAT (``hidden`` is then the width per head).

@@ -6,10 +6,10 @@ from torch import Tensor, nn
 
 from distgnn.models.inputs import Input, dense, linear
 from distgnn.models.propagation import Norm, Propagation
-from distgnn.models.stack import LayerStack
+from distgnn.models.stack import LayerStack, StackConv
 
 
-class SAGEConv(nn.Module):
+class SAGEConv(StackConv):
     """One mean-aggregator layer (no normalisation of the output, as PyG/DGL ``SAGEConv`` by default).
 
     ``mean`` is linear, so ``W_neigh mean(h) = mean(h W_neigh)``: the neighbour branch is transformed first

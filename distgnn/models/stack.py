@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Literal
 
 import torch.nn.functional as F
@@ -9,9 +10,26 @@ from torch import Tensor, nn
 
 from distgnn.models.inputs import Input, dropout
 from distgnn.models.layered import LayeredModel
-from distgnn.models.propagation import Propagation
+from distgnn.models.propagation import Norm, Propagation
 
 Activation = Literal["relu", "elu"]
+
+
+class StackConv(nn.Module, ABC):
+    """What :class:`LayerStack` reads of a layer: its widths, what it exchanges and how it aggregates.
+
+    ``forward(h, prop, *, key)`` runs the layer (with ``add_bias=False`` too, and a ``bias`` attribute,
+    when the stack fuses the bias).
+    """
+
+    in_dim: int
+    out_dim: int  # of the layer's output (GAT's output layer: one head group's width, heads averaged)
+    aggregation_norm: Norm | None = None  # what it asks prop.aggregate for; None: it only calls attend
+
+    @property
+    @abstractmethod
+    def exchange_width(self) -> int:
+        """Width of the rows this layer aggregates (what a halo exchange sends per node)."""
 
 
 class LayerStack(LayeredModel):
@@ -23,10 +41,10 @@ class LayerStack(LayeredModel):
     """
 
     def __init__(
-        self, convs: list[nn.Module], dropout: float, activation: Activation, *, fuse_bias: bool = False
+        self, convs: list[StackConv], dropout: float, activation: Activation, *, fuse_bias: bool = False
     ) -> None:
         super().__init__()
-        self.convs = nn.ModuleList(convs)
+        self.convs = nn.ModuleList(convs)  # of StackConv
         self.dropout = dropout
         self.activation = activation
         self.fuse_bias = fuse_bias and activation == "relu"
@@ -40,8 +58,10 @@ class LayerStack(LayeredModel):
         return self.convs[0]
 
     def exchange_widths(self) -> list[int]:
-        """Per layer, the width of the rows aggregated over the graph (what a halo exchange sends)."""
         return [conv.exchange_width for conv in self.convs]
+
+    def aggregation_norms(self) -> set[Norm]:
+        return {conv.aggregation_norm for conv in self.convs if conv.aggregation_norm is not None}
 
     def input_width(self, layer: int) -> int:
         return int(self.convs[layer].in_dim)

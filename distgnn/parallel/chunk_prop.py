@@ -1,4 +1,5 @@
-"""The Propagation a pipeline stage runs: one chunk at a time, neighbours from the history cache.
+"""Chunk propagation: the Propagation a pipeline stage runs, one chunk at a time, neighbours from the
+history cache.
 
 For chunk c at layer ``key`` the rows handed to ``aggregate`` (the chunk's message rows, with autograd)
 are written to the cache, then the chunk's in-edges are aggregated over ``[chunk rows | other sources]``
@@ -32,7 +33,11 @@ from distgnn.parallel.chunks import Chunk
 from distgnn.parallel.history import HistoryCache
 
 
-class ChunkedPropagation:
+class ChunkPropagation:
+    """The chunk propagation engine of a pipeline stage (and of a hybrid stage over one part): answers the
+    Propagation protocol for the chunk set by :meth:`use`, reading other chunks' rows from the history
+    cache and, in the hybrid, exchanging the chunk's halo rows over the stage's graph-parallel ranks."""
+
     def __init__(
         self,
         history: HistoryCache,
@@ -131,7 +136,7 @@ class ChunkSources(torch.autograd.Function):
     later chunks and peers deposited for its rows."""
 
     @staticmethod
-    def forward(ctx, m: Tensor, prop: ChunkedPropagation, key: int) -> Tensor:
+    def forward(ctx, m: Tensor, prop: ChunkPropagation, key: int) -> Tensor:
         c, history = prop.chunk, prop.history
         t = prop.transfers[c.index] if prop.transfers is not None else None
         if prop.record:

@@ -1,4 +1,4 @@
-"""GraphParallel on 2-4 gloo ranks equals the single-process result on the whole graph.
+"""HaloPropagation on 2-4 gloo ranks equals the single-process result on the whole graph.
 
 One process group per world size runs every configuration (norms x overlap, bf16 wire, GAT) and
 returns outputs, input gradients and measured bytes; the assertions compare them here with the plain
@@ -15,7 +15,7 @@ from helpers import random_graph, ref_aggregate, ref_attend, run_ranks, split_gr
 from distgnn.comm.layout import ProcessLayout
 from distgnn.comm.volume import analytic_bytes
 from distgnn.errors import DistGNNError
-from distgnn.parallel.graph import GraphParallel
+from distgnn.parallel.halo_prop import HaloPropagation
 
 N, E, F_IN, HEADS, D = 48, 220, 5, 2, 3
 SLOPE = 0.2
@@ -48,7 +48,7 @@ def _run_rank(layout: ProcessLayout, parts: list, inputs: dict, part_dir: str | 
     inp = {k: v[rows] for k, v in inputs.items()}
     res: dict = {"halo": part.n_halo}
     for norm, overlap, wire in CONFIGS:
-        gp = GraphParallel(part, layout, overlap=overlap, comm_dtype=DTYPES[wire], kernel_impl=IMPL)
+        gp = HaloPropagation(part, layout, overlap=overlap, comm_dtype=DTYPES[wire], kernel_impl=IMPL)
         h = _leaf(inp["h"])
         out = gp.aggregate(h, key=0, norm=norm)
         (out * torch.from_numpy(inp["r"])).sum().backward()
@@ -57,7 +57,7 @@ def _run_rank(layout: ProcessLayout, parts: list, inputs: dict, part_dir: str | 
             assert torch.equal(gp.aggregate(h, key=0, norm=norm), out.detach())
         res[(norm, overlap, wire, "eval")] = gp.counters.bytes_sent(direction="eval")
     for wire in ("f32", "bf16"):
-        gp = GraphParallel(part, layout, comm_dtype=DTYPES[wire], kernel_impl=IMPL)
+        gp = HaloPropagation(part, layout, comm_dtype=DTYPES[wire], kernel_impl=IMPL)
         z, a_src, a_dst = _leaf(inp["z"]), _leaf(inp["a_src"]), _leaf(inp["a_dst"])
         out = gp.attend(z, a_src, a_dst, key=1, negative_slope=SLOPE)
         (out * torch.from_numpy(inp["rz"])).sum().backward()
@@ -66,7 +66,7 @@ def _run_rank(layout: ProcessLayout, parts: list, inputs: dict, part_dir: str | 
     if part_dir is not None:  # a real partition directory, loaded by each rank
         from distgnn.partitioning import load_part
 
-        gp = GraphParallel.from_partition_dir(part_dir, layout, kernel_impl=IMPL)
+        gp = HaloPropagation.from_partition_dir(part_dir, layout, kernel_impl=IMPL)
         rows_dir = np.asarray(load_part(part_dir, layout.rank).orig_ids)
         h = torch.from_numpy(inputs["h"][rows_dir])
         res["dir"] = (rows_dir, gp.aggregate(h, key=0, norm="gcn").numpy())
@@ -141,7 +141,7 @@ def test_single_process_engine_and_errors(tmp_path) -> None:
     graph = random_graph(N, E, F_IN, seed=1)
     (part,) = split_graph(graph, 1)
     layout = ProcessLayout.single()
-    gp = GraphParallel(part, layout, kernel_impl=IMPL)
+    gp = HaloPropagation(part, layout, kernel_impl=IMPL)
     h = torch.from_numpy(_inputs()["h"][part.orig_ids])
     want = ref_aggregate(graph, torch.from_numpy(_inputs()["h"]), "mean").numpy()[part.orig_ids]
     _close(gp.aggregate(h, key=0, norm="mean").numpy(), want, 1e-6)
@@ -153,12 +153,12 @@ def test_single_process_engine_and_errors(tmp_path) -> None:
     with pytest.raises(
         DistGNNError, match="staleness must be 0 \\(exact\\) or 1 \\(one epoch stale\\), got 2"
     ):
-        GraphParallel(part, layout, staleness=2)
+        HaloPropagation(part, layout, staleness=2)
     two = split_graph(graph, 2)
     with pytest.raises(
         DistGNNError, match="part 0 belongs to a 2-part partition but the job has 1 processes"
     ):
-        GraphParallel(two[0], layout)
+        HaloPropagation(two[0], layout)
 
     from distgnn.partitioning import partition_graph
 
@@ -169,4 +169,4 @@ def test_single_process_engine_and_errors(tmp_path) -> None:
         "run with 4 processes or re-partition with --parts 1"
     )
     with pytest.raises(DistGNNError, match=msg.replace("(", "\\(")):
-        GraphParallel.from_partition_dir(part_dir, layout)
+        HaloPropagation.from_partition_dir(part_dir, layout)

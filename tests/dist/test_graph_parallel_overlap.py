@@ -22,7 +22,7 @@ from distgnn.comm.layout import ProcessLayout
 from distgnn.comm.priority import COMM_NICE, boost_threads, thread_ids
 from distgnn.comm.volume import analytic_bytes
 from distgnn.kernels import CSR
-from distgnn.parallel.graph import GraphParallel
+from distgnn.parallel.halo_prop import HaloPropagation
 from distgnn.parallel.overlap import OverlapSchedule, row_blocks
 
 N, E, F = 60, 300, 4
@@ -35,7 +35,7 @@ def _run_rank(layout: ProcessLayout, parts: list, h_all: np.ndarray, r_all: np.n
     res: dict = {"halo": part.n_halo, "comm_nice": layout.comm_nice}
     for norm in ("gcn", "mean", "sum"):
         for overlap in (True, False):
-            gp = GraphParallel(part, layout, overlap=overlap, kernel_impl="reference")
+            gp = HaloPropagation(part, layout, overlap=overlap, kernel_impl="reference")
             if overlap:
                 gp.schedule = OverlapSchedule(
                     gp.graph, gp.exchange, gp.counters, kernel_impl="reference", block_rows=BLOCK
@@ -181,7 +181,7 @@ def _delayed_rank(layout: ProcessLayout, parts: list, h_all: np.ndarray) -> dict
         part = parts[layout.rank]
         res = {}
         for overlap in (True, False):
-            gp = GraphParallel(part, layout, overlap=overlap, kernel_impl="reference")
+            gp = HaloPropagation(part, layout, overlap=overlap, kernel_impl="reference")
             gp.schedule = _SlowInnerSchedule(
                 gp.graph, gp.exchange, gp.counters, kernel_impl="reference", block_rows=BLOCK, events=events
             )

@@ -15,7 +15,7 @@ from helpers import graph_edges, random_graph, ref_aggregate, ref_attend, run_ra
 
 from distgnn.comm.layout import ProcessLayout
 from distgnn.comm.volume import analytic_bytes
-from distgnn.parallel.graph import GraphParallel
+from distgnn.parallel.halo_prop import HaloPropagation
 
 N, E, F_IN, HEADS, D = 40, 180, 4, 2, 3
 EPOCHS = 4
@@ -30,7 +30,7 @@ def _series(seed: int) -> tuple[np.ndarray, np.ndarray]:
     return h, r
 
 
-def _step(gp: GraphParallel, h: np.ndarray, r: np.ndarray) -> tuple:
+def _step(gp: HaloPropagation, h: np.ndarray, r: np.ndarray) -> tuple:
     gp.reset_counters()
     x = torch.tensor(h, requires_grad=True)
     out = gp.aggregate(x, key=0, norm="gcn")
@@ -41,7 +41,7 @@ def _step(gp: GraphParallel, h: np.ndarray, r: np.ndarray) -> tuple:
 def _stale_rank(layout: ProcessLayout, parts: list, h: np.ndarray, r: np.ndarray, gat: dict) -> dict:
     part = parts[layout.rank]
     rows = part.orig_ids
-    gp = GraphParallel(part, layout, staleness=1, kernel_impl=IMPL)
+    gp = HaloPropagation(part, layout, staleness=1, kernel_impl=IMPL)
     res: dict = {"epochs": [], "halo": part.n_halo}
     for t in range(EPOCHS - 1):
         res["epochs"].append(_step(gp, h[t][rows], r[t][rows]))
@@ -49,12 +49,12 @@ def _stale_rank(layout: ProcessLayout, parts: list, h: np.ndarray, r: np.ndarray
             with torch.no_grad():
                 res["eval"] = gp.aggregate(torch.from_numpy(h[t][rows]), key=0, norm="gcn").numpy()
     state = gp.state_dict()
-    restored = GraphParallel(part, layout, staleness=1, kernel_impl=IMPL)
+    restored = HaloPropagation(part, layout, staleness=1, kernel_impl=IMPL)
     restored.load_state_dict(state)
     res["epochs"].append(_step(restored, h[EPOCHS - 1][rows], r[EPOCHS - 1][rows]))
     restored.flush()
 
-    gp_gat = GraphParallel(part, layout, staleness=1, kernel_impl=IMPL)
+    gp_gat = HaloPropagation(part, layout, staleness=1, kernel_impl=IMPL)
     res["gat"] = []
     for _ in range(3):  # constant inputs: stale rows/gradients equal the current ones
         z, a_s, a_d = (torch.tensor(gat[k][rows], requires_grad=True) for k in ("z", "a_src", "a_dst"))

@@ -17,7 +17,8 @@ from distgnn.errors import DistGNNError
 from distgnn.metrics import format_summary, summarize
 from distgnn.models.inputs import SparseRows
 from distgnn.models.registry import build_model
-from distgnn.parallel.graph import GraphParallel, GraphStrategy
+from distgnn.parallel.graph import GraphStrategy
+from distgnn.parallel.halo_prop import HaloPropagation
 from distgnn.partitioning import load_part, partition_graph
 from distgnn.train import NodeData, Trainer, model_input, param_groups, row_normalize
 
@@ -54,7 +55,7 @@ def part(tmp_path_factory):
 def _trainer(part, **kw):
     layout = ProcessLayout.single("cpu")
     cfg = TrainConfig.from_flat(**({"progress": False, "kernel": "reference"} | kw))
-    prop = GraphParallel(part, layout, kernel_impl="reference")
+    prop = HaloPropagation(part, layout, kernel_impl="reference")
     data = NodeData.from_part(part, feature_norm=cfg.optim.feature_norm)
     return Trainer(cfg, GraphStrategy(Mesh2D.build(layout), data, prop, seed=cfg.optim.seed))
 

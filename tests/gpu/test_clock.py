@@ -125,13 +125,13 @@ def test_trainer_reads_event_times_only_at_the_reduction(monkeypatch, tmp_path):
     from distgnn.comm.layout import ProcessLayout
     from distgnn.config import TrainConfig
     from distgnn.data.synthetic import synthetic_graph
-    from distgnn.parallel import graph as graph_mod
+    from distgnn.parallel import halo_prop as halo_prop_mod
     from distgnn.parallel.build import build_strategy
     from distgnn.partitioning import partition_graph
 
     clock = fake_clock()
     monkeypatch.setattr(train_mod, "clock_for", lambda device: clock)
-    monkeypatch.setattr(graph_mod, "clock_for", lambda device: clock)
+    monkeypatch.setattr(halo_prop_mod, "clock_for", lambda device: clock)
     g = synthetic_graph(num_nodes=60, num_edges=300, num_features=4, num_classes=3, seed=0)
     partition_graph(g, 1, str(tmp_path / "p"), progress=False)
     cfg = TrainConfig.from_flat(progress=False, hidden=4, epochs=2, eval_every=2, kernel="reference")
