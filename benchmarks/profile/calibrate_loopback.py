@@ -151,10 +151,10 @@ def predict_cli(part_dir: str, network_file: str, args: argparse.Namespace) -> f
 
 def validate(part_dir: str, nets: dict[str, Network], network_file: str, args: argparse.Namespace) -> dict:
     """Train on ``part_dir`` with a profile; each network's predicted epoch time against the measured one."""
+    from distgnn.config import ParallelConfig
     from distgnn.partitioning import load_meta
     from distgnn.profile.exchanges import ModelSpec
     from distgnn.profile.predict import load_profile, predict_volume
-    from distgnn.profile.strategies import StrategyOptions
 
     nproc = int(load_meta(part_dir)["num_parts"])
     cmd = [sys.executable, "-m", "distgnn", "train", "--partitions", part_dir, "--nproc", str(nproc)]
@@ -174,9 +174,7 @@ def validate(part_dir: str, nets: dict[str, Network], network_file: str, args: a
         for r in prof["ranks"]
     ]
     m = measured_times(prof)
-    vol = predict_volume(
-        part_dir, ModelSpec(args.model, args.layers, args.hidden), "graph", StrategyOptions()
-    )
+    vol = predict_volume(part_dir, ModelSpec(args.model, args.layers, args.hidden), ParallelConfig())
     calls = [
         {
             "layer": f.key,

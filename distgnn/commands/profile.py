@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from distgnn.config import COMM_DTYPES, MODELS
+from distgnn.commands.options import add_config_arguments, section_from_args, section_values
+from distgnn.config import STRATEGIES, ParallelConfig
 
 EPILOG = """\
 examples:
@@ -46,26 +47,15 @@ same directories; a later sweep (another model or network) partitions nothing.
 """
 
 
-def _model_args(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
-    p.add_argument("--model", choices=MODELS, default="gcn", help="model family (default gcn)")
-    p.add_argument("--layers", type=int, default=2, metavar="L", help="layers (default 2)")
-    p.add_argument("--hidden", type=int, default=16, metavar="H", help="hidden width (per head for GAT)")
-    p.add_argument("--heads", type=int, default=8, metavar="K", help="GAT heads (default 8)")
-    if sweep:
-        p.add_argument(
-            "--strategy", default="graph", metavar="S,S,...", help="graph,pipeline,hybrid (default graph)"
-        )
-        p.add_argument(
-            "--stages", type=int, default=1, metavar="S", help="hybrid's stages (each row S x P/S)"
-        )
-    else:
-        p.add_argument("--strategy", default="graph", help="graph (default), pipeline (1-part DIR) or hybrid")
-        p.add_argument(
-            "--stages", type=int, default=1, metavar="S", help="pipeline stages (pipeline, hybrid)"
-        )
-    p.add_argument("--chunks", type=int, default=1, metavar="C", help="pipeline chunks (pipeline, hybrid)")
-    p.add_argument("--comm-dtype", choices=COMM_DTYPES, default="fp32", help="wire format (default fp32)")
-    p.add_argument("--halo-staleness", type=int, choices=(0, 1), default=0, help="stale halos (0 or 1)")
+# `distgnn train`'s options that change what is exchanged, generated from its config (distgnn/config.py):
+# the model, and the parallel fields the predictors read (chunks: accepted and checked as by train).
+MODEL_FIELDS = ("name", "layers", "hidden", "heads")
+PREDICT_FIELDS = ("strategy", "stages", "chunks", "stage_layers", "comm_dtype", "halo_staleness")
+# A sweep's rows choose their own strategy and stages (its --strategy list, hybrid's --stages S).
+SWEEP_FIELDS = ("chunks", "comm_dtype", "halo_staleness")
+
+
+def _network_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--network",
         metavar="SPEC",
@@ -85,9 +75,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     pr = sub.add_parser("predict", help="per-epoch bytes and per-rank memory from a partition directory")
     pr.add_argument("--partitions", required=True, metavar="DIR", help="partition directory")
-    _model_args(pr)
+    _network_arg(pr)
     pr.add_argument("--from-run", metavar="PROFILE", help="a --profile-out file: predict the epoch time")
     pr.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    # --strategy: an unknown one is the predictor registry's one-line error, not argparse's usage error.
+    only = {"model": MODEL_FIELDS, "parallel": PREDICT_FIELDS}
+    add_config_arguments(pr, ("model", "parallel"), only=only, unchecked=("parallel.strategy",))
     pr.set_defaults(func=run_predict)
 
     sw = sub.add_parser(
@@ -97,13 +90,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sw.add_argument("--dataset", required=True, metavar="SRC", help="graph source (as distgnn partition)")
-    sw.add_argument("--parts", required=True, metavar="P,P,...", help="device counts, e.g. 2,4,8,16")
-    _model_args(sw, sweep=True)
-    sw.add_argument("--method", default="metis", help="partitioner (default metis; kaminpar for large P)")
     sw.add_argument("--out", required=True, metavar="DIR", help="sweep directory (sweep.json)")
+    sw.add_argument("--method", default="metis", help="partitioner (default metis; kaminpar for large P)")
     sw.add_argument("--cache", metavar="DIR", help="partition cache (default DIR/partitions)")
+    _network_arg(sw)
     sw.add_argument("--json", action="store_true", help="print the sweep as one JSON object")
     sw.add_argument("--no-progress", action="store_true", help="no progress bars")
+    rows = sw.add_argument_group("rows (one per P and strategy)")
+    rows.add_argument("--parts", required=True, metavar="P,P,...", help="device counts, e.g. 2,4,8,16")
+    rows.add_argument(
+        "--strategy",
+        default=ParallelConfig.strategy,
+        metavar="S,S,...",
+        help=f"strategies, a comma list of {','.join(STRATEGIES)} (default {ParallelConfig.strategy})",
+    )
+    rows.add_argument(
+        "--stages",
+        type=int,
+        default=ParallelConfig.stages,
+        metavar="S",
+        help="hybrid's stages: each hybrid row is S x P/S; a pipeline row has P "
+        f"(default {ParallelConfig.stages})",
+    )
+    add_config_arguments(sw, ("model", "parallel"), only={"model": MODEL_FIELDS, "parallel": SWEEP_FIELDS})
     sw.set_defaults(func=run_sweep)
 
     rp = sub.add_parser("report", help="tables and PNGs of a measured profile or a sweep")
@@ -112,35 +121,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     rp.set_defaults(func=run_report)
 
 
-def _options(args: argparse.Namespace):
-    from distgnn.errors import DistGNNError
+def _model_spec(args: argparse.Namespace):
     from distgnn.profile.exchanges import ModelSpec
-    from distgnn.profile.strategies import StrategyOptions
 
-    for name in ("layers", "hidden", "heads", "stages", "chunks"):
-        if getattr(args, name) < 1:
-            raise DistGNNError(f"{name} must be >= 1, got {getattr(args, name)}")
-    spec = ModelSpec(args.model, args.layers, args.hidden, args.heads)
-    opts = StrategyOptions(args.comm_dtype, args.halo_staleness, args.stages, args.chunks)
-    return spec, opts
+    model = section_from_args(args, "model")
+    return ModelSpec(model.name, model.layers, model.hidden, model.heads)
 
 
 def run_predict(args: argparse.Namespace) -> int:
     from distgnn import jsonio
-    from distgnn.profile.network import parse_network
+    from distgnn.profile.network_file import parse_network
     from distgnn.profile.predict import load_profile, predict_volume, run_times, what_if
-    from distgnn.profile.strategies import predictor
+    from distgnn.profile.strategies import parallel_config
     from distgnn.profile.tables import volume_report
 
-    spec, opts = _options(args)
-    predictor(args.strategy)  # an unsupported strategy fails before anything is read
+    spec = _model_spec(args)
+    parallel = parallel_config(section_values(args, "parallel"))  # before anything is read
     network = parse_network(args.network) if args.network else None
     run = run_times(load_profile(args.from_run)) if args.from_run else None
     if run is not None and network is None:
         from distgnn.errors import DistGNNError
 
         raise DistGNNError("--from-run needs --network (the network to predict the epoch time on)")
-    volume = predict_volume(args.partitions, spec, args.strategy, opts)
+    volume = predict_volume(args.partitions, spec, parallel)
     summary = volume.summary()
     if network is not None:
         summary["what_if"] = what_if(volume, network, run)
@@ -150,10 +153,10 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def run_sweep(args: argparse.Namespace) -> int:
     from distgnn import jsonio
-    from distgnn.profile.network import parse_network
+    from distgnn.profile.network_file import parse_network
     from distgnn.profile.sweep import parse_parts, parse_strategies, sweep, sweep_table
 
-    spec, opts = _options(args)
+    spec = _model_spec(args)
     strategies = parse_strategies(args.strategy)
     network = parse_network(args.network) if args.network else None
     parts = parse_parts(args.parts)
@@ -162,7 +165,8 @@ def run_sweep(args: argparse.Namespace) -> int:
         parts,
         spec,
         strategies,
-        opts,
+        section_values(args, "parallel"),
+        stages=args.stages,
         out_dir=args.out,
         cache_dir=args.cache,
         method=args.method,

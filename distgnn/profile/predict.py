@@ -5,23 +5,24 @@ from __future__ import annotations
 import os
 
 from distgnn import jsonio
+from distgnn.config import ParallelConfig
 from distgnn.errors import DistGNNError
 from distgnn.profile.exchanges import ModelSpec, layer_exchanges
 from distgnn.profile.network import Network
 from distgnn.profile.partition_info import PartitionInfo
 from distgnn.profile.recorder import PROFILE_FORMAT, PROFILE_VERSION
-from distgnn.profile.strategies import StrategyOptions, predictor
+from distgnn.profile.strategies import predictor
 from distgnn.profile.volume import Volume
 
 
 def predict_volume(
-    info: PartitionInfo | str | os.PathLike, spec: ModelSpec, strategy: str, opts: StrategyOptions
+    info: PartitionInfo | str | os.PathLike, spec: ModelSpec, parallel: ParallelConfig
 ) -> Volume:
-    """The volume ``strategy`` moves per epoch on this partition for this model."""
-    predict = predictor(strategy)  # fails first on a strategy the profiler does not know
+    """The volume ``parallel.strategy`` moves per epoch on this partition for this model."""
+    predict = predictor(parallel.strategy)  # fails first on a strategy the profiler does not know
     if not isinstance(info, PartitionInfo):
         info = PartitionInfo.from_dir(info)
-    return predict(info, layer_exchanges(spec, info.feat_dim, info.num_classes), opts, spec)
+    return predict(info, layer_exchanges(spec, info.feat_dim, info.num_classes), parallel, spec)
 
 
 def load_profile(path: str | os.PathLike) -> dict:

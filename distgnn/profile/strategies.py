@@ -2,67 +2,64 @@
 
 A predictor takes the partition (:class:`PartitionInfo`: meta, sizes, per-peer routing, its directory
 for anything else it must read), what the model exchanges per layer (:class:`LayerExchange` list, from
-the model itself) and the strategy options, and returns a :class:`Volume` (its flows per layer and
-direction, evaluation flows, per-rank memory). A new strategy adds one function here plus a test that
-its prediction equals a real run's measured bytes (see tests/profile/test_predict_equals_measured.py).
+the model itself) and the run's :class:`~distgnn.config.ParallelConfig` (``distgnn train``'s parallel
+options: the graph predictor reads comm_dtype and halo_staleness, the pipeline and hybrid ones stages
+and stage_layers), and returns a :class:`Volume` (its flows per layer and direction, evaluation flows,
+per-rank memory). A new strategy adds one function here plus a test that its prediction equals a real
+run's measured bytes (see tests/profile/test_predict_equals_measured.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from typing import Any
 
+from distgnn.config import STRATEGIES, ParallelConfig
 from distgnn.errors import DistGNNError
 from distgnn.profile.exchanges import LayerExchange, ModelSpec
 from distgnn.profile.graph import predict_graph
 from distgnn.profile.partition_info import PartitionInfo
 from distgnn.profile.volume import Volume
 
-KNOWN_STRATEGIES = ("graph", "pipeline", "hybrid")  # what the engine is designed to run
-WIRE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+KNOWN_STRATEGIES = STRATEGIES  # what the engine is designed to run (distgnn.config)
 
-
-@dataclass(frozen=True)
-class StrategyOptions:
-    """Options of ``distgnn train`` that change the traffic (stages/chunks: pipeline and hybrid)."""
-
-    comm_dtype: str = "fp32"
-    halo_staleness: int = 0
-    stages: int = 1
-    chunks: int = 1
-    stage_layers: tuple[int, ...] | None = None
-
-    @property
-    def wire_bytes(self) -> int:
-        if self.comm_dtype not in WIRE_BYTES:
-            raise DistGNNError(f"comm-dtype must be one of {', '.join(WIRE_BYTES)}, got {self.comm_dtype!r}")
-        return WIRE_BYTES[self.comm_dtype]
-
-
-Predictor = Callable[[PartitionInfo, list[LayerExchange], StrategyOptions, ModelSpec], Volume]
+Predictor = Callable[[PartitionInfo, list[LayerExchange], ParallelConfig, ModelSpec], Volume]
 
 
 def _graph(
-    info: PartitionInfo, exchanges: list[LayerExchange], opts: StrategyOptions, spec: ModelSpec
+    info: PartitionInfo, exchanges: list[LayerExchange], opts: ParallelConfig, spec: ModelSpec
 ) -> Volume:
-    return predict_graph(info, exchanges, wire_bytes=opts.wire_bytes, staleness=opts.halo_staleness)
+    wire_bytes = opts.torch_comm_dtype.itemsize
+    return predict_graph(info, exchanges, wire_bytes=wire_bytes, staleness=opts.halo_staleness)
 
 
-def check_options(strategy: str, opts: StrategyOptions) -> None:
-    """Options a strategy cannot run with (checked before any partition is read or built)."""
-    if strategy != "graph" and (opts.comm_dtype != "fp32" or opts.halo_staleness):
+def check_options(strategy: str, values: Mapping[str, Any]) -> None:
+    """Graph-only options given to another strategy, named with it (``values``: ParallelConfig fields;
+    checked before any config is built, partition read or built)."""
+    comm_dtype = values.get("comm_dtype", ParallelConfig.comm_dtype)
+    if strategy != "graph" and (comm_dtype != ParallelConfig.comm_dtype or values.get("halo_staleness")):
         raise DistGNNError(
             f"--halo-staleness and --comm-dtype apply to --strategy graph only, not {strategy}"
         )
 
 
+def parallel_config(values: Mapping[str, Any]) -> ParallelConfig:
+    """The validated ParallelConfig of ``values`` (its fields), after the profiler's own checks: a
+    strategy it has a predictor for, and graph-only options named with the strategy."""
+    strategy = values.get("strategy", ParallelConfig.strategy)
+    predictor(strategy)
+    check_options(strategy, values)
+    return ParallelConfig(**values)
+
+
 def _staged(strategy: str) -> Predictor:
     def predict(
-        info: PartitionInfo, exchanges: list[LayerExchange], opts: StrategyOptions, spec: ModelSpec
+        info: PartitionInfo, exchanges: list[LayerExchange], opts: ParallelConfig, spec: ModelSpec
     ) -> Volume:
         from distgnn.profile.pipeline import predict_pipeline
 
-        check_options(strategy, opts)
+        if opts.strategy != strategy:
+            raise DistGNNError(f"the {strategy} predictor got a --strategy {opts.strategy} config")
         if strategy == "pipeline" and info.num_parts != 1:
             raise DistGNNError(
                 f"--strategy pipeline needs a 1-part partition directory, {info.path} has {info.num_parts}"

@@ -8,6 +8,9 @@ Every row is one strategy on P devices (ranks):
 - ``hybrid``: S stages (``--stages``) times P / S parts; every P must be a multiple of S and S must be
   2 .. layers, else the sweep stops before any work with one line.
 
+Each row is predicted with its own :class:`~distgnn.config.ParallelConfig`: the sweep's options (e.g.
+``--chunks``, ``--comm-dtype``) at the row's strategy and stages (graph rows: 1 chunk).
+
 Partitions are cached (``<cache>/<dataset>-<method>-p<G>``, a normal partition directory) and shared:
 graph at P, hybrid at S * P and pipeline (G = 1) read the same directories, later sweeps (another model,
 another network) reuse them, and only the cheap prediction is recomputed. The result is
@@ -21,12 +24,15 @@ import os
 import re
 import sys
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
 from distgnn import jsonio
+from distgnn.config import ParallelConfig
 from distgnn.errors import DistGNNError
 from distgnn.metrics import human_bytes
 from distgnn.models.registry import build_model
@@ -34,7 +40,7 @@ from distgnn.profile.exchanges import ModelSpec
 from distgnn.profile.network import Network
 from distgnn.profile.partition_info import PartitionInfo
 from distgnn.profile.predict import predict_volume
-from distgnn.profile.strategies import KNOWN_STRATEGIES, StrategyOptions, check_options, predictor
+from distgnn.profile.strategies import KNOWN_STRATEGIES, check_options, predictor
 from distgnn.profile.tables import table
 
 SWEEP_FORMAT = "distgnn-sweep"
@@ -116,13 +122,23 @@ def plan(parts: list[int], strategies: list[str], stages: int, depth: int) -> li
     return cells
 
 
+def row_config(cell: Cell, options: Mapping[str, Any]) -> ParallelConfig:
+    """The ParallelConfig one row is predicted with: ``options`` at the row's strategy and stages (chunks
+    apply to the pipeline and hybrid rows; a graph row has 1)."""
+    values = {**options, "strategy": cell.strategy, "stages": cell.stages}
+    if cell.strategy == "graph":
+        values["chunks"] = 1
+    return ParallelConfig(**values)
+
+
 def sweep(
     dataset: str,
     parts: list[int],
     spec: ModelSpec,
     strategies: list[str],
-    opts: StrategyOptions,
+    options: Mapping[str, Any] | None = None,
     *,
+    stages: int = 1,
     out_dir: str | os.PathLike,
     cache_dir: str | os.PathLike | None = None,
     method: str = "metis",
@@ -131,16 +147,24 @@ def sweep(
 ) -> dict:
     """Partition (or reuse) every part count the rows need, predict every row, write and return the sweep.
 
-    ``opts.stages`` is the hybrid's stage count S; the pipeline's stages are each row's P.
+    ``options``: ParallelConfig fields every row shares (not strategy or stages); ``stages`` is the
+    hybrid's stage count S, the pipeline's stages are each row's P.
     """
     from distgnn.data import load_graph
     from distgnn.partitioning import partition_graph
     from distgnn.partitioning.methods import check_options as check_partition
 
+    options = dict(options or {})
+    per_row = {"strategy", "stages"} & set(options)
+    if per_row:
+        raise DistGNNError(f"sweep options cannot set {', '.join(sorted(per_row))} (each row has its own)")
+    if stages < 1:
+        raise DistGNNError(f"stages must be >= 1, got {stages}")
     for s in strategies:
         predictor(s)
-        check_options(s, opts)
-    cells = plan(parts, strategies, opts.stages, model_depth(spec))
+        check_options(s, options)
+    cells = plan(parts, strategies, stages, model_depth(spec))
+    configs = {c: row_config(c, options) for c in cells if c.skipped is None}  # bad options: before any work
     needed = sorted({c.graph_parts for c in cells if c.skipped is None})
     for g in needed:
         check_partition(g, method, "cut")
@@ -169,14 +193,18 @@ def sweep(
             continue
         if cell.graph_parts not in infos:
             infos[cell.graph_parts] = PartitionInfo.from_dir(dirs[cell.graph_parts])
-        rows.append(_row(cell, infos[cell.graph_parts], spec, replace(opts, stages=cell.stages), network))
+        rows.append(_row(cell, infos[cell.graph_parts], spec, configs[cell], network))
     result = {
         "format": SWEEP_FORMAT,
         "version": SWEEP_VERSION,
         "dataset": dataset,
         "method": method,
         "model": vars(spec),
-        "options": vars(opts),
+        "options": {  # the ParallelConfig of every row, but its strategy; stages: the hybrid's S
+            **{f.name: f.default for f in fields(ParallelConfig) if f.name != "strategy"},
+            **options,
+            "stages": stages,
+        },
         "network": network.to_dict() if network is not None else None,
         "rows": rows,
         "skipped": skipped,
@@ -185,8 +213,8 @@ def sweep(
     return result
 
 
-def _row(cell: Cell, info: PartitionInfo, spec: ModelSpec, opts: StrategyOptions, network: Network | None):
-    vol = predict_volume(info, spec, cell.strategy, opts)
+def _row(cell: Cell, info: PartitionInfo, spec: ModelSpec, parallel: ParallelConfig, network: Network | None):
+    vol = predict_volume(info, spec, parallel)
     summary = vol.summary(peers=False)
     mem = [m["total"] for m in summary["per_rank_memory_bytes"]]
     quality = info.meta["quality"]

@@ -8,7 +8,7 @@ from typing import Any
 from distgnn import jsonio
 from distgnn.comm.layout import ProcessLayout
 from distgnn.config import TrainConfig
-from distgnn.train import train_partition
+from distgnn.runtime.worker import train_partition
 
 
 def profiled_runs(layout: ProcessLayout, part_dir: str, out_dir: str, configs: list[dict]) -> list[Any]:

@@ -105,8 +105,7 @@ def test_interpolated_fit_never_lets_a_larger_message_cost_less():
 
 
 def test_a_calibrated_network_file_round_trips_through_parse_network(tmp_path):
-    from distgnn.profile.network import parse_network
-    from distgnn.profile.network_file import network_document, save_network
+    from distgnn.profile.network_file import network_document, parse_network, save_network
 
     net = fit_interpolated(SIZES, [2e-4 + s / 3e8 + (s / 2e7) ** 2 * 1e-3 for s in SIZES], 1, name="lo-2")
     path = tmp_path / "lo.json"

@@ -133,11 +133,11 @@ def test_predict_what_if_from_a_run(run_cli, run):
 
 
 def test_predict_on_a_calibrated_network_file(run_cli, run, tmp_path):
+    from distgnn.config import ParallelConfig
     from distgnn.profile.calibration import fit_interpolated
     from distgnn.profile.exchanges import ModelSpec
     from distgnn.profile.network_file import save_network
     from distgnn.profile.predict import predict_volume
-    from distgnn.profile.strategies import StrategyOptions
 
     sizes = [2**k for k in range(10, 16)]
     net = fit_interpolated(sizes, [1e-3 + s / 1e8 for s in sizes], peers=1, name="loopback-2")
@@ -146,7 +146,7 @@ def test_predict_on_a_calibrated_network_file(run_cli, run, tmp_path):
     code, out, err = run_cli([*args, "--json"])
     assert code == 0, err
     w = strict(out)["what_if"]
-    vol = predict_volume(run["parts"], ModelSpec("gcn", 2, 16), "graph", StrategyOptions())
+    vol = predict_volume(run["parts"], ModelSpec("gcn", 2, 16), ParallelConfig())
     assert w["network"]["name"] == "loopback-2" and len(w["network"]["segments"]) == len(sizes)
     assert w["comm_s"] == pytest.approx(net.epoch_time(vol), rel=1e-12) and w["comm_s"] > 0
     code, out, _ = run_cli(args)

@@ -17,11 +17,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "dist"))
 from helpers import run_ranks  # noqa: E402
 from profile_workers import profiled_runs  # noqa: E402
 
+from distgnn.config import ParallelConfig  # noqa: E402
 from distgnn.data.synthetic import synthetic_graph  # noqa: E402
 from distgnn.partitioning import partition_graph  # noqa: E402
 from distgnn.profile.exchanges import ModelSpec, layer_exchanges  # noqa: E402
 from distgnn.profile.partition_info import PartitionInfo  # noqa: E402
-from distgnn.profile.strategies import StrategyOptions, predictor  # noqa: E402
+from distgnn.profile.strategies import predictor  # noqa: E402
 
 IN_DIM, CLASSES, EPOCHS = 24, 4, 3
 BASE = dict(epochs=EPOCHS, eval_every=EPOCHS, dropout=0.0, kernel="reference", seed=1)
@@ -55,7 +56,7 @@ def parts(tmp_path_factory):
 def predicted(part_dir: str, cfg: dict):
     spec = ModelSpec(cfg["model"], cfg.get("layers", 2), cfg["hidden"], cfg.get("heads", 8))
     info = PartitionInfo.from_dir(part_dir)
-    opts = StrategyOptions(
+    opts = ParallelConfig(
         comm_dtype=cfg.get("comm_dtype", "fp32"), halo_staleness=cfg.get("halo_staleness", 0)
     )
     return predictor("graph")(info, layer_exchanges(spec, info.feat_dim, info.num_classes), opts, spec)

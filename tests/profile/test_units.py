@@ -14,7 +14,8 @@ from distgnn.metrics import MetricsWriter
 from distgnn.profile import strategies
 from distgnn.profile.exchanges import LayerExchange, ModelSpec, layer_exchanges
 from distgnn.profile.graph import predict_graph
-from distgnn.profile.network import PRESETS, Network, parse_network
+from distgnn.profile.network import PRESETS, Network
+from distgnn.profile.network_file import parse_network
 from distgnn.profile.partition_info import PartitionInfo
 
 
@@ -129,3 +130,46 @@ def test_transfer_time_starts_at_the_last_ranks_launch():
     profile["ranks"][1]["epochs"][0]["exchanges"][0]["spans"] = None  # recorded with CUDA events
     with pytest.raises(DistGNNError, match="no per-call spans"):
         transfer_seconds(profile)
+
+
+def _options(argv: list[str]) -> dict:
+    """``{flag: argparse action}`` of a subcommand's parser (`distgnn train`, `distgnn profile predict`)."""
+    from distgnn.cli import build_parser
+
+    parser = build_parser()
+    for name in argv:
+        parser = next(a for a in parser._actions if a.choices and name in a.choices).choices[name]
+    return {flag: a for a in parser._actions for flag in a.option_strings}
+
+
+def test_profile_takes_trains_model_and_parallel_options_from_the_config():
+    from distgnn.cli import build_parser
+    from distgnn.commands.options import section_from_args
+    from distgnn.config import ModelConfig, ParallelConfig
+
+    train = _options(["train"])
+    shared = "--model --layers --hidden --heads --chunks --comm-dtype --halo-staleness"
+    for sub, extra in (
+        (["profile", "predict"], "--strategy --stages --stage-layers"),
+        (["profile", "sweep"], ""),
+    ):
+        mine = _options(sub)
+        for flag in (shared + " " + extra).split():  # the very option train has: help, default, type
+            a, b = mine[flag], train[flag]
+            assert (a.dest, a.help, a.default, a.type) == (b.dest, b.help, b.default, b.type), flag
+            # --strategy: choices shown, checked by the predictor registry (one line, not a usage error)
+            unchecked = (flag, a.choices, a.metavar) == ("--strategy", None, "{graph,pipeline,hybrid}")
+            assert a.choices == b.choices or unchecked, flag
+        assert "--dropout" not in mine and "--kernel" not in mine  # they change no byte
+    # The sweep's --strategy (a list) and --stages (hybrid's S) are its own.
+    assert _options(["profile", "sweep"])["--strategy"].dest == "strategy"
+    parse = build_parser().parse_args
+    args = parse(["profile", "predict", "--partitions", "d"])
+    assert section_from_args(args, "model") == ModelConfig()
+    assert section_from_args(args, "parallel") == ParallelConfig()
+    argv = "--model gat --heads 2 --strategy pipeline --stages 2 --stage-layers 1,1".split()
+    args = parse(["profile", "predict", "--partitions", "d", *argv])
+    assert section_from_args(args, "model") == ModelConfig(name="gat", heads=2)
+    assert section_from_args(args, "parallel") == ParallelConfig(
+        strategy="pipeline", stages=2, stage_layers=(1, 1)
+    )
