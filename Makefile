@@ -48,6 +48,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_layering.py  # import-linter's contracts
 	$(BIN)/hadolint docker/Dockerfile.cpu docker/Dockerfile.cuda
 
 # DGL/PyG for the side-by-side benchmarks, in their own venv (DGL 2.1 wheels need torch <= 2.2).

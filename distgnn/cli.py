@@ -6,7 +6,6 @@ import argparse
 import importlib
 import os
 import sys
-import time
 
 # Large tensors torch allocates (features, activations, gradients) are advised onto transparent huge pages
 # (torch's c10 allocator reads this once, before torch's first allocation; it changes nothing where THP is
@@ -14,16 +13,10 @@ import time
 # on 4 KiB pages otherwise. A user's own setting wins.
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
-from distgnn.errors import AgreedError, DistGNNError, PeerFailedError
+from distgnn.errors import DistGNNError
 
 # Each module defines `add_parser(subparsers)`, which registers its parser with `func=run`.
 SUBCOMMANDS = ("partition", "info", "train", "profile")
-# A rank that stays silent about an error all ranks share exits this much later than the rank that prints
-# it, so a launcher that stops the other workers on the first exit does not cut the printing one short.
-AGREED_GRACE_S = 1.0
-# A rank stopped by a peer's failure exits this much later than the failing rank, so the launcher, which
-# stops the other workers on the first exit it sees, sees the root cause's exit code (2) first.
-PEER_GRACE_S = 2.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,13 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except DistGNNError as err:
-        if isinstance(err, AgreedError) and os.environ.get("LOCAL_RANK", "0") != "0":
-            time.sleep(AGREED_GRACE_S)  # every rank has it: local rank 0 says it, once per node
-            return err.exit_code
+    except DistGNNError as err:  # a training worker reports its own (distgnn.runtime.worker)
         print(f"distgnn {args.command}: error: {err}", file=sys.stderr)
-        if isinstance(err, PeerFailedError):
-            time.sleep(PEER_GRACE_S)
         return err.exit_code
     except KeyboardInterrupt:
         print(f"distgnn {args.command}: interrupted", file=sys.stderr)

@@ -30,6 +30,7 @@ CHUNK_ORDERS = ("fixed", "shuffle")
 HISTORY_GRADS = ("drop", "defer")
 ON_NONFINITE = ("stop", "skip-step")
 MODEL_LIMITS = {"layers": 4096, "hidden": 65536, "heads": 1024}  # far beyond any published GNN
+DEFAULT_TIMEOUT_S = 300.0  # process-group set-up timeout (joining, loading, the first epoch)
 
 
 def option(help: str, *, flag: str | None = None, metavar: str | None = None, choices: Any = None) -> dict:
@@ -279,17 +280,97 @@ class RunConfig:
             raise DistGNNError("--resume needs --checkpoint-dir")
 
 
-SECTIONS = ("model", "optim", "parallel", "run")
+@dataclass
+class JobConfig:
+    """Where the job's data is and how its processes start: what every launcher hands its workers."""
+
+    partitions: str | None = field(
+        default=None,
+        metadata=option(
+            "partition directory (default: the synthetic graph, partitioned into runs/)", metavar="DIR"
+        ),
+    )
+    nproc: int | None = field(
+        default=None, metadata=option("start P local worker processes (torch elastic)", metavar="P")
+    )
+    max_restarts: int = field(
+        default=0,
+        metadata=option(
+            "with --nproc: restart the worker group up to K times when a worker dies; it resumes from the "
+            "newest complete checkpoint in --checkpoint-dir (under torchrun: torchrun --max-restarts)",
+            metavar="K",
+        ),
+    )
+    timeout: float = field(
+        default=DEFAULT_TIMEOUT_S,
+        metadata=option("process-group timeout: a dead peer ends the job after SEC", metavar="SEC"),
+    )
+
+    def __post_init__(self) -> None:
+        if not self.timeout > 0:
+            raise DistGNNError(f"timeout must be > 0 seconds, got {self.timeout}")
+        _at_least(self, ("max_restarts",), 0)
+        if self.nproc is not None:
+            _at_least(self, ("nproc",), 1)
+
+
+SECTIONS = ("model", "optim", "parallel", "run", "job")
+
+
+@dataclass(frozen=True)
+class JobShape:
+    """A job's processes as a grid: ``stages`` pipeline stages x ``parts`` graph parts = ``world``.
+
+    World rank ``r = stage * parts + part`` (torch's ``DeviceMesh`` ``("pipe", "graph")``, row-major).
+    Built once from the config and the process count (:meth:`of`, which says in one line why a shape is
+    impossible) and handed to whatever needs the rank map: the launchers, preflight, the mesh.
+    """
+
+    strategy: str
+    stages: int
+    parts: int
+
+    @classmethod
+    def of(cls, parallel: ParallelConfig, world: int) -> JobShape:
+        """The shape of ``world`` processes running ``parallel``'s strategy; one clear error if none."""
+        stages = parallel.stages
+        if parallel.strategy == "pipeline" and world != stages:
+            raise DistGNNError(
+                f"--strategy pipeline runs one process per stage: {stages} stages need {stages} processes, "
+                f"the job has {world}"
+            )
+        if world < 1 or world % stages:
+            raise DistGNNError(
+                f"{world} processes cannot run {stages} pipeline stages: the process count must be "
+                "stages x graph parts"
+            )
+        return cls(parallel.strategy, stages, world // stages)
+
+    @property
+    def world(self) -> int:
+        return self.stages * self.parts
+
+    def stage_part(self, rank: int) -> tuple[int, int]:
+        """(stage, graph part) of world rank ``rank``."""
+        if not 0 <= rank < self.world:
+            raise DistGNNError(f"rank {rank} is outside a job of {self.world} processes")
+        return divmod(rank, self.parts)
+
+    def rank(self, stage: int, part: int) -> int:
+        """The world rank of (stage, part)."""
+        return stage * self.parts + part
 
 
 @dataclass
 class TrainConfig:
-    """Everything that decides what a training run computes (and what a checkpoint must agree with)."""
+    """Everything that decides what a training run computes (and what a checkpoint must agree with), and
+    the job it runs in (``job``: where the partitions are, how many processes, their timeout)."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    job: JobConfig = field(default_factory=JobConfig)
 
     def __post_init__(self) -> None:
         p = self.parallel

@@ -17,3 +17,16 @@ class PeerFailedError(DistGNNError):
     Exit code 3, so a launcher reporting the first failure picks the root cause (exit code 2)."""
 
     exit_code = 3
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped on a signal after ``epoch`` finished epochs; ``checkpoint``: the newest complete
+    checkpoint (rank 0's view) or None. The worker prints it as one line and exits 128 + signal."""
+
+    def __init__(self, epoch: int, checkpoint: str | None, signum: int) -> None:
+        super().__init__(f"interrupted at epoch {epoch}; last checkpoint: {checkpoint or 'none'}")
+        self.epoch, self.checkpoint, self.signum = epoch, checkpoint, signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum

@@ -14,7 +14,9 @@ from __future__ import annotations
 import math
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 import torch.distributed as dist
@@ -24,24 +26,28 @@ from tqdm import tqdm
 from distgnn.checkpoint import files as ckpt
 from distgnn.checkpoint import sets as checkpoint_set
 from distgnn.comm.clock import Seconds, clock_for
-from distgnn.comm.layout import ProcessLayout
+from distgnn.comm.collectives import all_reduce
+from distgnn.comm.layout import set_timeout
 from distgnn.config import TrainConfig
-from distgnn.errors import DistGNNError
+from distgnn.errors import AgreedError, DistGNNError, TrainingInterrupted
 from distgnn.kernels import isa
 from distgnn.metrics import MetricsWriter, accuracies, format_summary, summarize
 from distgnn.models.registry import build_model
-from distgnn.parallel.build import build_strategy
 from distgnn.parallel.determinism import set_deterministic
 from distgnn.parallel.node_data import NodeData, model_input, row_normalize
-from distgnn.parallel.strategy import Strategy, all_reduce
-from distgnn.profile.recorder import ProfileSession
-from distgnn.runtime import failure
-from distgnn.runtime.interrupt import StopRequest, TrainingInterrupted
-from distgnn.runtime.preflight import check_outputs, partition_identity
+from distgnn.parallel.strategy import Strategy
 
-__all__ = [
-    "NodeData", "TrainResult", "Trainer", "model_input", "param_groups", "row_normalize", "train_partition",
-]  # fmt: skip
+__all__ = ["NodeData", "StopFlag", "TrainResult", "Trainer", "model_input", "param_groups", "row_normalize"]
+
+
+class StopFlag(Protocol):
+    """What the loop reads of a stop request (``distgnn.runtime.interrupt.StopRequest``): whether a
+    SIGINT/SIGTERM came, and which (0: none)."""
+
+    signum: int
+
+    @property
+    def requested(self) -> bool: ...
 
 
 def param_groups(
@@ -98,12 +104,16 @@ class Trainer:
         self,
         cfg: TrainConfig,
         strategy: Strategy,
-        stop: StopRequest | None = None,
+        stop: StopFlag | None = None,
         partition: dict | None = None,
+        on_timeout: Callable[[float], None] | None = None,
     ) -> None:
-        """``partition``: :func:`distgnn.runtime.preflight.partition_identity` of the directory trained
-        on, kept in checkpoints so that a resume on another partitioning is refused (None: not checked)."""
+        """``stop``: the SIGINT/SIGTERM request (training then raises TrainingInterrupted after the epoch);
+        ``partition``: :func:`distgnn.runtime.preflight.partition_identity` of the directory trained on,
+        kept in checkpoints so that a resume on another partitioning is refused (None: not checked);
+        ``on_timeout``: told each new collective timeout (the worker's watchdog takes it as its grace)."""
         self.cfg, self.strategy, self.stop, self.partition = cfg, strategy, stop, partition
+        self.on_timeout = on_timeout
         self.world = strategy.mesh.world
         self.rank = self.world.rank
         self.clock = clock_for(self.world.device)  # host timers on CPU, CUDA events on CUDA
@@ -287,9 +297,7 @@ class Trainer:
             found[i] = {r: int(c) for r, c in enumerate(codes.tolist()) if c > 0}
             message = nonfinite_message(first_epoch + i + 1, found[i])
             if self.cfg.run.on_nonfinite == "stop":
-                raise failure.AgreedError(
-                    f"{message}; stopping (--on-nonfinite skip-step would skip such steps)"
-                )
+                raise AgreedError(f"{message}; stopping (--on-nonfinite skip-step would skip such steps)")
             if self.rank == 0:  # a warning, shown with --no-progress too
                 print(f"distgnn: warning: {message}; optimiser step skipped", file=sys.stderr, flush=True)
         return found
@@ -317,7 +325,7 @@ class Trainer:
         saved = state["signature"]
         wrong_partition = ckpt.partition_mismatch(saved.get("partition"), self.partition)
         if wrong_partition:  # the same on every rank (their meta.json agree): printed once
-            raise failure.AgreedError(wrong_partition)
+            raise AgreedError(wrong_partition)
         diff = sorted(k for k, v in self.cfg.model_signature().items() if saved.get(k) != v)
         if diff:
             raise DistGNNError(f"checkpoint was written with different settings: {', '.join(diff)}")
@@ -433,7 +441,9 @@ class Trainer:
         """How long a rank waits for a silent peer in any of this job's groups (None: leave as is)."""
         if self.world.is_distributed and seconds is not None:
             mesh = self.strategy.mesh
-            failure.set_timeout([mesh.world.group, mesh.pipe.group, mesh.graph.group], seconds)
+            set_timeout([mesh.world.group, mesh.pipe.group, mesh.graph.group], seconds)
+            if self.on_timeout is not None:  # a rank stopped longer than its peers wait is of no use to them
+                self.on_timeout(seconds)
 
     def _log(self, message: str) -> None:
         if self.rank == 0 and self.cfg.run.progress:
@@ -458,23 +468,3 @@ def nonfinite_message(epoch: int, codes: dict[int, int]) -> str:
 
 def _pct(v: float) -> str:
     return "-" if math.isnan(v) else f"{100 * v:.1f}%"
-
-
-def train_partition(
-    cfg: TrainConfig, part_dir: str, layout: ProcessLayout, stop: StopRequest | None = None
-) -> tuple[TrainResult, Strategy]:
-    """One rank of a job: build the strategy ``cfg`` names over ``layout``, train, drain the comm.
-    ``stop``: the SIGINT/SIGTERM request the CLI installed (training then raises TrainingInterrupted).
-    A failure is one line naming the failing rank (distgnn.runtime.failure)."""
-    with failure.reported(layout.rank, layout.world_size, layout.store):
-        check_outputs(cfg, layout.rank)
-        strategy = build_strategy(cfg, part_dir, layout)
-        session = ProfileSession.start(cfg, strategy, layout, part_dir)  # --profile-out / --trace
-        try:
-            result = Trainer(cfg, strategy, stop, partition_identity(part_dir)).fit()
-        except TrainingInterrupted:
-            strategy.flush()  # drain exchanges still in flight (stale halos) before the group goes away
-            raise
-        strategy.flush()
-        session.finish(result.history)
-    return result, strategy

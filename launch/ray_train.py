@@ -6,10 +6,11 @@
 
 Everything after ``--`` is a ``distgnn train`` option (``--nproc`` excepted: ``--workers`` sets the size).
 Ray starts the workers and their process group (gloo on CPU, NCCL with ``--gpu``); each worker wraps it
-with ``ProcessLayout.from_group()``, checks it holds its part (all workers fail together if one does not)
-and runs ``distgnn.train.train_partition``. Partitions, metrics and checkpoints are paths every worker
-can read: shared storage on a cluster. Without ``--address`` a local Ray instance is started; its
-dashboard is off unless ``--dashboard`` (then bound to 127.0.0.1 unless ``--dashboard-host``).
+with ``ProcessLayout.from_group()`` and runs the worker entry every launcher uses
+(``distgnn.runtime.worker.run_worker``: the part check, the watchdog, one line per failure).
+Partitions, metrics and checkpoints are paths every worker can read: shared storage on a cluster.
+Without ``--address`` a local Ray instance is started; its dashboard is off unless ``--dashboard`` (then
+bound to 127.0.0.1 unless ``--dashboard-host``).
 Needs the ``ray`` extra: ``pip install 'distgnn[ray]'``.
 """
 
@@ -20,8 +21,12 @@ import os
 import sys
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from distgnn.errors import DistGNNError
+
+if TYPE_CHECKING:
+    from distgnn.config import TrainConfig
 
 # A local instance (no --address), set before Ray is imported (it reads them once) and inherited by its
 # processes: node address 127.0.0.1 rather than the host's outward IP, so the GCS, raylet, agents and
@@ -33,12 +38,13 @@ LOCAL_RAY_ENV = {
     "RAY_prestart_worker_first_driver": "0",
 }
 LOCAL_OBJECT_STORE_BYTES = 80 * 2**20  # Ray's minimum is 75 MiB; only the job's arguments pass through it
-PATH_OPTIONS = ("partitions", "run.metrics_out", "run.checkpoint_dir")  # made absolute for the workers
+PATH_OPTIONS = ("job.partitions", "run.metrics_out", "run.checkpoint_dir")  # made absolute for the workers
 
 
-def parse(argv: list[str]) -> tuple[argparse.Namespace, argparse.Namespace]:
-    """(launcher options, ``distgnn train`` options) from ``LAUNCHER_OPTS -- TRAIN_OPTS``."""
+def parse(argv: list[str]) -> tuple[argparse.Namespace, TrainConfig]:
+    """(launcher options, the ``distgnn train`` config) from ``LAUNCHER_OPTS -- TRAIN_OPTS``."""
     from distgnn.cli import build_parser
+    from distgnn.commands.options import config_from_args
 
     if "--" in argv:
         cut = argv.index("--")
@@ -57,32 +63,30 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, argparse.Namespace]:
     if own_args.workers < 1:
         raise DistGNNError(f"--workers must be >= 1, got {own_args.workers}")
     train_args = build_parser().parse_args(["train", *rest])
-    if train_args.nproc is not None:
-        raise DistGNNError("--nproc is not a Ray option: the job size is --workers")
-    if not train_args.partitions:
-        raise DistGNNError("--partitions is required (a directory every Ray worker can read)")
     for name in PATH_OPTIONS:
         value = getattr(train_args, name)
         if value is not None:
             setattr(train_args, name, os.path.abspath(value))
-    return own_args, train_args
+    cfg = config_from_args(train_args)  # bad values fail here, before any worker starts
+    if cfg.job.nproc is not None:
+        raise DistGNNError("--nproc is not a Ray option: the job size is --workers")
+    if not cfg.job.partitions:
+        raise DistGNNError("--partitions is required (a directory every Ray worker can read)")
+    return own_args, cfg
 
 
 def train_loop(config: dict) -> None:
-    """One Ray Train worker: Ray's process group -> ProcessLayout -> the usual training entry point."""
+    """One Ray Train worker: Ray's process group -> ProcessLayout -> the worker entry every launcher uses."""
     from distgnn.comm.layout import ProcessLayout, store_from_env
-    from distgnn.commands.options import config_from_args
-    from distgnn.commands.train import expected_parts
     from distgnn.kernels.build import prebuild
-    from distgnn.runtime.preflight import require_part
-    from distgnn.train import train_partition
+    from distgnn.runtime.worker import run_worker
 
-    args = config["train_args"]
-    cfg = config_from_args(args)
+    cfg = config["cfg"]
     prebuild(cfg.parallel.kernel)  # a no-op where the launcher (or another worker on this node) built it
-    layout = ProcessLayout.from_group(store=store_from_env())  # Ray's env:// group's store
-    require_part(args.partitions, layout, expected_parts(cfg, layout.world_size))
-    train_partition(cfg, args.partitions, layout)
+    layout = ProcessLayout.from_group(store=store_from_env())  # Ray's env:// group and its store
+    code = run_worker(cfg, layout)
+    if code:  # the worker printed its one line; Ray reports the failed worker to the driver
+        raise DistGNNError(f"worker rank {layout.rank} exited with code {code}")
 
 
 def _import_ray():
@@ -98,18 +102,17 @@ def _import_ray():
 
 
 def run(argv: list[str]) -> int:
-    own, train_args = parse(argv)
-    from distgnn.commands.options import config_from_args
-    from distgnn.commands.train import expected_parts
+    own, cfg = parse(argv)
+    from distgnn.config import JobShape
     from distgnn.kernels.build import prebuild
     from distgnn.partitioning import load_meta
 
-    cfg = config_from_args(train_args)  # bad values fail here, before any worker starts
-    num_parts = int(load_meta(train_args.partitions)["num_parts"])
-    if num_parts != expected_parts(cfg, own.workers):
+    shape = JobShape.of(cfg.parallel, own.workers)  # the same one line as every other launcher's
+    num_parts = int(load_meta(cfg.job.partitions)["num_parts"])
+    if num_parts != shape.parts:
         raise DistGNNError(
-            f"{train_args.partitions} has {num_parts} parts; {own.workers} workers need "
-            f"{expected_parts(cfg, own.workers)} for --strategy {cfg.parallel.strategy}"
+            f"{cfg.job.partitions} has {num_parts} parts; {own.workers} workers need "
+            f"{shape.parts} for --strategy {cfg.parallel.strategy}"
         )
     if not own.address:
         os.environ.update({k: v for k, v in LOCAL_RAY_ENV.items() if k not in os.environ})
@@ -129,8 +132,8 @@ def run(argv: list[str]) -> int:
     try:
         trainer = TorchTrainer(
             train_loop,
-            train_loop_config={"train_args": train_args},
-            torch_config=TorchConfig(backend=backend, timeout_s=int(train_args.timeout)),
+            train_loop_config={"cfg": cfg},
+            torch_config=TorchConfig(backend=backend, timeout_s=int(cfg.job.timeout)),
             scaling_config=ScalingConfig(
                 num_workers=own.workers, use_gpu=own.gpu, resources_per_worker={"CPU": own.cpus_per_worker}
             ),

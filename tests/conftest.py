@@ -62,7 +62,7 @@ def rdzv_endpoint():
     """
     from datetime import timedelta
 
-    from distgnn.runtime.loopback import listening_store
+    from distgnn.comm.loopback import listening_store
 
     store = listening_store("127.0.0.1", 0, timedelta(seconds=60))
     yield f"127.0.0.1:{store.port}"

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distgnn.commands.train import worker_argv
 from distgnn.data.synthetic import synthetic_graph
 from distgnn.metrics import EPOCH_KEYS
 from distgnn.partitioning import partition_graph
@@ -109,38 +108,25 @@ def test_summary_table_on_rank0(run_cli, parts, no_launcher_env):
         assert row in err
 
 
-def test_worker_argv_drops_nproc_and_keeps_everything_else():
+def test_workers_get_the_config_without_nproc_and_with_the_partitions():
     from distgnn.cli import build_parser
+    from distgnn.commands.options import config_from_args
+    from distgnn.runtime.launcher import worker_config
 
     args = build_parser().parse_args(
-        [
-            "train",
-            "--nproc",
-            "4",
-            "--model",
-            "gat",
-            "--heads",
-            "2",
-            "--resume",
-            "--checkpoint-dir",
-            "c",
-            "--strategy",
-            "pipeline",
-            "--stages",
-            "2",
-            "--layers",
-            "3",
-            "--stage-layers",
-            "2,1",
-        ]
+        ["train", "--nproc", "4", "--max-restarts", "2", "--model", "gat", "--heads", "2", "--resume",
+         "--checkpoint-dir", "c", "--strategy", "pipeline", "--stages", "2", "--layers", "3",
+         "--stage-layers", "2,1", "--timeout", "60"]
+    )  # fmt: skip
+    cfg = config_from_args(args)
+    got = worker_config(cfg, "runs/x")
+    assert (got.job.nproc, got.job.max_restarts, got.job.partitions, got.job.timeout) == (
+        None,
+        0,
+        "runs/x",
+        60,
     )
-    argv = worker_argv(args, "runs/x")
-    assert "--nproc" not in argv
-    again = build_parser().parse_args(["train", *argv])
-    for name in vars(args):
-        if name not in ("nproc", "partitions", "func"):
-            assert getattr(again, name) == getattr(args, name), name
-    assert again.partitions == "runs/x"
+    assert (got.model, got.optim, got.parallel, got.run) == (cfg.model, cfg.optim, cfg.parallel, cfg.run)
 
 
 def _cli(args: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess:
@@ -191,7 +177,9 @@ def test_a_failing_rank_takes_the_job_down(parts, tmp_path):
 @pytest.mark.timeout(120)
 def test_no_partitions_trains_on_cached_synthetic_graph(run_cli, tmp_path, no_launcher_env, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("distgnn.commands.train.SYNTHETIC_SPEC", "synthetic:nodes=300,edges=2000,features=8")
+    monkeypatch.setattr(
+        "distgnn.runtime.partitions.SYNTHETIC_SPEC", "synthetic:nodes=300,edges=2000,features=8"
+    )
     code, _, err = run_cli(["train", "--epochs", "2", *FAST])
     assert code == 0, err
     meta = tmp_path / "runs" / "synthetic-1p" / "meta.json"
@@ -217,7 +205,8 @@ def test_every_config_field_is_an_option_with_its_default():
         weight_decay_scope="first", feature_norm="row", seed=9, deterministic=True, kernel="cpu",
         eval_every=3, checkpoint_dir="c", checkpoint_every=2, resume=True, metrics_out="m.jsonl",
         profile_out="p.json", trace="tr", progress=False, lr_warmup_epochs=5, keep_checkpoints=5,
-        checkpoint_on_exit=True, on_nonfinite="skip-step", collective_timeout=7.5,
+        checkpoint_on_exit=True, on_nonfinite="skip-step", collective_timeout=7.5, partitions="parts",
+        nproc=2, max_restarts=1, timeout=60.0,
     )  # fmt: skip
     # Halo options belong to the graph strategy, stage options to the pipeline: two configs cover them all.
     graph = TrainConfig.from_flat(**common, halo_staleness=1, comm_dtype="fp16", overlap=False)

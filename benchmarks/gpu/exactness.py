@@ -30,7 +30,7 @@ import torch
 def train(layout, part_dir: str, cfg_kwargs: dict) -> dict:
     """Train on ``layout``; the per-epoch losses and the final parameters (as numpy arrays)."""
     from distgnn.config import TrainConfig
-    from distgnn.train import train_partition
+    from distgnn.runtime.worker import train_partition
 
     cfg = TrainConfig.from_flat(progress=False, **cfg_kwargs)
     result, _ = train_partition(cfg, part_dir, layout)

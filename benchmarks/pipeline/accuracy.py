@@ -46,10 +46,11 @@ def train_in_process(*args: str) -> None:
     from distgnn.cli import build_parser
     from distgnn.comm.layout import ProcessLayout
     from distgnn.commands.options import config_from_args
-    from distgnn.train import train_partition
+    from distgnn.runtime.worker import train_partition
 
     parsed = build_parser().parse_args(["train", *args])
-    train_partition(config_from_args(parsed), parsed.partitions, ProcessLayout.single("cpu"))
+    cfg = config_from_args(parsed)
+    train_partition(cfg, cfg.job.partitions, ProcessLayout.single("cpu"))
 
 
 def final_test_acc(metrics: Path) -> float:

@@ -93,7 +93,7 @@ def _rank(rank: int, world: int, store_path: str, part_dir: str, args: argparse.
 
     from distgnn.comm.layout import ProcessLayout
     from distgnn.config import TrainConfig
-    from distgnn.train import train_partition
+    from distgnn.runtime.worker import train_partition
 
     torch.set_num_threads(1)
     layout = ProcessLayout.init(

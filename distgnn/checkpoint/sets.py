@@ -18,9 +18,9 @@ import torch
 import torch.distributed as dist
 
 from distgnn.checkpoint import files as ckpt
+from distgnn.comm.collectives import all_reduce
 from distgnn.comm.layout import ProcessLayout
 from distgnn.errors import AgreedError, DistGNNError
-from distgnn.parallel.strategy import all_reduce
 
 _DIGEST_WORDS = 4  # a sha256 as four int64
 

@@ -14,11 +14,10 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from distgnn.comm import loopback
 from distgnn.comm.priority import COMM_NICE, boost_threads, thread_ids
+from distgnn.config import DEFAULT_TIMEOUT_S
 from distgnn.errors import DistGNNError
-from distgnn.runtime import loopback
-
-DEFAULT_TIMEOUT_S = 300.0
 
 
 def default_backend(device: str | torch.device | None = None) -> str:
@@ -42,6 +41,17 @@ def bind_device(device: torch.device, local_rank: int = 0) -> torch.device:
         device = torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
     torch.cuda.set_device(device)
     return device
+
+
+def set_timeout(groups: list[dist.ProcessGroup | None], seconds: float) -> None:
+    """Give each distinct, existing process group this collective timeout (how long a rank waits for a
+    silent peer). ``ProcessGroup.set_timeout`` is what torch 2.14's ``dist.set_timeout`` calls."""
+    seen: set[int] = set()
+    for group in groups:
+        if group is None or id(group) in seen:
+            continue
+        seen.add(id(group))
+        group.set_timeout(timedelta(seconds=float(seconds)))
 
 
 def store_from_env(timeout: float = DEFAULT_TIMEOUT_S) -> dist.Store | None:

@@ -1,10 +1,11 @@
 """The 2-D process layout: pipeline stages x graph-parallel ranks, built once and passed explicitly.
 
 World rank ``r = stage * graph_size + graph_rank`` (torch's ``DeviceMesh`` with dimensions
-``("pipe", "graph")``, row-major). Rank (s, g) runs stage s's layers on graph part g. The graph-parallel
-strategy is ``stages == 1``, the pipeline ``graph_size == 1``, the hybrid both > 1. Each dimension is
-exposed as a :class:`ProcessLayout` (rank and size *within* that dimension, its process group), so the
-halo exchange runs unchanged over a stage's graph group. World rank stays the name in logs and files.
+``("pipe", "graph")``, row-major: :class:`distgnn.config.JobShape`'s rank map). Rank (s, g) runs stage
+s's layers on graph part g. The graph-parallel strategy is ``stages == 1``, the pipeline
+``graph_size == 1``, the hybrid both > 1. Each dimension is exposed as a :class:`ProcessLayout` (rank and
+size *within* that dimension, its process group), so the halo exchange runs unchanged over a stage's
+graph group. World rank stays the name in logs and files.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from distgnn.comm.layout import ProcessLayout
-from distgnn.errors import DistGNNError
+from distgnn.config import JobShape
 
 DIMS = ("pipe", "graph")
 
@@ -28,15 +29,14 @@ class Mesh2D:
     device_mesh: Any = None  # torch.distributed.device_mesh.DeviceMesh (None for one process)
 
     @classmethod
-    def build(cls, world: ProcessLayout, stages: int = 1) -> Mesh2D:
-        """Split ``world`` into ``stages`` x ``world_size / stages`` (a collective on every rank)."""
-        if stages < 1 or world.world_size % stages:
-            raise DistGNNError(
-                f"{world.world_size} processes cannot be split into {stages} pipeline stages "
-                "(the process count must be stages x graph parts)"
-            )
-        graph_size = world.world_size // stages
-        stage, graph_rank = divmod(world.rank, graph_size)
+    def build(cls, world: ProcessLayout, shape: JobShape | None = None) -> Mesh2D:
+        """Split ``world`` into ``shape``'s stages x parts (default: one stage; a collective on every
+        rank)."""
+        shape = shape or JobShape("graph", 1, world.world_size)
+        if shape.world != world.world_size:
+            raise ValueError(f"a {shape.stages} x {shape.parts} mesh needs {shape.world} processes")
+        stages, graph_size = shape.stages, shape.parts
+        stage, graph_rank = shape.stage_part(world.rank)
         if not world.is_distributed:
             return cls(world, 1, 1, world, world)
         from torch.distributed.device_mesh import init_device_mesh

@@ -6,7 +6,7 @@ import os
 
 from distgnn.comm.layout import ProcessLayout
 from distgnn.comm.mesh import Mesh2D
-from distgnn.config import TrainConfig
+from distgnn.config import JobShape, TrainConfig
 from distgnn.errors import DistGNNError
 from distgnn.parallel.node_data import NodeData
 from distgnn.parallel.strategy import Strategy
@@ -14,11 +14,12 @@ from distgnn.parallel.strategy import Strategy
 
 def build_strategy(cfg: TrainConfig, part_dir: str | os.PathLike, world: ProcessLayout) -> Strategy:
     """Split ``world`` into the config's (stages x graph parts) mesh and load this rank's data."""
-    from distgnn.parallel.graph import GraphParallel, GraphStrategy
+    from distgnn.parallel.graph import GraphStrategy
+    from distgnn.parallel.halo_prop import HaloPropagation
 
-    mesh = Mesh2D.build(world, cfg.parallel.stages)
+    mesh = Mesh2D.build(world, JobShape.of(cfg.parallel, world.world_size))
     if cfg.parallel.strategy == "graph":
-        prop = GraphParallel.from_partition_dir(
+        prop = HaloPropagation.from_partition_dir(
             part_dir,
             mesh.graph,
             staleness=cfg.parallel.halo_staleness,

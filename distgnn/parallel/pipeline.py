@@ -1,7 +1,9 @@
 """Pipeline parallelism (``--strategy pipeline --stages S --chunks C``, GNNPipe-style): each rank runs a
 contiguous range of layers over the *whole* graph, and the graph's chunks stream through the stages.
-The same stage runs over one graph part in the hybrid strategy (``hybrid.py``): chunks are then cut per
-part, and a stage's graph-parallel ranks exchange each chunk's halo rows (``chunk_exchange.py``).
+The same stage runs over one graph part in the hybrid strategy: ``hybrid.py`` subclasses
+:class:`PipelineStrategy` and overrides its halo hooks (:meth:`~PipelineStrategy.chunk_ids`,
+:meth:`~PipelineStrategy.halo_transfers`, :attr:`~PipelineStrategy.halo_group`) so that chunks are cut
+per part and a stage's graph-parallel ranks exchange each chunk's halo rows (``chunk_exchange.py``).
 
 Semantics (the contract): in epoch t, chunk c at layer l aggregates its in-neighbours' layer-l message
 rows; a neighbour in a chunk computed earlier in this epoch (or in c itself) is fresh, one in a later
@@ -28,16 +30,18 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from distgnn.comm.collectives import all_reduce
+from distgnn.comm.layout import ProcessLayout
 from distgnn.comm.mesh import Mesh2D
 from distgnn.config import TrainConfig
 from distgnn.errors import DistGNNError
 from distgnn.models.layered import LayeredModel
-from distgnn.parallel.chunk_exchange import chunk_transfers, halo_chunk_ids
-from distgnn.parallel.chunk_prop import ChunkedPropagation
+from distgnn.parallel.chunk_exchange import ChunkTransfer
+from distgnn.parallel.chunk_prop import ChunkPropagation
 from distgnn.parallel.chunks import Chunk, assign_chunks, build_chunks, chunk_slots
 from distgnn.parallel.history import HistoryCache
 from distgnn.parallel.node_data import NodeData, model_input
-from distgnn.parallel.strategy import StepStats, Strategy, all_reduce
+from distgnn.parallel.strategy import StepStats, Strategy
 from distgnn.partitioning.part import Part
 
 FWD, BWD = 0, 1
@@ -94,35 +98,46 @@ class PipelineStrategy(Strategy):
         self.cfg = cfg
         device = mesh.world.device
         n, num_chunks = part.n_owned, cfg.parallel.chunks
-        # Chunks of the owned rows (METIS on the edges among them); halo rows get their owners' chunk ids.
-        chunk_of = owned_chunks(part, num_chunks, cfg.optim.seed)
-        if mesh.graph_size > 1:
-            chunk_of = np.concatenate([chunk_of, halo_chunk_ids(part, chunk_of, mesh.graph)])
+        chunk_of = self.chunk_ids(part, num_chunks)
         whole_of = np.zeros(n + part.n_halo, np.int64)
         slot_of = chunk_slots(chunk_of, n)  # the cache's row order, the same for both chunkings
         args = (part.indptr, part.indices, part.in_degree, part.out_degree)
         self.chunks = build_chunks(chunk_of, *args, num_chunks, device, slot_of=slot_of)
         self.whole = build_chunks(whole_of, *args, 1, device, slot_of=slot_of)
-        self.transfers = self.whole_transfers = None
-        if mesh.graph_size > 1:
-            self.transfers = chunk_transfers(part, chunk_of, self.chunks, slot_of, device)
-            self.whole_transfers = chunk_transfers(part, whole_of, self.whole, slot_of, device)
+        self.transfers = self.halo_transfers(part, chunk_of, self.chunks, slot_of)
+        self.whole_transfers = self.halo_transfers(part, whole_of, self.whole, slot_of)
         # The cost-model split must be the same on every rank: use the whole graph's sizes.
         sizes = torch.tensor([n, int(part.indptr[-1])], dtype=torch.float64)
         self.graph_nodes, self.graph_edges = (int(v) for v in all_reduce(sizes, mesh.graph).tolist())
         defer = cfg.parallel.history_grad == "defer"
         self.history = HistoryCache(slot_of, cfg.parallel.history_dtype, device, keep_history_grads=defer)
-        graph = mesh.graph if mesh.graph_size > 1 else None
-        self.prop = ChunkedPropagation(
+        self.prop = ChunkPropagation(
             self.history,
             data.keys,
             seed=cfg.optim.seed,
             kernel_impl=cfg.parallel.kernel,
-            graph=graph,
+            graph=self.halo_group,
             defer_history_grads=defer,
         )
         self.x_chunks = {id(c): model_input(data.x[c.rows]) for c in self.chunks + self.whole}
         self.stats = StepStats(loss=0.0)
+
+    # -- halo hooks: a pipeline stage holds the whole graph (no halo); the hybrid overrides them ------------
+    def chunk_ids(self, part: Part, num_chunks: int) -> np.ndarray:
+        """The chunk of every local row: of the owned rows, METIS on the edges among them."""
+        return owned_chunks(part, num_chunks, self.cfg.optim.seed)
+
+    def halo_transfers(
+        self, part: Part, chunk_of: np.ndarray, chunks: list[Chunk], slot_of: np.ndarray
+    ) -> dict[int, ChunkTransfer] | None:
+        """Per chunk id, the halo rows the chunk exchanges with the stage's graph-parallel peers (None:
+        no peers)."""
+        return None
+
+    @property
+    def halo_group(self) -> ProcessLayout | None:
+        """The stage's graph-parallel ranks that exchange halo rows (None: no peers)."""
+        return None
 
     def layer_range(self, num_layers: int) -> tuple[int, int]:
         return self.stage_ranges[self.mesh.stage]

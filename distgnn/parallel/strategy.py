@@ -13,12 +13,11 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from distgnn.comm.clock import Seconds
-from distgnn.comm.layout import ProcessLayout
+from distgnn.comm.collectives import all_reduce, sum_grads
 from distgnn.comm.mesh import Mesh2D
 from distgnn.errors import DistGNNError
 from distgnn.metrics import correct_counts
@@ -125,22 +124,3 @@ class Strategy(ABC):
 
     def counts(self, logits: Tensor) -> Tensor:
         return correct_counts(logits, self.data.y, self.data.masks())
-
-
-def all_reduce(t: Tensor, layout: ProcessLayout) -> Tensor:
-    """Sum ``t`` over ``layout``'s group in place (no-op for one process)."""
-    if layout.is_distributed:
-        dist.all_reduce(t, op=dist.ReduceOp.SUM, group=layout.group)
-    return t
-
-
-def sum_grads(params: list[nn.Parameter], layout: ProcessLayout) -> None:
-    """Sum the gradients of ``params`` over ``layout``'s group with one all-reduce of a flat buffer."""
-    if not params or not layout.is_distributed:
-        return
-    flat = all_reduce(torch.cat([p.grad.reshape(-1) for p in params]), layout)
-    offset = 0
-    for p in params:
-        n = p.numel()
-        p.grad.copy_(flat[offset : offset + n].view_as(p.grad))
-        offset += n

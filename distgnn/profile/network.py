@@ -22,7 +22,6 @@ Presets (per direction, one link per device; latencies are typical small-message
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 
@@ -89,17 +88,12 @@ PRESETS = {
 }
 
 
-def parse_network(spec: str) -> Network:
-    """A preset name, ``bandwidth=25GB/s,latency=5us`` (bandwidth also in bits: ``25Gb/s``), or the path
-    of a calibrated network file (``distgnn.profile.network_file``, e.g. written by
-    ``benchmarks/profile/calibrate_loopback.py --network-out``)."""
+def parse_inline(spec: str) -> Network:
+    """A preset name or ``bandwidth=25GB/s,latency=5us`` (bandwidth also in bits: ``25Gb/s``); a network
+    file is read by :func:`distgnn.profile.network_file.parse_network`, which takes all three."""
     text = spec.strip()
     if text in PRESETS:
         return PRESETS[text]
-    if "=" not in text and (text.endswith(".json") or os.path.isfile(text)):
-        from distgnn.profile.network_file import load_network
-
-        return load_network(text)
     fields: dict[str, str] = {}
     for item in filter(None, (s.strip() for s in text.split(","))):
         key, sep, value = item.partition("=")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from distgnn import jsonio
 from distgnn.errors import DistGNNError
-from distgnn.profile.network import Network
+from distgnn.profile.network import PRESETS, Network, parse_inline
 
 NETWORK_FORMAT = "distgnn-network"
 NETWORK_VERSION = 1
@@ -77,3 +77,13 @@ def _number(obj: object, key: str, where: Path) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise DistGNNError(f"{where}: {key!r} must be a finite number")
     return float(value)
+
+
+def parse_network(spec: str) -> Network:
+    """A preset name, ``bandwidth=25GB/s,latency=5us`` (bandwidth also in bits: ``25Gb/s``), or the path
+    of a calibrated network file (e.g. written by ``benchmarks/profile/calibrate_loopback.py
+    --network-out``)."""
+    text = spec.strip()
+    if "=" not in text and text not in PRESETS and (text.endswith(".json") or os.path.isfile(text)):
+        return load_network(text)
+    return parse_inline(text)

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 
 from distgnn import jsonio
+from distgnn.comm.collectives import gather_json
 from distgnn.comm.counters import CommCounters
 
 PROFILE_FORMAT = "distgnn-profile"
@@ -110,20 +110,3 @@ def comm_counters(strategy: Any) -> CommCounters | None:
         if isinstance(counters, CommCounters):
             return counters
     return None
-
-
-def gather_json(value: Any, layout: Any) -> list[Any]:
-    """Every rank's ``value`` (JSON-serialisable), in rank order, on every rank."""
-    data = jsonio.dumps(value).encode()
-    if layout.world_size == 1:
-        return [jsonio.loads(data.decode())]
-    dev = layout.device
-    size = torch.tensor([len(data)], dtype=torch.int64, device=dev)
-    sizes = [torch.zeros_like(size) for _ in range(layout.world_size)]
-    dist.all_gather(sizes, size, group=layout.group)
-    longest = max(int(s) for s in sizes)
-    buf = torch.zeros(longest, dtype=torch.uint8, device=dev)
-    buf[: len(data)] = torch.frombuffer(bytearray(data), dtype=torch.uint8)
-    bufs = [torch.zeros_like(buf) for _ in range(layout.world_size)]
-    dist.all_gather(bufs, buf, group=layout.group)
-    return [jsonio.loads(bytes(b[: int(n)].cpu().numpy()).decode()) for b, n in zip(bufs, sizes, strict=True)]

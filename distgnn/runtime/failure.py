@@ -21,13 +21,11 @@ import contextlib
 import socket
 import time
 from collections.abc import Iterator
-from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 
 from distgnn.errors import AgreedError, DistGNNError, PeerFailedError
-from distgnn.runtime import watchdog
 
 FAILED_KEY = "distgnn/failed"
 LOOKUP_S = 2.0  # how long a peer waits for the failing rank's note before reporting a silent failure
@@ -109,16 +107,3 @@ def reported(rank: int, world_size: int, store: dist.Store | None = None) -> Ite
         else:
             why = f"a peer died ({first_line(err)})"
         raise PeerFailedError(f"rank {rank} stopped: {why}") from err
-
-
-def set_timeout(groups: list[dist.ProcessGroup | None], seconds: float) -> None:
-    """Give each (distinct, existing) process group this collective timeout, and this rank's watchdog the
-    same grace: a rank stopped longer than its peers wait is of no use to them
-    (:mod:`distgnn.runtime.watchdog`)."""
-    watchdog.set_grace(seconds)
-    seen: set[int] = set()
-    for group in groups:
-        if group is None or id(group) in seen:
-            continue
-        seen.add(id(group))
-        group.set_timeout(timedelta(seconds=float(seconds)))  # what dist.set_timeout (torch >= 2.14) calls

@@ -5,7 +5,8 @@ A fresh interpreter per worker spends seconds of CPU importing torch and torch._
 multiprocessing's forkserver with those modules preloaded (:func:`start`, before the workers are needed,
 so the import overlaps the launcher's own set-up) and torch's elastic agent forks each worker, and each
 restarted worker, from it (``LaunchConfig(start_method="forkserver")`` with :func:`worker_main` as the
-entrypoint). A worker runs the same ``distgnn`` command line a torchrun worker does.
+entrypoint). A worker runs the same worker entry a torchrun worker does (:mod:`distgnn.runtime.worker`),
+handed the job's config.
 
 The forkserver reads its environment when it starts: the launcher sets ``OMP_NUM_THREADS``,
 ``GLOO_SOCKET_IFNAME`` and the like before calling :func:`start`. It ignores SIGINT (multiprocessing's
@@ -28,6 +29,10 @@ import os
 import sys
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from distgnn.config import TrainConfig
 
 START_METHOD = "forkserver"
 NAME_PREFIX = "distgnn-r"  # a worker's process name: distgnn-r<RANK> (15 characters at most on Linux)
@@ -37,9 +42,7 @@ PRELOAD = [
     "torch",
     "torch._dynamo",
     "torch.distributed",
-    "distgnn.cli",
-    "distgnn.commands.train",
-    "distgnn.train",
+    "distgnn.runtime.worker",
     "distgnn.kernels.cpu",
 ]
 
@@ -51,20 +54,21 @@ def start() -> str:
     return START_METHOD
 
 
-def worker_main(*argv: str) -> None:
-    """A worker: ``distgnn *argv`` in this forked process, ending with the command line's exit code.
+def worker_main(cfg: TrainConfig) -> None:
+    """A worker: :func:`distgnn.runtime.worker.run_worker` in this forked process, ending with its exit
+    code.
 
     torch's elastic agent counts a returned function as success and a process's non-zero exit code as
     a failure, so a non-zero code leaves through ``SystemExit``; an unexpected exception prints its
     traceback and exits 1, as it would in a fresh interpreter."""
-    from distgnn.cli import main
+    from distgnn.runtime.worker import run_worker
 
     # This process's own default start method, as in a fresh interpreter, not the forkserver's (whose
     # locks are named semaphores: tqdm's would be reported as leaked when a worker is killed).
     multiprocessing.set_start_method(None, force=True)
     name_process(os.environ.get("RANK"))
     try:
-        code = main(list(argv))
+        code = run_worker(cfg)
     except Exception:
         traceback.print_exc()
         code = 1

@@ -3,8 +3,9 @@
 A :class:`StopRequest` is installed as the worker's SIGINT and SIGTERM handler; it only records the
 signal. The trainer puts each rank's request into the per-epoch metrics row it already all-reduces, so
 all ranks see the same decision after the same epoch (one rank's signal stops every rank, and nobody
-is left waiting in a collective). It then optionally checkpoints and raises :class:`TrainingInterrupted`,
-which the CLI turns into one line and exit code 128 + signal (130 for SIGINT, 143 for SIGTERM).
+is left waiting in a collective). It then optionally checkpoints and raises
+:class:`distgnn.errors.TrainingInterrupted`, which the worker turns into one line and exit code
+128 + signal (130 for SIGINT, 143 for SIGTERM).
 """
 
 from __future__ import annotations
@@ -45,16 +46,3 @@ class StopRequest:
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
-
-
-class TrainingInterrupted(Exception):
-    """Training stopped on a signal after ``epoch`` finished epochs; ``checkpoint``: the newest complete
-    checkpoint (rank 0's view) or None."""
-
-    def __init__(self, epoch: int, checkpoint: str | None, signum: int) -> None:
-        super().__init__(f"interrupted at epoch {epoch}; last checkpoint: {checkpoint or 'none'}")
-        self.epoch, self.checkpoint, self.signum = epoch, checkpoint, signum
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signum

@@ -23,8 +23,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from distgnn.comm.collectives import gather_json
 from distgnn.comm.layout import ProcessLayout
-from distgnn.config import TrainConfig
+from distgnn.config import JobShape, TrainConfig
 from distgnn.errors import AgreedError, DistGNNError
 from distgnn.partitioning import load_meta
 from distgnn.partitioning.format import ARRAYS, META_FILE, part_dirname
@@ -54,21 +55,12 @@ def part_problem(part_dir: str | Path, part_id: int, num_parts: int) -> str | No
     return None
 
 
-def gather(layout: ProcessLayout, mine: object) -> list:
-    """Every rank's ``mine``, in rank order (one all-gather of small objects)."""
-    if layout.group is None:
-        return [mine]
-    found = [None] * layout.world_size
-    dist.all_gather_object(found, mine, group=layout.group)
-    return found
-
-
 def agree(layout: ProcessLayout, problem: str | None, found: list | None = None) -> None:
     """Share each rank's ``problem``; if any rank has one, raise the same AgreedError on every rank.
     ``found``: the problems already gathered (then no collective)."""
     if found is None:
         mine = None if problem is None else f"rank {layout.rank} on {socket.gethostname()}: {problem}"
-        found = gather(layout, mine)
+        found = gather_json(mine, layout)
     bad = [p for p in found if p is not None]
     if bad:
         more = f" (and {len(bad) - 1} more rank(s))" if len(bad) > 1 else ""
@@ -104,9 +96,10 @@ def halo_counts(part_dir: str | Path, part_id: int, num_parts: int) -> tuple[lis
     return counts[0], counts[1]
 
 
-def halo_problem(layout: ProcessLayout, num_parts: int, send: list[int], recv: list[int]) -> str | None:
+def halo_problem(layout: ProcessLayout, shape: JobShape, send: list[int], recv: list[int]) -> str | None:
     """One all-to-all: each rank tells each graph peer (same stage) how many rows it will send it."""
-    stage, part = divmod(layout.rank, num_parts)
+    num_parts = shape.parts
+    stage, part = shape.stage_part(layout.rank)
     out = torch.zeros(layout.world_size, dtype=torch.int64)
     out[stage * num_parts : (stage + 1) * num_parts] = torch.tensor(send, dtype=torch.int64)
     got = torch.empty_like(out).to(layout.device)
@@ -122,11 +115,12 @@ def halo_problem(layout: ProcessLayout, num_parts: int, send: list[int], recv: l
     )
 
 
-def require_part(part_dir: str | Path, layout: ProcessLayout, num_parts: int) -> None:
-    """Every rank checks it holds its part of a ``num_parts``-part directory, that all ranks read the same
-    ``meta.json`` and that their halo counts match; all raise together if any check fails. Rank r reads
-    part ``r % num_parts`` (the graph rank of the stage-major process mesh)."""
-    part_id = layout.rank % num_parts
+def require_part(part_dir: str | Path, layout: ProcessLayout, shape: JobShape) -> None:
+    """Every rank checks it holds its part of a ``shape.parts``-part directory, that all ranks read the
+    same ``meta.json`` and that their halo counts match; all raise together if any check fails. Each rank
+    reads its graph part of the job's shape."""
+    num_parts = shape.parts
+    _, part_id = shape.stage_part(layout.rank)
     problem = part_problem(part_dir, part_id, num_parts)
     digest = send = recv = None
     if problem is None:
@@ -136,7 +130,7 @@ def require_part(part_dir: str | Path, layout: ProcessLayout, num_parts: int) ->
         except (OSError, DistGNNError) as err:
             problem = str(err)
     where = f"rank {layout.rank} on {socket.gethostname()}"
-    found = gather(layout, (None if problem is None else f"{where}: {problem}", digest, str(part_dir)))
+    found = gather_json([None if problem is None else f"{where}: {problem}", digest, str(part_dir)], layout)
     agree(layout, None, [f[0] for f in found])
     digests = {f[1] for f in found}
     if len(digests) > 1:
@@ -148,7 +142,7 @@ def require_part(part_dir: str | Path, layout: ProcessLayout, num_parts: int) ->
             "see the same meta.json (copy the whole partition's meta.json to every node)"
         )
     if layout.group is not None and num_parts > 1:
-        mismatch = halo_problem(layout, num_parts, send, recv)
+        mismatch = halo_problem(layout, shape, send, recv)
         agree(layout, None if mismatch is None else f"{where}: {mismatch}")
 
 

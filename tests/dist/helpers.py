@@ -96,8 +96,8 @@ def _worker(
             value = fn(rank, world_size, *args)
         results.put((rank, True, pickle.dumps(value)))
     except BaseException as err:  # noqa: B036 - report everything, including KeyboardInterrupt, to the parent
-        from distgnn.cli import PEER_GRACE_S
         from distgnn.runtime.failure import is_comm_failure
+        from distgnn.runtime.worker import PEER_GRACE_S
 
         if is_comm_failure(err):  # a peer's failure seen from here: let that peer report its cause first
             time.sleep(PEER_GRACE_S)

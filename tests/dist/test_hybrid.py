@@ -21,11 +21,11 @@ from test_pipeline import BASE, CHUNKED, IN_DIM, MODELS, OPTION_MODELS, OPTIONS,
 from train_workers import params_rel_error, train_many
 
 from distgnn.comm.layout import ProcessLayout
+from distgnn.config import ParallelConfig
 from distgnn.data.synthetic import synthetic_graph
 from distgnn.partitioning import load_meta, partition_graph
 from distgnn.profile.exchanges import ModelSpec
 from distgnn.profile.predict import predict_volume
-from distgnn.profile.strategies import StrategyOptions
 
 N, CLASSES = 160, 4
 HYBRID = dict(strategy="hybrid", stages=2)
@@ -93,5 +93,5 @@ def test_hybrid_bytes_are_halo_volume_plus_stage_boundaries(runs, dirs):
         halo = total_halo * 4 * 2 * sum(widths)
         boundary = 2 * N * 8 * 4  # one boundary, 8-wide rows forward, gradients back
         assert [r["comm_bytes"] for r in gcn["history"]] == [halo + boundary] * BASE["epochs"]
-        volume = predict_volume(dirs[2], ModelSpec("gcn", 4, 8), "hybrid", StrategyOptions(stages=2))
+        volume = predict_volume(dirs[2], ModelSpec("gcn", 4, 8), ParallelConfig(strategy="hybrid", stages=2))
         assert volume.total() == halo + boundary  # distgnn profile predict, from the partition alone

@@ -22,15 +22,14 @@ from helpers import run_ranks
 from train_workers import checkpoint_scenario, params_rel_error, train_many
 
 from distgnn.comm.layout import ProcessLayout
-from distgnn.config import TrainConfig
+from distgnn.config import ParallelConfig, TrainConfig
 from distgnn.data.synthetic import synthetic_graph
 from distgnn.errors import DistGNNError
 from distgnn.parallel.pipeline import split_layers
 from distgnn.partitioning import partition_graph
 from distgnn.profile.exchanges import ModelSpec
 from distgnn.profile.predict import predict_volume
-from distgnn.profile.strategies import StrategyOptions
-from distgnn.train import train_partition
+from distgnn.runtime.worker import train_partition
 
 N, IN_DIM, CLASSES, EPOCHS = 160, 12, 4, 5
 BASE = dict(
@@ -197,8 +196,8 @@ def test_stage_bytes_equal_the_analytic_volume(staged, part_dir, stages):
         per_epoch = [r["comm_bytes"] for r in results[0][0]["history"]]
         assert per_epoch == [(stages - 1) * 2 * N * 8 * 4] * EPOCHS
         # distgnn profile predict says the same from the partition alone
-        opts = StrategyOptions(stages=stages, stage_layers=split)
-        assert predict_volume(part_dir, ModelSpec("gcn", 4, 8), "pipeline", opts).total() == per_epoch[0]
+        opts = ParallelConfig(strategy="pipeline", stages=stages, stage_layers=split)
+        assert predict_volume(part_dir, ModelSpec("gcn", 4, 8), opts).total() == per_epoch[0]
 
 
 def test_layer_split_balances_cost():

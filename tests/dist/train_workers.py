@@ -9,7 +9,7 @@ import torch
 
 from distgnn.comm.layout import ProcessLayout
 from distgnn.config import TrainConfig
-from distgnn.train import train_partition
+from distgnn.runtime.worker import train_partition
 
 
 def train_once(layout: ProcessLayout, part_dir: str, **overrides: Any) -> dict:

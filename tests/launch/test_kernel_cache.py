@@ -18,7 +18,7 @@ from distgnn.kernels import cpu
 # exit 3 if answering imported torch
 CHECK = (
     "import sys; "
-    "from distgnn import kernel_cache as k; r = k.main(); "
+    "from distgnn.kernels import cache as k; r = k.main(); "
     "sys.exit(3 if 'torch' in sys.modules else r)"
 )
 
@@ -56,7 +56,7 @@ def test_a_local_version_label_is_part_of_the_key(tmp_path):
     info = site / "torch-2.14.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: torch\nVersion: 2.14.1\n")
-    code = "from distgnn import kernel_cache as k; print(k.torch_build()); print(k.library_path().name)"
+    code = "from distgnn.kernels import cache as k; print(k.torch_build()); print(k.library_path().name)"
     env = {"PYTHONPATH": str(site), kernel_cache.CACHE_ENV: str(tmp_path / "cache")}
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=True

@@ -13,7 +13,9 @@ import pytest
 from launch_helpers import BIN, launcher_env
 
 from distgnn.commands import train as train_cmd
+from distgnn.commands.options import config_from_args
 from distgnn.kernels import cpu
+from distgnn.runtime.launcher import launch_local
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from rank_memory import RankPeaks  # noqa: E402  (benchmarks/ is not a package)
@@ -21,7 +23,7 @@ from rank_memory import RankPeaks  # noqa: E402  (benchmarks/ is not a package)
 
 def test_the_launcher_builds_before_any_worker_starts(monkeypatch, tmp_path):
     events = []
-    monkeypatch.setattr(train_cmd, "resolve_partitions", lambda *a, **k: str(tmp_path))
+    monkeypatch.setattr("distgnn.runtime.launcher.resolve_partitions", lambda *a, **k: str(tmp_path))
     monkeypatch.setattr("distgnn.kernels.build.prebuild", lambda kernel: events.append(("prebuild", kernel)))
 
     monkeypatch.setattr(
@@ -30,13 +32,13 @@ def test_the_launcher_builds_before_any_worker_starts(monkeypatch, tmp_path):
 
     def fake_launch(config, entrypoint):
         events.append(("launch", config.nproc_per_node, config.start_method, entrypoint.__name__))
-        return lambda *argv: None
+        return lambda cfg: None
 
     monkeypatch.setattr("torch.distributed.launcher.api.elastic_launch", fake_launch)
     parser = argparse.ArgumentParser()
     train_cmd.add_parser(parser.add_subparsers())  # the real parser: every option the launcher forwards
     ns = parser.parse_args(["train", "--nproc", "2", "--kernel", "cpu"])
-    assert train_cmd.launch_local(ns) == 0
+    assert launch_local(config_from_args(ns)) == 0
     # the workers' forkserver starts first, so that its imports overlap the build check
     assert events == [("forkserver",), ("prebuild", "cpu"), ("launch", 2, "forkserver", "worker_main")]
 

@@ -15,7 +15,8 @@ import torch
 from distgnn.config import TrainConfig
 from distgnn.errors import AgreedError
 from distgnn.parallel.graph import GraphStrategy
-from distgnn.train import nonfinite_message, train_partition
+from distgnn.runtime.worker import train_partition
+from distgnn.train import nonfinite_message
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dist"))
 from guard_helpers import tiny_parts  # noqa: E402

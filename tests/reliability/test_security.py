@@ -125,9 +125,11 @@ def test_meta_json_cannot_name_files_outside_its_directory(parts, tmp_path, name
 
 def test_the_local_launcher_rendezvous_is_on_loopback(monkeypatch, tmp_path):
     from distgnn.commands import train as train_cmd
+    from distgnn.commands.options import config_from_args
+    from distgnn.runtime.launcher import launch_local
 
     seen = []
-    monkeypatch.setattr(train_cmd, "resolve_partitions", lambda *a, **k: str(tmp_path))
+    monkeypatch.setattr("distgnn.runtime.launcher.resolve_partitions", lambda *a, **k: str(tmp_path))
     monkeypatch.setattr("distgnn.kernels.build.prebuild", lambda kernel: None)
     monkeypatch.setattr("distgnn.runtime.forkserver.start", lambda: "forkserver")
     monkeypatch.setattr(
@@ -136,7 +138,7 @@ def test_the_local_launcher_rendezvous_is_on_loopback(monkeypatch, tmp_path):
     )
     parser = argparse.ArgumentParser()
     train_cmd.add_parser(parser.add_subparsers())
-    train_cmd.launch_local(parser.parse_args(["train", "--nproc", "2"]))
+    launch_local(config_from_args(parser.parse_args(["train", "--nproc", "2"])))
     assert seen[0].rdzv_endpoint.split(":")[0] == "127.0.0.1"
 
 

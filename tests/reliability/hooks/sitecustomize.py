@@ -14,9 +14,10 @@ runs clean), do ACTION during 0-based epoch EPOCH:
 ``DISTGNN_TEST_HOOK_LOG=FILE`` gets one line ``rank attempt`` per worker start.
 
 A worker may be a fresh interpreter (torchrun) or forked from ``--nproc``'s forkserver, which loaded this
-file once, before any worker existed: so the hook wraps the worker's entry (``train_worker``) and acts
-when a worker starts, and the launcher is the first process on the way down without a RANK (it records
-its pid in the environment its forkserver and workers inherit), not necessarily a worker's parent.
+file once, before any worker existed: so the hook wraps the worker entry's training part
+(``distgnn.runtime.worker.join_and_train``) and acts when a worker starts, and the launcher is the first
+process on the way down without a RANK (it records its pid in the environment its forkserver and workers
+inherit), not necessarily a worker's parent.
 """
 
 from __future__ import annotations
@@ -82,15 +83,15 @@ def _install() -> None:
 
 
 def _wrap_worker_entry() -> None:
-    from distgnn.commands import train as train_cmd
+    from distgnn.runtime import worker
 
-    real_train_worker = train_cmd.train_worker
+    real = worker.join_and_train
 
-    def train_worker(*args, **kwargs):
+    def join_and_train(*args, **kwargs):
         _install()
-        return real_train_worker(*args, **kwargs)
+        return real(*args, **kwargs)
 
-    train_cmd.train_worker = train_worker
+    worker.join_and_train = join_and_train
 
 
 if "RANK" not in os.environ:
