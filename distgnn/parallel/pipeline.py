@@ -23,8 +23,6 @@ neighbouring stage is reported as ``bubble_s``.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -33,6 +31,7 @@ from torch import Tensor
 from distgnn.comm.collectives import all_reduce
 from distgnn.comm.layout import ProcessLayout
 from distgnn.comm.mesh import Mesh2D
+from distgnn.comm.p2p import BWD, FWD, Pending, StageLink
 from distgnn.config import TrainConfig
 from distgnn.errors import DistGNNError
 from distgnn.models.layered import LayeredModel
@@ -43,8 +42,6 @@ from distgnn.parallel.history import HistoryCache
 from distgnn.parallel.node_data import NodeData, model_input
 from distgnn.parallel.strategy import StepStats, Strategy
 from distgnn.partitioning.part import Part
-
-FWD, BWD = 0, 1
 
 
 def split_layers(costs: list[float], stages: int) -> list[tuple[int, int]]:
@@ -96,6 +93,7 @@ class PipelineStrategy(Strategy):
             )
         super().__init__(mesh, data)
         self.cfg = cfg
+        self.link = StageLink(mesh)  # activations to the next stage, gradients to the previous one
         device = mesh.world.device
         n, num_chunks = part.n_owned, cfg.parallel.chunks
         chunk_of = self.chunk_ids(part, num_chunks)
@@ -183,7 +181,7 @@ class PipelineStrategy(Strategy):
                     out = self.loss(out, c.rows)
                     loss += out.detach()
                 else:
-                    sends.append(self._send(out.detach(), c, FWD, +1))
+                    sends.append(self._send(out.detach(), c, FWD))
                 saved.append((c, h, out))
             grads = self._post_receives(chunks[::-1], BWD)
             for c, h, out in reversed(saved):  # backward, reverse chunk order
@@ -191,7 +189,7 @@ class PipelineStrategy(Strategy):
                 out.backward(self._wait(grads[c.index]))
                 if h is not None:
                     g = h.grad if h.grad is not None else torch.zeros_like(h)
-                    sends.append(self._send(g, c, BWD, -1))
+                    sends.append(self._send(g, c, BWD))
             for w in sends:
                 w.wait()
         finally:
@@ -221,7 +219,7 @@ class PipelineStrategy(Strategy):
         out = model.forward_range(self._input(c, h), self.prop, *self.layers, x=self.x_chunks[id(c)])
         self.prop.record = True
         if not self.is_last:
-            self._send(out, c, FWD, +1).wait()
+            self._send(out, c, FWD).wait()
             return torch.zeros(6, dtype=torch.float64)
         return self.counts(out)
 
@@ -231,59 +229,28 @@ class PipelineStrategy(Strategy):
     def load_state_dict(self, state: dict) -> None:
         self.history.load_state_dict(state["history"])
 
-    # -- point to point ----------------------------------------------------------------------------------
+    # -- point to point (comm/p2p.py) ---------------------------------------------------------------------
     @property
     def is_last(self) -> bool:
-        return self.mesh.stage == self.mesh.stages - 1
+        return self.link.is_last
 
     def _input(self, c: Chunk, h: Tensor | None):
         return self.x_chunks[id(c)] if h is None else h
 
-    def _peer(self, step: int) -> int:
-        return self.mesh.world_rank(self.mesh.stage + step, self.mesh.graph_rank)
+    def _send(self, t: Tensor, c: Chunk, direction: int) -> dist.Work:
+        work, nbytes = self.link.send(t, c.index, direction)
+        self.stats.comm_bytes += nbytes
+        return work
 
-    @staticmethod
-    def _tag(c: Chunk, direction: int) -> int:
-        """Gloo matches messages by tag: a stage starts an epoch only after its neighbour consumed the
-        last one, so (chunk, direction) tells every message apart. (NCCL ignores tags and matches by
-        order, which the posting order keeps.)"""
-        return c.index * 2 + direction
-
-    def _send(self, t: Tensor, c: Chunk, direction: int, step: int):
-        t = t.contiguous()
-        self.stats.comm_bytes += t.numel() * t.element_size()
-        return dist.isend(t, dst=self._peer(step), tag=self._tag(c, direction))
-
-    def _post_receives(
-        self, chunks: list[Chunk], direction: int
-    ) -> dict[int, tuple[Tensor, dist.Work] | None]:
-        """Post the receives of a phase: the chunks' activations from the previous stage (FWD) or their
-        output gradients from the next (BWD), in the order the peer sends them (NCCL matches messages
-        between two ranks by order, not tag). {chunk index: (buffer, work)}, None where nothing comes.
-
-        Posted at the start of the phase, so messages land while this stage computes. The gradient
-        receives wait for the backward phase: on NCCL, a receive from the next stage shares a stream
-        with the sends to it, so posted earlier it would hold back the activations it depends on. Each
-        is its own ``irecv``, not one ``batch_isend_irecv``: a coalesced batch completes as a whole,
-        and chunk 0 could not start before the last chunk arrived."""
-        if (direction == FWD and self.mesh.stage == 0) or (direction == BWD and self.is_last):
-            return dict.fromkeys((c.index for c in chunks), None)
+    def _post_receives(self, chunks: list[Chunk], direction: int) -> dict[int, Pending]:
+        """Post the receives of a phase at its start, so messages land while this stage computes. The
+        gradient receives wait for the backward phase: on NCCL, a receive from the next stage shares a
+        stream with the sends to it, so posted earlier it would hold back the activations it depends on."""
         width = self.in_width if direction == FWD else self.out_width
-        peer = self._peer(-1 if direction == FWD else +1)
-        out = {}
-        for c in chunks:
-            buf = torch.empty(c.rows.numel(), width, device=self.mesh.world.device)
-            out[c.index] = (buf, dist.irecv(buf, src=peer, tag=self._tag(c, direction)))
-        return out
+        return self.link.post_receives([(c.index, c.rows.numel()) for c in chunks], direction, width)
 
-    def _wait(
-        self, pending: tuple[Tensor, dist.Work] | None, *, requires_grad: bool = False
-    ) -> Tensor | None:
+    def _wait(self, pending: Pending, *, requires_grad: bool = False) -> Tensor | None:
         """The received tensor, once it is there; the time spent waiting is the stage's bubble."""
-        if pending is None:
-            return None
-        buf, work = pending
-        t0 = time.perf_counter()
-        work.wait()
-        self.stats.bubble_s += time.perf_counter() - t0
-        return buf.requires_grad_(requires_grad)
+        buf, waited = self.link.wait(pending)
+        self.stats.bubble_s += waited
+        return None if buf is None else buf.requires_grad_(requires_grad)
