@@ -17,7 +17,7 @@ from typing import Any
 from distgnn.config import STRATEGIES, ParallelConfig
 from distgnn.errors import DistGNNError
 from distgnn.profile.exchanges import LayerExchange, ModelSpec
-from distgnn.profile.graph import predict_graph
+from distgnn.profile.graph_volume import predict_graph
 from distgnn.profile.partition_info import PartitionInfo
 from distgnn.profile.volume import Volume
 
@@ -56,7 +56,7 @@ def _staged(strategy: str) -> Predictor:
     def predict(
         info: PartitionInfo, exchanges: list[LayerExchange], opts: ParallelConfig, spec: ModelSpec
     ) -> Volume:
-        from distgnn.profile.pipeline import predict_pipeline
+        from distgnn.profile.pipeline_volume import predict_pipeline
 
         if opts.strategy != strategy:
             raise DistGNNError(f"the {strategy} predictor got a --strategy {opts.strategy} config")

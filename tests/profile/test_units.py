@@ -13,7 +13,7 @@ from distgnn.errors import DistGNNError
 from distgnn.metrics import MetricsWriter
 from distgnn.profile import strategies
 from distgnn.profile.exchanges import LayerExchange, ModelSpec, layer_exchanges
-from distgnn.profile.graph import predict_graph
+from distgnn.profile.graph_volume import predict_graph
 from distgnn.profile.network import PRESETS, Network
 from distgnn.profile.network_file import parse_network
 from distgnn.profile.partition_info import PartitionInfo

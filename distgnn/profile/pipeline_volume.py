@@ -21,7 +21,7 @@ import numpy as np
 from distgnn.models.registry import build_model
 from distgnn.parallel.pipeline import layer_costs, split_layers
 from distgnn.profile.exchanges import LayerExchange, ModelSpec
-from distgnn.profile.graph import FP32, predict_graph
+from distgnn.profile.graph_volume import FP32, predict_graph
 from distgnn.profile.partition_info import PartitionInfo
 from distgnn.profile.volume import Flow, Volume
 
