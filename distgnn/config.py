@@ -11,6 +11,7 @@ for importing torch.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
     import torch
 
 MODELS = ("gcn", "sage", "gat", "deepgcn")  # distgnn.models.registry.MODELS builds each (a test ties the two)
+# Another model: a registered name or a factory's import path (``pkg.module:function``), resolved by
+# distgnn.models.registry, which says in one line what is wrong with one that does not resolve.
+MODEL_NAME = re.compile(r"[A-Za-z_][\w.-]*(:[A-Za-z_][\w.]*)?")
 COMM_DTYPES = ("fp32", "bf16", "fp16")
 FEATURE_NORMS = ("none", "row")
 KERNELS = ("auto", "reference", "cpu", "triton", "torch")  # distgnn.kernels.select.IMPLS
@@ -56,15 +60,27 @@ def _at_least(obj: Any, names: tuple[str, ...], bound: int) -> None:
 class ModelConfig:
     """What model is trained. Defaults: the GCN paper's Cora setup (2 layers, 16 hidden, dropout 0.5)."""
 
-    name: str = field(default="gcn", metadata=option("model family", flag="--model", choices=MODELS))
+    name: str = field(
+        default="gcn",
+        metadata=option(
+            f"model: {', '.join(MODELS)}, a name given to distgnn.models.register_model, or the import path "
+            "of your own model's factory, module:function (a function (ModelConfig, in_dim, out_dim) -> "
+            "distgnn.models.LayeredModel; the module is looked up from the current directory too)",
+            flag="--model",
+            metavar="MODEL",
+        ),
+    )
     layers: int = field(default=2, metadata=option("layers", metavar="L"))
     hidden: int = field(default=16, metadata=option("hidden width (per head for GAT)", metavar="H"))
     heads: int = field(default=8, metadata=option("GAT heads", metavar="K"))
     dropout: float = field(default=0.5, metadata=option("dropout", metavar="D"))
 
     def __post_init__(self) -> None:
-        if self.name not in MODELS:
-            raise DistGNNError(f"unknown model {self.name!r}; choose one of {', '.join(MODELS)}")
+        if self.name not in MODELS and not MODEL_NAME.fullmatch(self.name):
+            raise DistGNNError(
+                f"unknown model {self.name!r}; choose one of {', '.join(MODELS)}, a registered name, or "
+                "an import path module:function"
+            )
         _at_least(self, ("layers", "hidden", "heads"), 1)
         for name, bound in MODEL_LIMITS.items():  # absurd sizes: one line now, not an allocation failure
             if getattr(self, name) > bound:
@@ -235,6 +251,14 @@ class RunConfig:
     profile_out: str | None = field(
         default=None,
         metadata=option("measured communication profile, one JSON file (rank 0)", metavar="FILE"),
+    )
+    tensorboard: str | None = field(
+        default=None,
+        metadata=option(
+            "TensorBoard scalars per epoch into DIR (rank 0; needs the tensorboard package): loss, "
+            "accuracies, epoch time, communication; a resume rewrites the epochs after its checkpoint",
+            metavar="DIR",
+        ),
     )
     trace: str | None = field(
         default=None, metadata=option("torch.profiler Chrome trace per rank into DIR", metavar="DIR")

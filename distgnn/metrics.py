@@ -89,6 +89,63 @@ class MetricsWriter:
         self._file.close()
 
 
+TENSORBOARD_MISSING = "--tensorboard needs the tensorboard package: pip install 'distgnn[tensorboard]'"
+
+# The TensorBoard scalar each record key becomes: every EPOCH_KEYS entry but "epoch", the step.
+TENSORBOARD_TAGS = {
+    "loss": "loss/train",
+    "train_acc": "accuracy/train",
+    "val_acc": "accuracy/val",
+    "test_acc": "accuracy/test",
+    "epoch_s": "time/epoch_s",
+    "compute_s": "time/compute_s",
+    "comm_s": "comm/time_s",
+    "exposed_comm_s": "comm/exposed_s",
+    "comm_bytes": "comm/bytes",
+}
+
+
+def summary_writer_class() -> type:
+    """torch's ``SummaryWriter``; one-line DistGNNError if the optional ``tensorboard`` package is absent
+    (torch's own ImportError names no fix)."""
+    try:
+        import tensorboard  # noqa: F401 - what torch.utils.tensorboard needs
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise DistGNNError(TENSORBOARD_MISSING) from None
+    return SummaryWriter
+
+
+class TensorBoardWriter:
+    """The same per-epoch records as :class:`MetricsWriter`, as TensorBoard scalars in ``log_dir``
+    (torch's ``SummaryWriter``): step = the record's epoch, tags from :data:`TENSORBOARD_TAGS`.
+
+    A value that is absent (the accuracies of an epoch that was not evaluated) is not written. TensorBoard
+    stores scalars as float32. Flushed after each record, so a crashed run keeps what it measured.
+
+    On resume the epochs after ``keep_through`` are written again into a new event file of the same
+    directory; the writer marks the restart (``purge_step``) and TensorBoard shows the newest values.
+    """
+
+    def __init__(self, log_dir: str | os.PathLike, *, keep_through: int = 0) -> None:
+        writer = summary_writer_class()
+        self.log_dir = Path(log_dir)
+        self._writer = writer(
+            log_dir=str(self.log_dir), purge_step=keep_through + 1 if keep_through else None
+        )
+
+    def write(self, record: dict) -> None:
+        step = int(record["epoch"])
+        for key, tag in TENSORBOARD_TAGS.items():
+            value = record.get(key)
+            if value is not None and not math.isnan(value):
+                self._writer.add_scalar(tag, float(value), global_step=step)
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
+
+
 def summarize(history: Sequence[dict]) -> dict:
     """Best validation accuracy, the test accuracy at it, final test accuracy, timing and traffic."""
     evaluated = [r for r in history if not math.isnan(r["val_acc"])]

@@ -31,7 +31,7 @@ from distgnn.comm.layout import set_timeout
 from distgnn.config import TrainConfig
 from distgnn.errors import AgreedError, DistGNNError, TrainingInterrupted
 from distgnn.kernels import isa
-from distgnn.metrics import MetricsWriter, accuracies, format_summary, summarize
+from distgnn.metrics import MetricsWriter, TensorBoardWriter, accuracies, format_summary, summarize
 from distgnn.models.registry import build_model
 from distgnn.parallel.determinism import set_deterministic
 from distgnn.parallel.node_data import NodeData, model_input, row_normalize
@@ -390,9 +390,11 @@ class Trainer:
         self._log(f"distgnn: {isa.describe()}")  # which CPU kernel entry point runs (once, rank 0)
         self.maybe_resume()
         cfg = self.cfg
-        writer = None
+        writers: list[MetricsWriter | TensorBoardWriter] = []  # rank 0: the same records to each
         if self.rank == 0 and cfg.run.metrics_out:
-            writer = MetricsWriter(cfg.run.metrics_out, keep_through=self.start_epoch)
+            writers.append(MetricsWriter(cfg.run.metrics_out, keep_through=self.start_epoch))
+        if self.rank == 0 and cfg.run.tensorboard:
+            writers.append(TensorBoardWriter(cfg.run.tensorboard, keep_through=self.start_epoch))
         bar = tqdm(
             total=cfg.optim.epochs,
             initial=self.start_epoch,
@@ -414,7 +416,7 @@ class Trainer:
                 if self.is_eval_epoch(epoch) or save:
                     for record in self.reduce_epochs(done - len(pending), pending):
                         self.history.append(record)
-                        if writer is not None:
+                        for writer in writers:
                             writer.write(record)
                     pending = []
                     last = self.history[-1]
@@ -430,7 +432,7 @@ class Trainer:
                     raise self.interrupted(done, save)
         finally:
             bar.close()
-            if writer is not None:
+            for writer in writers:
                 writer.close()
         summary = summarize(self.history)
         if self.rank == 0 and cfg.run.progress:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from distgnn.config import MODELS
 from distgnn.errors import DistGNNError
 from distgnn.kernels.select import ENV_VAR
 from distgnn.models.registry import build_model
@@ -77,7 +78,16 @@ def layer_exchanges(spec: ModelSpec, in_dim: int, num_classes: int) -> list[Laye
         )
         rec = _Recorder(2)
         model.train()
-        model(torch.ones(2, in_dim), rec)
+        try:
+            model(torch.ones(2, in_dim), rec)
+        except Exception as err:
+            if spec.model in MODELS:
+                raise  # a bug of ours: its traceback is the report
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            why = f"{type(err).__name__}: {first}"
+            raise DistGNNError(
+                f"--model {spec.model} breaks the model contract (docs/models.md): {why}"
+            ) from None
     widths = [c.width for c in rec.calls]
     if widths != list(model.exchange_widths()):
         raise DistGNNError(

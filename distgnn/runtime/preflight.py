@@ -27,6 +27,7 @@ from distgnn.comm.collectives import gather_json
 from distgnn.comm.layout import ProcessLayout
 from distgnn.config import JobShape, TrainConfig
 from distgnn.errors import AgreedError, DistGNNError
+from distgnn.metrics import summary_writer_class
 from distgnn.partitioning import load_meta
 from distgnn.partitioning.format import ARRAYS, META_FILE, part_dirname
 
@@ -169,3 +170,6 @@ def check_outputs(cfg: TrainConfig, rank: int) -> None:
         for what, file in (("--metrics-out", run.metrics_out), ("--profile-out", run.profile_out)):
             if file:
                 writable_dir(Path(file).parent, f"{what} directory")
+        if run.tensorboard:
+            summary_writer_class()  # the optional tensorboard package: one line now, not after set-up
+            writable_dir(run.tensorboard, "--tensorboard directory")

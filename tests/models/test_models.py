@@ -166,7 +166,11 @@ def test_same_seed_same_parameters():
 @pytest.mark.parametrize(
     "kwargs,message",
     [
-        (dict(name="mlp"), "unknown model 'mlp'; choose one of gcn, sage, gat, deepgcn"),
+        (
+            dict(name="mlp"),
+            "unknown model 'mlp'; choose one of gcn, sage, gat, deepgcn, or give an import path "
+            "module:function",
+        ),
         (dict(layers=0), "layers must be >= 1, got 0"),
         (dict(hidden=0), "hidden must be >= 1, got 0"),
         (dict(dropout=1.0), "dropout must be in [0, 1), got 1.0"),

@@ -256,7 +256,8 @@ CASES = [
     (
         "train: unknown model",
         [*T("{p1}"), *FAST, "--model", "mlp"],
-        "distgnn train: error: argument --model: invalid choice: 'mlp' (choose from 'gcn', 'sage', 'gat', 'deepgcn')",
+        "distgnn train: error: unknown model 'mlp'; choose one of gcn, sage, gat, deepgcn, or give an import "
+        "path module:function",
     ),
     (
         "train: unknown strategy",
@@ -287,6 +288,11 @@ CASES = [
         "train: metrics file not writable",
         [*T("{p1}"), *FAST, "--metrics-out", "{root}/a-file/m.jsonl"],
         "distgnn train: error: --metrics-out directory {root}/a-file cannot be created: {root}/a-file is not a directory",
+    ),
+    (
+        "train: tensorboard dir not writable",
+        [*T("{p1}"), *FAST, "--tensorboard", "{root}/a-file/tb"],
+        "distgnn train: error: --tensorboard directory {root}/a-file/tb cannot be created: {root}/a-file is not a directory",
     ),
     # -- distgnn profile
     (
