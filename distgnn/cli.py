@@ -16,7 +16,7 @@ os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 from distgnn.errors import DistGNNError
 
 # Each module defines `add_parser(subparsers)`, which registers its parser with `func=run`.
-SUBCOMMANDS = ("partition", "info", "train", "profile")
+SUBCOMMANDS = ("partition", "info", "train", "predict", "export", "profile")
 
 
 def build_parser() -> argparse.ArgumentParser:

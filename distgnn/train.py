@@ -14,8 +14,8 @@ from __future__ import annotations
 import math
 import signal
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
 import torch
@@ -107,13 +107,16 @@ class Trainer:
         stop: StopFlag | None = None,
         partition: dict | None = None,
         on_timeout: Callable[[float], None] | None = None,
+        callbacks: Sequence[Callable[[dict], None]] = (),
     ) -> None:
         """``stop``: the SIGINT/SIGTERM request (training then raises TrainingInterrupted after the epoch);
         ``partition``: :func:`distgnn.runtime.preflight.partition_identity` of the directory trained on,
         kept in checkpoints so that a resume on another partitioning is refused (None: not checked);
-        ``on_timeout``: told each new collective timeout (the worker's watchdog takes it as its grace)."""
+        ``on_timeout``: told each new collective timeout (the worker's watchdog takes it as its grace);
+        ``callbacks``: each called with every epoch's metrics record (see :meth:`fit`)."""
         self.cfg, self.strategy, self.stop, self.partition = cfg, strategy, stop, partition
         self.on_timeout = on_timeout
+        self.callbacks = tuple(callbacks)
         self.world = strategy.mesh.world
         self.rank = self.world.rank
         self.clock = clock_for(self.world.device)  # host timers on CPU, CUDA events on CUDA
@@ -122,6 +125,7 @@ class Trainer:
         # Dropout masks do not use torch's RNG: they are keyed by (seed, epoch, site, node id).
         torch.manual_seed(cfg.optim.seed)
         data = strategy.data
+        self.in_dim, self.out_dim = int(data.x.shape[1]), int(data.num_classes)
         self.model = build_model(
             cfg.model.name,
             int(data.x.shape[1]),
@@ -314,6 +318,12 @@ class Trainer:
             "rank": self.rank,
             "signature": {**self.cfg.model_signature(), "partition": self.partition},
             "model": self.model.state_dict(),
+            # What `distgnn export` needs to gather one model: the parameters this rank updates (a
+            # pipeline stage: its layers'), and how to build the model again.
+            "owned": [
+                name for name, p in self.model.named_parameters() if id(p) in {id(q) for q in self.params}
+            ],
+            "model_config": {**asdict(self.cfg.model), "in_dim": self.in_dim, "out_dim": self.out_dim},
             "optimizer": self.optimizer.state_dict(),
             "rng": ckpt.rng_state(),
             "history": self.history,
@@ -387,6 +397,15 @@ class Trainer:
 
     # -- the loop --------------------------------------------------------------------------------------
     def fit(self) -> TrainResult:
+        """Train from the start (or the resumed epoch) to ``--epochs``; the history and the model.
+
+        Per-epoch records (what ``--metrics-out`` gets, one dict per epoch) are reduced in batches, at
+        evaluation epochs, checkpoint epochs and the last epoch: every rank gets the same records then,
+        in epoch order, and hands each to the writers (rank 0) and to every callback (every rank), before
+        that epoch's checkpoint is saved. A callback gets its own copy of the record. What a callback
+        raises propagates like any error of this rank (the worker's failure reporting names the rank;
+        its peers stop at their next collective instead of waiting for it).
+        """
         self._log(f"distgnn: {isa.describe()}")  # which CPU kernel entry point runs (once, rank 0)
         self.maybe_resume()
         cfg = self.cfg
@@ -418,6 +437,8 @@ class Trainer:
                         self.history.append(record)
                         for writer in writers:
                             writer.write(record)
+                        for callback in self.callbacks:
+                            callback(dict(record))
                     pending = []
                     last = self.history[-1]
                     bar.set_postfix(loss=f"{last['loss']:.4f}", val=_pct(last["val_acc"]), refresh=False)

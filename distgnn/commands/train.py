@@ -13,7 +13,7 @@ import argparse
 import os
 
 from distgnn.commands.options import add_config_arguments, config_from_args
-from distgnn.config import MODELS, TrainConfig
+from distgnn.config import MODELS
 from distgnn.errors import DistGNNError
 
 EPILOG = """\
@@ -66,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     isa.chosen()  # a DISTGNN_CPU_ISA this CPU cannot run is one line here, before any process starts
     if cfg.model.name not in MODELS:
+        from distgnn.runtime.preflight import check_custom_model
+
         check_custom_model(cfg)
     job = cfg.job
     launched = "RANK" in os.environ and "WORLD_SIZE" in os.environ
@@ -83,20 +85,3 @@ def run(args: argparse.Namespace) -> int:
     from distgnn.runtime.worker import run_worker
 
     return run_worker(cfg)
-
-
-def check_custom_model(cfg: TrainConfig) -> None:
-    """Resolve a model of yours, build it and run it once on two dummy rows (the profiler's recording
-    pass, which also checks its declared exchange widths): an import path that does not resolve, a
-    factory that raises, or a model that breaks the contract is one line here, before any rank starts."""
-    from pathlib import Path
-
-    from distgnn.profile.exchanges import ModelSpec, layer_exchanges
-    from distgnn.profile.partition_info import PartitionInfo
-
-    m = cfg.model
-    dims = (8, 2)  # the synthetic default graph's sizes do not matter for the check
-    if cfg.job.partitions and (Path(cfg.job.partitions) / "meta.json").is_file():
-        info = PartitionInfo.from_dir(cfg.job.partitions)
-        dims = (info.feat_dim, info.num_classes)
-    layer_exchanges(ModelSpec(m.name, m.layers, m.hidden, m.heads), *dims)

@@ -6,6 +6,7 @@ module:function`` or registered with :func:`register_model` (``docs/models.md``)
 """
 
 from distgnn.models.deepgcn import DeepGCN
+from distgnn.models.exported import load_exported
 from distgnn.models.gat import GAT
 from distgnn.models.gcn import GCN
 from distgnn.models.layered import LayeredModel
@@ -16,5 +17,5 @@ from distgnn.models.stack import LayerStack, StackConv
 
 __all__ = [
     "GAT", "GCN", "MODELS", "DeepGCN", "GraphSAGE", "LayerStack", "LayeredModel", "ModelFactory",
-    "Propagation", "StackConv", "build_model", "register_model",
+    "Propagation", "StackConv", "build_model", "load_exported", "register_model",
 ]  # fmt: skip

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from distgnn.config import TrainConfig
+    from distgnn.runtime.predict import PredictJob
 
 START_METHOD = "forkserver"
 NAME_PREFIX = "distgnn-r"  # a worker's process name: distgnn-r<RANK> (15 characters at most on Linux)
@@ -54,13 +55,15 @@ def start() -> str:
     return START_METHOD
 
 
-def worker_main(cfg: TrainConfig) -> None:
-    """A worker: :func:`distgnn.runtime.worker.run_worker` in this forked process, ending with its exit
-    code.
+def worker_main(job: TrainConfig | PredictJob) -> None:
+    """A worker: :func:`distgnn.runtime.worker.run_worker` (a training config) or
+    :func:`distgnn.runtime.predict.run_predict` (a prediction job) in this forked process, ending with its
+    exit code.
 
     torch's elastic agent counts a returned function as success and a process's non-zero exit code as
     a failure, so a non-zero code leaves through ``SystemExit``; an unexpected exception prints its
     traceback and exits 1, as it would in a fresh interpreter."""
+    from distgnn.runtime.predict import PredictJob, run_predict
     from distgnn.runtime.worker import run_worker
 
     # This process's own default start method, as in a fresh interpreter, not the forkserver's (whose
@@ -68,7 +71,7 @@ def worker_main(cfg: TrainConfig) -> None:
     multiprocessing.set_start_method(None, force=True)
     name_process(os.environ.get("RANK"))
     try:
-        code = run_worker(cfg)
+        code = run_predict(job) if isinstance(job, PredictJob) else run_worker(job)
     except Exception:
         traceback.print_exc()
         code = 1

@@ -16,6 +16,7 @@ import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
 from distgnn.comm import loopback
 from distgnn.config import JobShape, TrainConfig
@@ -28,17 +29,24 @@ INTERRUPTED = {128 + signal.SIGINT, 128 + signal.SIGTERM}  # exit codes of a wor
 
 
 def launch_local(cfg: TrainConfig) -> int:
-    """Start ``cfg.job.nproc`` workers, standalone; returns the job's exit code."""
-    from distgnn.runtime import forkserver
-
+    """Start ``cfg.job.nproc`` training workers, standalone; returns the job's exit code."""
     nproc = cfg.job.nproc
     assert nproc is not None
     shape = JobShape.of(cfg.parallel, nproc)
     part_dir = resolve_partitions(cfg, shape, rank=0)
+    job = worker_config(cfg, part_dir)
+    return launch(nproc, job, kernel=cfg.parallel.kernel, max_restarts=cfg.job.max_restarts)
+
+
+def launch(nproc: int, job: Any, *, kernel: str, max_restarts: int = 0) -> int:
+    """Start ``nproc`` workers that each run ``job`` (a TrainConfig: training; a PredictJob: inference;
+    :func:`distgnn.runtime.forkserver.worker_main` dispatches)."""
+    from distgnn.runtime import forkserver
+
     with worker_environment(nproc):
         # Workers are forked from a server that imports torch once, started now (it inherits the
         # environment set above) so that its imports overlap the kernel build check and the rendezvous.
-        return _launch(cfg, part_dir, forkserver.start())
+        return _launch(nproc, job, kernel, max_restarts, forkserver.start())
 
 
 def worker_config(cfg: TrainConfig, part_dir: str) -> TrainConfig:
@@ -47,7 +55,7 @@ def worker_config(cfg: TrainConfig, part_dir: str) -> TrainConfig:
     return replace(cfg, job=replace(cfg.job, partitions=part_dir, nproc=None, max_restarts=0))
 
 
-def _launch(cfg: TrainConfig, part_dir: str, start_method: str) -> int:
+def _launch(nproc: int, job: Any, kernel: str, max_restarts: int, start_method: str) -> int:
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
@@ -55,23 +63,23 @@ def _launch(cfg: TrainConfig, part_dir: str, start_method: str) -> int:
     from distgnn.kernels.build import prebuild
     from distgnn.runtime import forkserver
 
-    prebuild(cfg.parallel.kernel)  # compile the C++ kernels once here, not in every worker's first epoch
+    prebuild(kernel)  # compile the C++ kernels once here, not in every worker's first epoch
     config = LaunchConfig(
         min_nodes=1,
         max_nodes=1,
-        nproc_per_node=cfg.job.nproc,
+        nproc_per_node=nproc,
         run_id=f"distgnn-{uuid.uuid4().hex[:12]}",
         rdzv_backend=loopback.register_backend(),  # torch's c10d rendezvous on a loopback-only store
         rdzv_endpoint=f"{loopback.LOOPBACK}:0",
         local_addr=loopback.LOOPBACK,  # MASTER_ADDR: the workers' store listens on loopback only too
-        max_restarts=cfg.job.max_restarts,
+        max_restarts=max_restarts,
         monitor_interval=0.1,
         start_method=start_method,
     )
     if "LOGLEVEL" not in os.environ:
         quiet_agent_warnings()
     try:
-        elastic_launch(config, entrypoint=forkserver.worker_main)(worker_config(cfg, part_dir))
+        elastic_launch(config, entrypoint=forkserver.worker_main)(job)
     except SignalException as sig:  # SIGINT/SIGTERM here: forwarded to the workers, which stopped cleanly
         return 128 + int(sig.sigval)
     except ChildFailedError as err:

@@ -1,5 +1,6 @@
 """Which partition directory a worker trains on: ``--partitions``, or the built-in synthetic graph
-partitioned once into ``runs/synthetic-<P>p`` (by the first local process; the others wait for it)."""
+partitioned once into ``runs/synthetic-<P>p`` (by the first local process; the others wait for it).
+:func:`partition_once` does the same for any graph (``examples/train_script.py``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from distgnn.config import JobShape, TrainConfig
+from distgnn.config import DEFAULT_TIMEOUT_S, JobShape, TrainConfig
 from distgnn.errors import DistGNNError
 
 SYNTHETIC_SPEC = "synthetic"
@@ -27,20 +28,10 @@ def resolve_partitions(cfg: TrainConfig, shape: JobShape, *, rank: int, timeout:
         part_dir = cfg.job.partitions
     else:
         part_dir = str(synthetic_cache(parts))
-        if not (Path(part_dir) / "meta.json").exists():
-            if rank == 0:
-                from distgnn.data import load_graph
-                from distgnn.partitioning import partition_graph
-
-                progress = cfg.run.progress
-                if progress:
-                    print(
-                        f"no --partitions: partitioning the synthetic graph into {part_dir}", file=sys.stderr
-                    )
-                graph = load_graph(SYNTHETIC_SPEC, progress=progress)
-                partition_graph(graph, parts, part_dir, progress=progress)
-            else:
-                _wait_for(Path(part_dir) / "meta.json", timeout)
+        progress = cfg.run.progress
+        if progress and rank == 0 and not (Path(part_dir) / "meta.json").exists():
+            print(f"no --partitions: partitioning the synthetic graph into {part_dir}", file=sys.stderr)
+        partition_once(SYNTHETIC_SPEC, parts, part_dir, rank=rank, timeout=timeout, progress=progress)
     num_parts = int(load_meta(part_dir)["num_parts"])
     if num_parts != parts:
         world = shape.world
@@ -55,6 +46,31 @@ def resolve_partitions(cfg: TrainConfig, shape: JobShape, *, rank: int, timeout:
             f"run with --nproc {num_parts} (or torchrun --nproc_per_node {num_parts})"
         )
     return part_dir
+
+
+def partition_once(
+    spec: str,
+    parts: int,
+    out_dir: str | Path,
+    *,
+    rank: int,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    progress: bool = False,
+) -> str:
+    """``out_dir``, holding the graph ``spec`` names (:func:`distgnn.data.load_graph`) in ``parts`` parts:
+    written by local rank 0 unless its ``meta.json`` is there; the other local ranks wait up to
+    ``timeout`` seconds for it. Safe before any process group exists: a partition directory appears only
+    once it is complete (``partition_graph`` writes it elsewhere and renames it into place)."""
+    meta = Path(out_dir) / "meta.json"
+    if not meta.exists():
+        if rank == 0:
+            from distgnn.data import load_graph
+            from distgnn.partitioning import partition_graph
+
+            partition_graph(load_graph(spec, progress=progress), parts, out_dir, progress=progress)
+        else:
+            _wait_for(meta, timeout)
+    return str(out_dir)
 
 
 def _wait_for(path: Path, timeout: float) -> None:

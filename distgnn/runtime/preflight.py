@@ -173,3 +173,18 @@ def check_outputs(cfg: TrainConfig, rank: int) -> None:
         if run.tensorboard:
             summary_writer_class()  # the optional tensorboard package: one line now, not after set-up
             writable_dir(run.tensorboard, "--tensorboard directory")
+
+
+def check_custom_model(cfg: TrainConfig) -> None:
+    """Resolve a model of yours, build it and run it once on two dummy rows (the profiler's recording
+    pass, which also checks its declared exchange widths): an import path that does not resolve, a
+    factory that raises, or a model that breaks the contract is one line here, before any rank starts."""
+    from distgnn.profile.exchanges import ModelSpec, layer_exchanges
+    from distgnn.profile.partition_info import PartitionInfo
+
+    m = cfg.model
+    dims = (8, 2)  # the synthetic default graph's sizes do not matter for the check
+    if cfg.job.partitions and (Path(cfg.job.partitions) / "meta.json").is_file():
+        info = PartitionInfo.from_dir(cfg.job.partitions)
+        dims = (info.feat_dim, info.num_classes)
+    layer_exchanges(ModelSpec(m.name, m.layers, m.hidden, m.heads), *dims)

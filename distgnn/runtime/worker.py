@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 
 from distgnn.comm.layout import ProcessLayout
 from distgnn.config import JobShape, TrainConfig
@@ -62,8 +63,14 @@ def run_worker(cfg: TrainConfig, layout: ProcessLayout | None = None) -> int:
     return 0
 
 
-def join_and_train(cfg: TrainConfig, layout: ProcessLayout | None, stop: StopRequest) -> None:
-    """Join the group, check this rank's part, train; the watchdog runs while the group does."""
+def join_and_train(
+    cfg: TrainConfig,
+    layout: ProcessLayout | None,
+    stop: StopRequest,
+    callbacks: Sequence[Callable[[dict], None]] = (),
+) -> TrainResult:
+    """Join the group, check this rank's part, train; the watchdog runs while the group does.
+    ``callbacks``: the trainer's per-epoch callbacks (``distgnn.fit``)."""
     job = cfg.job
     world = layout.world_size if layout is not None else int(os.environ.get("WORLD_SIZE", "1"))
     rank = layout.rank if layout is not None else int(os.environ.get("RANK", "0"))
@@ -82,7 +89,7 @@ def join_and_train(cfg: TrainConfig, layout: ProcessLayout | None, stop: StopReq
         layout = ProcessLayout.init_from_env(timeout=job.timeout) if own else layout
         try:
             require_part(part_dir, layout, shape)  # one line on every rank, no hang
-            train_partition(cfg, part_dir, layout, stop)
+            return train_partition(cfg, part_dir, layout, stop, callbacks)[0]
         finally:
             if own:
                 layout.destroy()
@@ -91,16 +98,28 @@ def join_and_train(cfg: TrainConfig, layout: ProcessLayout | None, stop: StopReq
 
 
 def train_partition(
-    cfg: TrainConfig, part_dir: str, layout: ProcessLayout, stop: StopFlag | None = None
+    cfg: TrainConfig,
+    part_dir: str,
+    layout: ProcessLayout,
+    stop: StopFlag | None = None,
+    callbacks: Sequence[Callable[[dict], None]] = (),
 ) -> tuple[TrainResult, Strategy]:
     """One rank of a job: build the strategy ``cfg`` names over ``layout``, train, drain the comm.
-    ``stop``: the SIGINT/SIGTERM request (training then raises TrainingInterrupted after the epoch).
+    ``stop``: the SIGINT/SIGTERM request (training then raises TrainingInterrupted after the epoch);
+    ``callbacks``: called with each per-epoch metrics record (:meth:`distgnn.train.Trainer.fit`).
     A failure is one line naming the failing rank (runtime/failure.py)."""
     with failure.reported(layout.rank, layout.world_size, layout.store):
         check_outputs(cfg, layout.rank)
         strategy = build_strategy(cfg, part_dir, layout)
         session = ProfileSession.start(cfg, strategy, layout, part_dir)  # --profile-out / --trace
-        trainer = Trainer(cfg, strategy, stop, partition_identity(part_dir), on_timeout=watchdog.set_grace)
+        trainer = Trainer(
+            cfg,
+            strategy,
+            stop,
+            partition_identity(part_dir),
+            on_timeout=watchdog.set_grace,
+            callbacks=callbacks,
+        )
         try:
             result = trainer.fit()
         except TrainingInterrupted:

@@ -64,9 +64,10 @@ def test_a_good_model_of_yours_reaches_the_launcher(run_cli, parts, monkeypatch)
     assert started[0].model.name == "examples.gin:build"
 
 
-def test_a_registered_model_builds_by_name():
+def test_a_registered_model_builds_by_name(monkeypatch):
     from examples.gin import build
 
+    monkeypatch.setattr("distgnn.models.registry._REGISTERED", {})  # this test's names end with it
     register_model("my-gin", build)
     model = build_model("my-gin", 8, 16, 4, layers=3, dropout=0.1)
     assert isinstance(model, LayerStack) and model.num_layers == 3
