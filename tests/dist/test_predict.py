@@ -16,6 +16,7 @@ from train_workers import train_many
 from distgnn.checkpoint.export import gather_model, save_exported
 from distgnn.comm.layout import ProcessLayout
 from distgnn.data.synthetic import synthetic_graph
+from distgnn.errors import DistGNNError
 from distgnn.models import load_exported
 from distgnn.models.exported import model_from
 from distgnn.partitioning import partition_graph
@@ -172,3 +173,22 @@ def test_bad_input_is_one_line_and_leaves_no_file(setup, tmp_path, run_cli):
     code, _, err = run_cli(["export", "--checkpoint", str(tmp_path), "--out", str(tmp_path / "m.pt")])
     assert (code, err) == (2, f"distgnn export: error: {tmp_path} holds no complete checkpoint\n")
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_exported_gcn_and_sage_run_as_pyg_modules(setup, tmp_path):
+    pyg = pytest.importorskip("torch_geometric", reason="PyG is a test extra")
+    from distgnn.models.pyg import to_pyg
+
+    graph, dirs, ckpts, _ = setup
+    src, dst = graph.edges()
+    edge_index = torch.as_tensor(np.stack([src, dst]), dtype=torch.int64)  # messages flow src -> dst
+    for i in (0, 1):  # GCN, SAGE
+        data = gather_model(ckpts["hybrid", i])
+        save_exported(tmp_path / "m.pt", data)
+        module = to_pyg(load_exported(tmp_path / "m.pt"))
+        assert all(type(c).__module__.startswith(pyg.__name__) for c in module.convs)
+        with torch.no_grad():
+            got = module(torch.as_tensor(graph.x), edge_index).numpy()
+        np.testing.assert_allclose(got, oracle(graph, data), rtol=1e-5, atol=1e-5, err_msg=MODELS[i]["model"])
+    with pytest.raises(DistGNNError, match="^no PyG equivalent of LayerStack"):
+        to_pyg(model_from(gather_model(ckpts["graph", 2])))  # the GIN example
