@@ -128,9 +128,9 @@ class Trainer:
         self.in_dim, self.out_dim = int(data.x.shape[1]), int(data.num_classes)
         self.model = build_model(
             cfg.model.name,
-            int(data.x.shape[1]),
+            self.in_dim,
             cfg.model.hidden,
-            data.num_classes,
+            self.out_dim,
             layers=cfg.model.layers,
             dropout=cfg.model.dropout,
             heads=cfg.model.heads,
@@ -312,6 +312,7 @@ class Trainer:
 
     # -- checkpoints -----------------------------------------------------------------------------------
     def state_dict(self, epoch: int) -> dict:
+        owned = {id(p) for p in self.params}
         state = {
             "epoch": epoch,
             "world_size": self.world.world_size,
@@ -320,9 +321,7 @@ class Trainer:
             "model": self.model.state_dict(),
             # What `distgnn export` needs to gather one model: the parameters this rank updates (a
             # pipeline stage: its layers'), and how to build the model again.
-            "owned": [
-                name for name, p in self.model.named_parameters() if id(p) in {id(q) for q in self.params}
-            ],
+            "owned": [name for name, p in self.model.named_parameters() if id(p) in owned],
             "model_config": {**asdict(self.cfg.model), "in_dim": self.in_dim, "out_dim": self.out_dim},
             "optimizer": self.optimizer.state_dict(),
             "rng": ckpt.rng_state(),

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import run_ranks
+from test_pipeline import _merged
 from train_workers import params_rel_error, train_many
 
 from distgnn.comm.layout import ProcessLayout
@@ -66,13 +67,6 @@ def runs(dirs):
             configs += [BASE | m | opts | dict(chunks=4, exact_epochs=2) for m in MODELS]
         out[name] = run_ranks(train_many, procs, dirs[parts], configs, timeout=400)
     return out
-
-
-def _merged(results, i):
-    params = {}
-    for r in results:
-        params.update(r[i]["params"])
-    return params
 
 
 @pytest.mark.timeout(900)

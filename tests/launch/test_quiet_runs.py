@@ -35,6 +35,19 @@ def test_a_two_rank_job_prints_no_warning(tmp_path):
     err = _run("partition", "--dataset", graph, "--parts", "2", "--out", "p2", cwd=tmp_path)
     err += _run("train", "--partitions", "p2", "--nproc", "2", "--epochs", "3", "--no-progress",
                 "--metrics-out", "m.jsonl", cwd=tmp_path)  # fmt: skip
+    err += _run(
+        "train",
+        "--partitions",
+        "p2",
+        "--nproc",
+        "2",
+        "--epochs",
+        "2",
+        "--kernel",
+        "torch",
+        "--no-progress",
+        cwd=tmp_path,
+    )  # fmt: skip  (torch's CSR tensors warn they are "beta")
     err += _run("info", "p2", cwd=tmp_path)
     err += _run("profile", "predict", "--partitions", "p2", cwd=tmp_path)
     assert len((tmp_path / "m.jsonl").read_text().splitlines()) == 3  # the job trained
