@@ -141,7 +141,7 @@ def write_rows(
             target.parent.mkdir(parents=True, exist_ok=True)
             np.lib.format.open_memmap(tmp, mode="w+", dtype=DTYPES[dtype], shape=(num_nodes, width)).flush()
         _barrier(layout)
-        table = np.load(tmp, mmap_mode="r+")
+        table = np.load(tmp, mmap_mode="r+", allow_pickle=False)
         table[keys.cpu().numpy()] = rows.detach().float().cpu().numpy().astype(DTYPES[dtype])
         table.flush()
         del table
