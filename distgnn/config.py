@@ -281,6 +281,14 @@ class RunConfig:
             choices=ON_NONFINITE,
         ),
     )
+    patience: int = field(
+        default=0,
+        metadata=option(
+            "stop once the best validation accuracy is K epochs old (0: train every --epochs); the ranks "
+            "stop together, after the same epoch",
+            metavar="K",
+        ),
+    )
     collective_timeout: float = field(
         default=20.0,
         metadata=option(
@@ -292,7 +300,7 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         _at_least(self, ("eval_every",), 1)
-        _at_least(self, ("checkpoint_every", "keep_checkpoints"), 0)
+        _at_least(self, ("checkpoint_every", "keep_checkpoints", "patience"), 0)
         if self.checkpoint_on_exit and not self.checkpoint_dir:
             raise DistGNNError("--checkpoint-on-exit needs --checkpoint-dir")
         _choice(self.on_nonfinite, ON_NONFINITE, "on-nonfinite")

@@ -442,6 +442,10 @@ class Trainer:
                     last = self.history[-1]
                     bar.set_postfix(loss=f"{last['loss']:.4f}", val=_pct(last["val_acc"]), refresh=False)
                 bar.update()
+                # --patience: decided on the reduced records, which every rank holds alike
+                stop_early = self.is_eval_epoch(epoch) and self.patience_exhausted(done)
+                if stop_early and cfg.run.checkpoint_every:
+                    save = True  # the run ends here: its last checkpoint is this epoch's
                 if epoch == self.start_epoch:  # set-up and first-epoch warm-up are over
                     self.set_collective_timeout(cfg.run.collective_timeout)
                 if save:
@@ -450,6 +454,13 @@ class Trainer:
                     self.set_collective_timeout(cfg.run.collective_timeout)
                 if self.stop_votes:  # a rank got SIGINT/SIGTERM: every rank stops after this epoch
                     raise self.interrupted(done, save)
+                if stop_early:
+                    best = self.best_evaluated()
+                    self._log(
+                        f"distgnn: stopped early after epoch {done}: the best validation accuracy "
+                        f"({_pct(best['val_acc'])}, epoch {best['epoch']}) is {cfg.run.patience} epochs old"
+                    )
+                    break
         finally:
             bar.close()
             for writer in writers:
@@ -458,6 +469,16 @@ class Trainer:
         if self.rank == 0 and cfg.run.progress:
             print(format_summary(summary), file=sys.stderr, flush=True)
         return TrainResult(history=self.history, summary=summary, model=self.model)
+
+    def best_evaluated(self) -> dict | None:
+        """The first record with the best validation accuracy so far (None before any evaluation)."""
+        evaluated = [r for r in self.history if not math.isnan(r["val_acc"])]
+        return max(evaluated, key=lambda r: r["val_acc"]) if evaluated else None
+
+    def patience_exhausted(self, done: int) -> bool:
+        """``--patience K``: whether the best validation accuracy is K or more epochs old after ``done``."""
+        best = self.best_evaluated() if self.cfg.run.patience else None
+        return best is not None and done - best["epoch"] >= self.cfg.run.patience
 
     def set_collective_timeout(self, seconds: float | None) -> None:
         """How long a rank waits for a silent peer in any of this job's groups (None: leave as is)."""
