@@ -37,7 +37,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--dataset",
         required=True,
         metavar="SRC",
-        help="graph source: a path (.npz, edge list, OGB/PyG/DGL dir) or synthetic[:key=value,...]",
+        help="graph source: a path (.npz, graph directory with graph.json, OGB dir, edge list) or "
+        "synthetic[:key=value,...]",
     )
     parser.add_argument(
         "--parts", required=True, type=int, metavar="P", help="number of parts (training processes)"

@@ -1,8 +1,8 @@
 """distgnn's own ``.npz`` node-classification schema: load (no pickle) and atomic save.
 
-Schema: ``edge_src``, ``edge_dst`` int64 [E] (directed, may repeat); ``x`` float32 [N, F]; ``y`` int64 [N]
-(-1 = unlabelled); ``train_mask``, ``val_mask``, ``test_mask`` bool [N]; optional ``num_classes`` int64
-scalar (else ``max(y) + 1``). N is the row count of ``x``.
+Schema (``distgnn.data.schema``): ``edge_src``, ``edge_dst`` int64 [E] (directed, may repeat); ``x`` float32
+[N, F]; ``y`` int64 [N] (-1 = unlabelled); ``train_mask``, ``val_mask``, ``test_mask`` bool [N]; optional
+``num_classes`` int64 scalar (else ``max(y) + 1``). N is the row count of ``x``.
 """
 
 from __future__ import annotations
@@ -14,21 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from distgnn.data.assemble import as_features, as_labels, assemble_graph, check_rows
 from distgnn.data.graph import Graph
 from distgnn.data.progress import Stages
+from distgnn.data.schema import REQUIRED, graph_from_arrays, schema_arrays
 from distgnn.errors import DistGNNError
-
-REQUIRED = ("edge_src", "edge_dst", "x", "y", "train_mask", "val_mask", "test_mask")
-MASKS = ("train_mask", "val_mask", "test_mask")
-
-
-def _mask(fname: str, key: str, arr: np.ndarray) -> np.ndarray:
-    if arr.dtype == np.bool_:
-        return arr
-    if np.issubdtype(arr.dtype, np.integer) and np.isin(arr, (0, 1)).all():
-        return arr.astype(bool)
-    raise DistGNNError(f"{fname}: {key} must be a bool mask, got dtype {arr.dtype}")
 
 
 def load_npz(path: str | os.PathLike[str], *, symmetrize: bool = True, progress: bool = False) -> Graph:
@@ -49,35 +38,15 @@ def load_npz(path: str | os.PathLike[str], *, symmetrize: bool = True, progress:
                     raise DistGNNError(
                         f"{fname}: missing array(s) {', '.join(missing)} (needs {', '.join(REQUIRED)})"
                     )
-                arrays = {k: data[k] for k in REQUIRED}
-                num_classes = int(data["num_classes"]) if "num_classes" in data.files else None
+                keys = [*REQUIRED, *(["num_classes"] if "num_classes" in data.files else [])]
+                arrays = {k: data[k] for k in keys}
         except (zipfile.BadZipFile, OSError, EOFError) as err:
             raise DistGNNError(f"{fname}: not a readable .npz file ({err})") from None
         except ValueError as err:  # object arrays refuse to load without pickle
             raise DistGNNError(f"{fname}: cannot read arrays without pickle ({err})") from None
-
-        x = as_features(f"{fname}: x", arrays["x"])
-        n = x.shape[0]
-        y = as_labels(f"{fname}: y", arrays["y"])
-        check_rows(f"{fname}: y", y, n)
-        masks = tuple(_mask(fname, k, arrays[k]) for k in MASKS)
-        for key, mask in zip(MASKS, masks, strict=True):
-            check_rows(f"{fname}: {key}", mask, n)
-        stage("normalising")
-        try:
-            return assemble_graph(
-                arrays["edge_src"],
-                arrays["edge_dst"],
-                n,
-                x=x,
-                y=y,
-                masks=masks,  # type: ignore[arg-type]
-                name=path.stem,
-                num_classes=num_classes,
-                symmetrize=symmetrize,
-            )
-        except DistGNNError as err:
-            raise DistGNNError(f"{fname}: {err}") from None
+        return graph_from_arrays(
+            arrays, where=lambda *keys: fname, name=path.stem, symmetrize=symmetrize, stage=stage
+        )
 
 
 def save_npz(graph: Graph, path: str | os.PathLike[str], *, compress: bool = False) -> None:
@@ -85,17 +54,7 @@ def save_npz(graph: Graph, path: str | os.PathLike[str], *, compress: bool = Fal
     path = Path(path)
     if not path.parent.is_dir():
         raise DistGNNError(f"no such directory: {path.parent}")
-    src, dst = graph.edges()
-    arrays = {
-        "edge_src": src,
-        "edge_dst": dst,
-        "x": graph.x.astype(np.float32, copy=False),
-        "y": graph.y.astype(np.int64, copy=False),
-        "train_mask": graph.train_mask.astype(bool, copy=False),
-        "val_mask": graph.val_mask.astype(bool, copy=False),
-        "test_mask": graph.test_mask.astype(bool, copy=False),
-        "num_classes": np.int64(graph.num_classes),
-    }
+    arrays = schema_arrays(graph)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:

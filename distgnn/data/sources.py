@@ -1,7 +1,8 @@
 """Resolve a graph source spec (what the CLI's ``--graph`` takes) to a loaded Graph.
 
-Specs: a ``.npz`` file (our schema), an OGB dataset directory, any other file as a text edge list, or
-``synthetic`` / ``synthetic:key=value,...`` for the seeded generator (keys in ``SYNTHETIC_KEYS``).
+Specs: a ``.npz`` file (our schema), a graph directory (the schema as ``.npy`` files beside a ``graph.json``
+marker), any other directory as an OGB dataset, any other file as a text edge list, or ``synthetic`` /
+``synthetic:key=value,...`` for the seeded generator (keys in ``SYNTHETIC_KEYS``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from distgnn.data.edgelist import load_edgelist
 from distgnn.data.graph import Graph
+from distgnn.data.graph_dir import is_graph_dir, load_graph_dir
 from distgnn.data.npz import load_npz
 from distgnn.data.ogb import load_ogb
 from distgnn.data.synthetic import synthetic_graph
@@ -88,6 +90,8 @@ def load_graph(spec: str, *, progress: bool = True) -> Graph:
     path = Path(spec)
     if not path.exists():
         raise DistGNNError(f"no such file or directory: {spec}")
+    if is_graph_dir(path):
+        return load_graph_dir(path, progress=progress)
     if path.is_dir():
         return load_ogb(path, progress=progress)
     if path.suffix == ".npz":
