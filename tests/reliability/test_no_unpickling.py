@@ -34,7 +34,7 @@ from guard_helpers import BIN, job_env, tiny_parts
 from distgnn.checkpoint import files as ckpt
 from distgnn.checkpoint.sets import resume_set
 from distgnn.comm.layout import ProcessLayout
-from distgnn.data import load_edgelist, save_npz, synthetic_graph
+from distgnn.data import load_edgelist, load_graph, save_graph_dir, save_npz, synthetic_graph
 from distgnn.errors import DistGNNError
 from distgnn.partitioning import load_part
 from distgnn.profile.network import Network
@@ -245,6 +245,19 @@ def test_partition_refuses_a_pickled_graph_source(world, tmp_path, sentinel, cas
     proc = cli("partition", "--dataset", source, "--parts", "1", "--out", tmp_path / "out", "--no-progress")
     assert not sentinel.exists(), RAN
     assert one_error(proc, "partition").startswith(expected)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("body", [object_npy, bare_pickle], ids=["object array", "bare pickle"])
+def test_partition_refuses_a_pickled_graph_directory_file(world, tmp_path, sentinel, body):
+    graph_dir = tmp_path / "gdir"
+    save_graph_dir(load_graph(str(world["root"] / "g.npz"), progress=False), graph_dir)
+    (graph_dir / "y.npy").write_bytes(body(sentinel))
+    proc = cli(
+        "partition", "--dataset", graph_dir, "--parts", "1", "--out", tmp_path / "out", "--no-progress"
+    )
+    assert not sentinel.exists(), RAN
+    assert one_error(proc, "partition").startswith(f"{graph_dir / 'y.npy'}: ")
     assert not (tmp_path / "out").exists()
 
 
