@@ -74,6 +74,17 @@ class ModelConfig:
     hidden: int = field(default=16, metadata=option("hidden width (per head for GAT)", metavar="H"))
     heads: int = field(default=8, metadata=option("GAT heads", metavar="K"))
     dropout: float = field(default=0.5, metadata=option("dropout", metavar="D"))
+    alpha: float = field(
+        default=0.1, metadata=option("deepgcn (GCNII): weight of the initial residual h0", metavar="A")
+    )
+    lam: float = field(
+        default=0.5,
+        metadata=option(
+            "deepgcn (GCNII): identity-mapping strength, beta_l = log(lambda / l + 1)",
+            flag="--lambda",
+            metavar="L",
+        ),
+    )
 
     def __post_init__(self) -> None:
         if self.name not in MODELS and not MODEL_NAME.fullmatch(self.name):
@@ -87,6 +98,10 @@ class ModelConfig:
                 raise DistGNNError(f"{name} must be <= {bound}, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
             raise DistGNNError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise DistGNNError(f"alpha must be in [0, 1], got {self.alpha}")
+        if not self.lam > 0:
+            raise DistGNNError(f"lambda must be > 0, got {self.lam}")
 
 
 @dataclass
@@ -96,6 +111,14 @@ class OptimConfig:
     epochs: int = field(default=200, metadata=option("epochs", metavar="E"))
     lr: float = field(default=0.01, metadata=option("Adam learning rate"))
     weight_decay: float = field(default=5e-4, metadata=option("L2", metavar="WD"))
+    conv_weight_decay: float | None = field(
+        default=None,
+        metadata=option(
+            "L2 on the propagation layers' weights instead (GCNII's recipe: 0.01 on its convolutions, "
+            "--weight-decay on the input and output layers); default: --weight-decay",
+            metavar="WD",
+        ),
+    )
     weight_decay_scope: str = field(
         default="all",
         metadata=option(
@@ -126,6 +149,8 @@ class OptimConfig:
             raise DistGNNError(f"lr must be > 0, got {self.lr}")
         if self.weight_decay < 0:
             raise DistGNNError(f"weight-decay must be >= 0, got {self.weight_decay}")
+        if self.conv_weight_decay is not None and self.conv_weight_decay < 0:
+            raise DistGNNError(f"conv-weight-decay must be >= 0, got {self.conv_weight_decay}")
         _choice(self.weight_decay_scope, WEIGHT_DECAY_SCOPES, "weight-decay-scope")
         _choice(self.feature_norm, FEATURE_NORMS, "feature-norm")
 
@@ -434,7 +459,7 @@ class TrainConfig:
         keys = (
             "model", "layers", "hidden", "heads", "lr", "weight_decay", "weight_decay_scope",
             "halo_staleness", "seed", "strategy", "stages", "chunks", "history_dtype", "history_grad",
-            "lr_warmup_epochs",
+            "lr_warmup_epochs", "alpha", "lam", "conv_weight_decay",
         )  # fmt: skip
         d = self.flat()
         return {k: d[k] for k in keys}

@@ -51,19 +51,30 @@ class StopFlag(Protocol):
 
 
 def param_groups(
-    model: nn.Module, weight_decay: float, scope: str, params: list[nn.Parameter] | None = None
+    model: nn.Module,
+    weight_decay: float,
+    scope: str,
+    params: list[nn.Parameter] | None = None,
+    conv_weight_decay: float | None = None,
 ) -> list[dict]:
     """Adam parameter groups over ``params`` (default: all): L2 on every one (``all``) or on those of
     ``model.first_layer`` (``first``, the GCN paper's regularisation: weight decay on the first layer).
+    With ``conv_weight_decay``, ``model.conv_parameters()`` get that L2 instead (GCNII's two groups).
     """
     params = list(model.parameters()) if params is None else params
+    convs = {id(p) for p in model.conv_parameters()} if conv_weight_decay is not None else set()
+    rest = [p for p in params if id(p) not in convs]
     if scope == "all":
-        return [{"params": params, "weight_decay": weight_decay}]
-    first = {id(p) for p in model.first_layer.parameters()}
-    return [
-        {"params": [p for p in params if id(p) in first], "weight_decay": weight_decay},
-        {"params": [p for p in params if id(p) not in first], "weight_decay": 0.0},
-    ]
+        groups = [{"params": rest, "weight_decay": weight_decay}]
+    else:
+        first = {id(p) for p in model.first_layer.parameters()}
+        groups = [
+            {"params": [p for p in rest if id(p) in first], "weight_decay": weight_decay},
+            {"params": [p for p in rest if id(p) not in first], "weight_decay": 0.0},
+        ]
+    if convs:
+        groups.append({"params": [p for p in params if id(p) in convs], "weight_decay": conv_weight_decay})
+    return groups
 
 
 @dataclass
@@ -134,11 +145,19 @@ class Trainer:
             layers=cfg.model.layers,
             dropout=cfg.model.dropout,
             heads=cfg.model.heads,
+            alpha=cfg.model.alpha,
+            lam=cfg.model.lam,
         ).to(self.world.device)
         self._broadcast_parameters()
         self.params = strategy.attach(self.model)  # the parameters this rank updates
         self.optimizer = torch.optim.Adam(
-            param_groups(self.model, cfg.optim.weight_decay, cfg.optim.weight_decay_scope, self.params),
+            param_groups(
+                self.model,
+                cfg.optim.weight_decay,
+                cfg.optim.weight_decay_scope,
+                self.params,
+                cfg.optim.conv_weight_decay,
+            ),
             lr=cfg.optim.lr,
         )
         self.global_counts = strategy.global_counts  # train, val, test
@@ -335,7 +354,9 @@ class Trainer:
         wrong_partition = ckpt.partition_mismatch(saved.get("partition"), self.partition)
         if wrong_partition:  # the same on every rank (their meta.json agree): printed once
             raise AgreedError(wrong_partition)
-        diff = sorted(k for k, v in self.cfg.model_signature().items() if saved.get(k) != v)
+        # a key older checkpoints lack was at its default then (options added later default to old behaviour)
+        default = TrainConfig().model_signature()
+        diff = sorted(k for k, v in self.cfg.model_signature().items() if saved.get(k, default[k]) != v)
         if diff:
             raise DistGNNError(f"checkpoint was written with different settings: {', '.join(diff)}")
         try:

@@ -88,6 +88,9 @@ class DeepGCN(LayeredModel):
     def replicated_parameters(self) -> list[nn.Parameter]:
         return list(self.lin_in.parameters())
 
+    def conv_parameters(self) -> list[nn.Parameter]:
+        return [conv.weight for conv in self.convs]  # not the input and output projections
+
     def forward_range(
         self, h: Input, prop: Propagation, start: int, stop: int, *, x: Input | None = None
     ) -> Tensor:

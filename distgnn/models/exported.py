@@ -45,6 +45,8 @@ def model_from(data: dict) -> LayeredModel:
         layers=c["layers"],
         dropout=c["dropout"],
         heads=c["heads"],
+        alpha=c.get("alpha", 0.1),  # files written before these options: GCNII's defaults
+        lam=c.get("lam", 0.5),
     )
     try:
         model.load_state_dict(data["model"])

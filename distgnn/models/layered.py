@@ -54,6 +54,10 @@ class LayeredModel(nn.Module, ABC):
     def range_parameters(self, start: int, stop: int) -> list[nn.Parameter]:
         """The parameters layers ``[start, stop)`` read (a pipeline stage owns and updates these)."""
 
+    def conv_parameters(self) -> list[nn.Parameter]:
+        """The propagation layers' parameters (``--conv-weight-decay`` regularises these); all by default."""
+        return list(self.parameters())
+
     def replicated_parameters(self) -> list[nn.Parameter]:
         """Parameters every range reads (their gradients are summed over pipeline stages); none by default."""
         return []

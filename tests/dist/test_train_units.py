@@ -108,6 +108,72 @@ def test_resume_with_other_settings_is_refused(part, tmp_path):
         _trainer(part, epochs=4, hidden=32, checkpoint_dir=str(tmp_path), resume=True).fit()
 
 
+def test_a_checkpoint_without_the_newer_options_resumes_at_their_defaults(part, tmp_path):
+    """Checkpoints written before --alpha, --lambda and --conv-weight-decay lack them in their signature:
+    they resume when the run uses the defaults, and are refused when it does not."""
+    tr = _trainer(part, model="deepgcn", layers=2, epochs=2, checkpoint_dir=str(tmp_path), checkpoint_every=2)
+    real = tr.state_dict
+
+    def old_state(epoch):  # what an older version wrote
+        state = real(epoch)
+        for key in ("alpha", "lam", "conv_weight_decay"):
+            del state["signature"][key]
+        return state
+
+    tr.state_dict = old_state
+    tr.fit()
+    resumed = _trainer(part, model="deepgcn", layers=2, epochs=3, checkpoint_dir=str(tmp_path), resume=True)
+    assert [r["epoch"] for r in resumed.fit().history] == [1, 2, 3] and resumed.start_epoch == 2
+    with pytest.raises(DistGNNError, match="^checkpoint was written with different settings: alpha$"):
+        _trainer(
+            part, model="deepgcn", layers=2, epochs=3, alpha=0.3, checkpoint_dir=str(tmp_path), resume=True
+        ).fit()
+
+
+def test_gcnii_options_change_the_model():
+    def out(**kw):
+        torch.manual_seed(0)
+        m = build_model("deepgcn", 6, 8, 3, layers=4, dropout=0.0, **kw).eval()
+        return m, m(torch.ones(5, 6), IdentityProp(5))
+
+    m, base = out()
+    assert [c.beta for c in m.convs] == pytest.approx([math.log(0.5 / layer + 1) for layer in (1, 2, 3, 4)])
+    m, lam = out(lam=1.5)
+    assert [c.beta for c in m.convs] == pytest.approx([math.log(1.5 / layer + 1) for layer in (1, 2, 3, 4)])
+    _, alpha = out(alpha=0.5)
+    assert not torch.equal(base, lam) and not torch.equal(base, alpha)
+
+
+@pytest.mark.parametrize("model", ["gcn", "deepgcn"])
+def test_conv_weight_decay_is_a_group_of_its_own(model):
+    m = build_model(model, 12, 8, 3, layers=3, dropout=0.0)
+    groups = param_groups(m, 5e-4, "all", conv_weight_decay=0.01)
+    by_decay = {g["weight_decay"]: {id(p) for p in g["params"]} for g in groups}
+    assert by_decay[0.01] == {id(p) for p in m.conv_parameters()}
+    if model == "deepgcn":  # GCNII's recipe: 0.01 on the convolutions, 5e-4 on the dense layers
+        dense = list(m.lin_in.parameters()) + list(m.lin_out.parameters())
+        assert by_decay[5e-4] == {id(p) for p in dense}
+    else:  # every GCN parameter is a propagation layer's
+        assert by_decay.get(5e-4, set()) == set()
+    assert sum(len(g["params"]) for g in groups) == len(list(m.parameters()))
+
+
+class IdentityProp:
+    """Aggregation as the identity: enough to run a model's arithmetic in one process."""
+
+    def __init__(self, rows: int) -> None:
+        self.num_nodes = rows
+
+    def mask_key(self, site: int) -> None:
+        return None
+
+    def aggregate(self, h, *, key: int, norm: str):
+        return h
+
+    def aggregate_linear(self, h, weight, *, key: int, norm: str):
+        return h @ weight
+
+
 def test_summary_and_table():
     hist = [
         dict(epoch=1, loss=1.0, val_acc=0.5, test_acc=0.4, epoch_s=1.0, exposed_comm_s=0.5, comm_bytes=100),
