@@ -1,6 +1,13 @@
 """The error types the CLI turns into a single clear line and a non-zero exit."""
 
 
+def first_line(err: BaseException) -> str:
+    """The first line of ``err``'s message (its type's name when it has none): what a one-line report
+    quotes of an exception raised by torch, numpy or a user's code."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 class DistGNNError(Exception):
     """User-facing error: bad input, bad configuration or a failed peer. Its message is one line."""
 

@@ -17,7 +17,7 @@ import torch.distributed as dist
 from distgnn.comm import loopback
 from distgnn.comm.priority import COMM_NICE, boost_threads, thread_ids
 from distgnn.config import DEFAULT_TIMEOUT_S
-from distgnn.errors import DistGNNError
+from distgnn.errors import DistGNNError, first_line
 
 
 def default_backend(device: str | torch.device | None = None) -> str:
@@ -158,7 +158,7 @@ class ProcessLayout:
                 store = dist.PrefixStore("default_pg", store)
             dist.init_process_group(store=store, **kwargs)
         except (RuntimeError, ValueError) as err:  # DistStoreError/DistNetworkError are RuntimeErrors
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            first = first_line(err)
             raise DistGNNError(
                 f"rank {rank} could not join the {backend} process group of {world_size}: {first}"
             ) from err

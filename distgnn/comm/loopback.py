@@ -18,7 +18,7 @@ from datetime import timedelta
 
 import torch.distributed as dist
 
-from distgnn.errors import DistGNNError
+from distgnn.errors import DistGNNError, first_line
 
 LOOPBACK = "127.0.0.1"
 BACKEND = "distgnn-loopback"
@@ -61,7 +61,7 @@ def worker_store(rank: int, world_size: int, timeout: float) -> dist.TCPStore | 
             return listening_store(addr, port, wait)
         return dist.TCPStore(addr, port, world_size, is_master=False, timeout=wait)
     except (OSError, RuntimeError) as err:  # DistStoreError/DistNetworkError are RuntimeErrors
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first_line(err)
         raise DistGNNError(f"rank {rank} could not reach the job's store at {addr}:{port}: {first}") from err
 
 

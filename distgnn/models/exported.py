@@ -13,7 +13,7 @@ import pickle
 
 import torch
 
-from distgnn.errors import DistGNNError
+from distgnn.errors import DistGNNError, first_line
 from distgnn.models.layered import LayeredModel
 from distgnn.models.registry import build_model
 
@@ -27,7 +27,7 @@ def read_exported(path: str | os.PathLike) -> dict:
     except FileNotFoundError:
         raise DistGNNError(f"no such file: {path}") from None
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first_line(err)
         raise DistGNNError(f"cannot load {path}: not a distgnn model file ({first})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("version") != VERSION:
         raise DistGNNError(f"{path} is not a {FORMAT} version {VERSION} file (written by distgnn export)")

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 
 from distgnn.config import ModelConfig
-from distgnn.errors import DistGNNError
+from distgnn.errors import DistGNNError, first_line
 from distgnn.models.deepgcn import DeepGCN
 from distgnn.models.gat import GAT
 from distgnn.models.gcn import GCN
@@ -116,7 +116,7 @@ def build_custom(factory: ModelFactory, cfg: ModelConfig, in_dim: int, out_dim: 
     except DistGNNError:
         raise
     except Exception as err:  # the factory's own bug or a model that cannot be built: one line
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        first = first_line(err)
         raise DistGNNError(f"--model {cfg.name}: the factory raised {type(err).__name__}: {first}") from None
     if not isinstance(model, LayeredModel):
         raise DistGNNError(

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from distgnn.config import MODELS
-from distgnn.errors import DistGNNError
+from distgnn.errors import DistGNNError, first_line
 from distgnn.kernels.select import ENV_VAR
 from distgnn.models.registry import build_model
 
@@ -83,7 +83,7 @@ def layer_exchanges(spec: ModelSpec, in_dim: int, num_classes: int) -> list[Laye
         except Exception as err:
             if spec.model in MODELS:
                 raise  # a bug of ours: its traceback is the report
-            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            first = first_line(err)
             why = f"{type(err).__name__}: {first}"
             raise DistGNNError(
                 f"--model {spec.model} breaks the model contract (docs/models.md): {why}"

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 import torch
 import torch.distributed as dist
 
-from distgnn.errors import AgreedError, DistGNNError, PeerFailedError
+from distgnn.errors import AgreedError, DistGNNError, PeerFailedError, first_line
 
 FAILED_KEY = "distgnn/failed"
 LOOKUP_S = 2.0  # how long a peer waits for the failing rank's note before reporting a silent failure
@@ -67,11 +67,6 @@ def lookup(store: dist.Store | None, timeout: float = LOOKUP_S) -> tuple[int, st
         if time.monotonic() > deadline:
             return None
         time.sleep(0.05)
-
-
-def first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 @contextlib.contextmanager
