@@ -23,7 +23,7 @@ from distgnn.config import MODELS, TrainConfig
 from distgnn.errors import AgreedError, DistGNNError, PeerFailedError
 from distgnn.runtime.interrupt import StopRequest
 from distgnn.runtime.preflight import check_custom_model
-from distgnn.runtime.worker import AGREED_GRACE_S, PEER_GRACE_S, join_and_train
+from distgnn.runtime.worker import exit_grace, join_and_train
 from distgnn.train import TrainResult
 
 Callback = Callable[[dict], None]
@@ -57,12 +57,8 @@ def fit(
     try:
         with StopRequest().installed() as stop:  # main thread only, as in the worker
             return join_and_train(cfg, layout, stop, calls)
-    except AgreedError:
-        if local_rank != 0:  # every rank raises it: let local rank 0 end first, as the worker does
-            time.sleep(AGREED_GRACE_S)
-        raise
-    except PeerFailedError:  # the failing rank ends first, so a launcher reports its cause
-        time.sleep(PEER_GRACE_S)
+    except (AgreedError, PeerFailedError) as err:  # end in the order the worker's processes end
+        time.sleep(exit_grace(err, local_rank))
         raise
 
 

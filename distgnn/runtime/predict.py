@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from distgnn.parallel.build import build_strategy
 from distgnn.partitioning import load_meta
 from distgnn.runtime import failure, watchdog
 from distgnn.runtime.preflight import require_part, writable_dir
+from distgnn.runtime.worker import report
 
 PROG = "distgnn predict"
 DTYPES = {"float32": np.float32, "float16": np.float16}
@@ -68,8 +68,7 @@ def run_predict(job: PredictJob, layout: ProcessLayout | None = None) -> int:
     try:
         predict(job, layout)
     except DistGNNError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr, flush=True)
-        return err.exit_code
+        return report(PROG, err, int(os.environ.get("LOCAL_RANK", "0")))
     return 0
 
 
@@ -77,7 +76,8 @@ def predict(job: PredictJob, layout: ProcessLayout | None = None) -> None:
     """Join the group (torchrun's environment, or ``layout``), check this rank's part, predict, write."""
     world = layout.world_size if layout is not None else int(os.environ.get("WORLD_SIZE", "1"))
     rank = layout.rank if layout is not None else int(os.environ.get("RANK", "0"))
-    num_parts = int(load_meta(job.partitions)["num_parts"])
+    meta = load_meta(job.partitions)
+    num_parts = int(meta["num_parts"])
     if num_parts != world:
         noun = "process" if world == 1 else "processes"
         raise DistGNNError(
@@ -95,7 +95,7 @@ def predict(job: PredictJob, layout: ProcessLayout | None = None) -> None:
         try:
             require_part(job.partitions, layout, JobShape.of(ParallelConfig(), world))
             with failure.reported(layout.rank, layout.world_size, layout.store):
-                rows, keys, num_nodes = predict_part(job, data, layout)
+                rows, keys, num_nodes = predict_part(job, data, meta, layout)
                 write_rows(job.out, rows, keys, num_nodes, job.dtype, layout)
         finally:
             if own:
@@ -104,14 +104,16 @@ def predict(job: PredictJob, layout: ProcessLayout | None = None) -> None:
         watchdog.stop()
 
 
-def predict_part(job: PredictJob, data: dict, layout: ProcessLayout) -> tuple[Tensor, Tensor, int]:
-    """(this rank's output rows, their original node ids, the graph's node count)."""
+def predict_part(
+    job: PredictJob, data: dict, meta: dict, layout: ProcessLayout
+) -> tuple[Tensor, Tensor, int]:
+    """(this rank's output rows, their original node ids, the graph's node count); ``meta``: the partition
+    directory's ``meta.json``."""
     c = data["config"]
     cfg = TrainConfig.from_flat(
         model=c["name"], layers=c["layers"], hidden=c["hidden"], heads=c["heads"], dropout=c["dropout"],
         kernel=job.kernel, partitions=job.partitions, progress=False,
     )  # fmt: skip
-    meta = load_meta(job.partitions)
     if (int(meta["feat_dim"]), int(meta["num_classes"])) != (c["in_dim"], c["out_dim"]):
         raise DistGNNError(
             f"the model was trained on {c['in_dim']} features and {c['out_dim']} classes; "

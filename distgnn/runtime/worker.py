@@ -53,14 +53,26 @@ def run_worker(cfg: TrainConfig, layout: ProcessLayout | None = None) -> int:
                     print(f"{PROG}: {interrupted}", file=sys.stderr, flush=True)
                 return interrupted.exit_code
     except DistGNNError as err:
-        if isinstance(err, AgreedError) and local_rank != 0:
-            time.sleep(AGREED_GRACE_S)  # every rank has it: local rank 0 says it, once per node
-            return err.exit_code
-        print(f"{PROG}: error: {err}", file=sys.stderr, flush=True)
-        if isinstance(err, PeerFailedError):
-            time.sleep(PEER_GRACE_S)
-        return err.exit_code
+        return report(PROG, err, local_rank)
     return 0
+
+
+def exit_grace(err: DistGNNError, local_rank: int) -> float:
+    """How long a failing process waits before it exits: the launcher stops every other worker at the
+    first exit it sees, so the rank that says an error all ranks share, and a failing rank's own report,
+    must come before the others'."""
+    if isinstance(err, AgreedError):
+        return AGREED_GRACE_S if local_rank != 0 else 0.0
+    return PEER_GRACE_S if isinstance(err, PeerFailedError) else 0.0
+
+
+def report(prog: str, err: DistGNNError, local_rank: int) -> int:
+    """Print ``err`` as one line (an error every rank shares: from local rank 0 only, once per node), wait
+    its :func:`exit_grace`, and return its exit code: how every worker entry ends on an error."""
+    if not (isinstance(err, AgreedError) and local_rank != 0):
+        print(f"{prog}: error: {err}", file=sys.stderr, flush=True)
+    time.sleep(exit_grace(err, local_rank))
+    return err.exit_code
 
 
 def join_and_train(
