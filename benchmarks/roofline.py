@@ -17,33 +17,26 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
-from collections.abc import Callable
+from pathlib import Path
 
-import numpy as np
 import torch
 
 from distgnn.kernels import CSR, gspmm, isa
 
+sys.path.insert(0, str(Path(__file__).resolve().parent / "kernels"))
+from bench_gspmm import median_time, random_graph  # noqa: E402  (the kernel benchmark's graph and timer)
+
 GiB = 1 << 30
-
-
-def median_s(f: Callable[[], object], repeats: int) -> float:
-    f()  # first touch and warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def sequential(repeats: int) -> dict:
     """Sequential read (a sum over 1 GiB) and STREAM-style copy (512 MiB), GB/s."""
     big = torch.ones(GiB // 4)
-    read = GiB / median_s(lambda: big.sum(), repeats) / 1e9
+    read = GiB / median_time(lambda: big.sum(), repeats) / 1e9
     src, dst = big[: GiB // 8], torch.empty(GiB // 8)
-    t_copy = median_s(lambda: dst.copy_(src), repeats)
+    t_copy = median_time(lambda: dst.copy_(src), repeats)
     return {
         "seq_read_GBps": read,
         "copy_read_GBps": GiB / 2 / t_copy / 1e9,
@@ -58,7 +51,10 @@ def gather(row_bytes: int, repeats: int) -> float:
     idx = torch.randint(0, table.shape[0], (GiB // 2 // row_bytes,))
     buf = torch.empty(idx.numel(), width)
     return (
-        idx.numel() * row_bytes / median_s(lambda: torch.index_select(table, 0, idx, out=buf), repeats) / 1e9
+        idx.numel()
+        * row_bytes
+        / median_time(lambda: torch.index_select(table, 0, idx, out=buf), repeats)
+        / 1e9
     )
 
 
@@ -70,23 +66,13 @@ def machine(repeats: int) -> dict:
     return out
 
 
-def random_csr(nodes: int, edges: int, seed: int = 0) -> CSR:
-    rng = np.random.default_rng(seed)
-    src = rng.integers(0, nodes, edges, dtype=np.int64)
-    dst = rng.integers(0, nodes, edges, dtype=np.int64)
-    order = np.argsort(dst, kind="stable")
-    indptr = np.zeros(nodes + 1, dtype=np.int64)
-    np.cumsum(np.bincount(dst, minlength=nodes), out=indptr[1:])
-    return CSR.from_numpy(indptr, src[order])
-
-
 def kernel(nodes: int, edges: int, features: int, repeats: int) -> dict:
     """gSpMM sum forward and backward (the cpu implementation): seconds and source-row bytes read per s."""
-    csr = random_csr(nodes, edges)
+    csr = CSR.from_numpy(*random_graph(nodes, edges))
     csr.transposed()  # built once and cached, as in training
     x = torch.randn(nodes, features, requires_grad=True)
     grad = torch.randn(nodes, features)
-    fwd = median_s(lambda: gspmm(csr, x.detach(), impl="cpu"), repeats)
+    fwd = median_time(lambda: gspmm(csr, x.detach(), impl="cpu"), repeats)
     bwd_times = []
     for _ in range(repeats + 1):  # the backward alone: the forward of each repeat is not timed
         x.grad = None
