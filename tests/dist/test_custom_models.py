@@ -10,17 +10,15 @@ import numpy as np
 import pytest
 import torch
 from helpers import run_ranks
-from test_pipeline import _merged
+from test_pipeline import _merged, partition_dirs
 from train_workers import params_rel_error, train_many
 
 from distgnn.comm.layout import ProcessLayout
 from distgnn.config import ParallelConfig
-from distgnn.data.synthetic import synthetic_graph
-from distgnn.partitioning import partition_graph
 from distgnn.profile.exchanges import ModelSpec
 from distgnn.profile.predict import predict_volume
 
-IN_DIM, CLASSES, EPOCHS = 12, 4, 5
+EPOCHS = 5
 MODELS = [
     dict(model="examples.gin:build", hidden=8, layers=3),
     dict(model="examples.graphconv:build", hidden=8, layers=3),
@@ -36,19 +34,7 @@ LAYOUTS = {  # name -> (processes, parts, options)
 
 @pytest.fixture(scope="module")
 def dirs(tmp_path_factory):
-    graph = synthetic_graph(
-        num_nodes=160,
-        num_edges=1200,
-        num_features=IN_DIM,
-        num_classes=CLASSES,
-        num_train_per_class=12,
-        seed=11,
-    )
-    root = tmp_path_factory.mktemp("custom")
-    out = {p: str(root / f"p{p}") for p in (1, 2, 4)}
-    for p, d in out.items():
-        partition_graph(graph, p, d, progress=False)
-    return out
+    return partition_dirs(tmp_path_factory.mktemp("custom"), (1, 2, 4))
 
 
 @pytest.fixture(scope="module")

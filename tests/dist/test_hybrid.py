@@ -17,30 +17,32 @@ import pytest
 import torch
 from chunk_reference import hybrid_chunks, train_reference
 from helpers import run_ranks
-from test_pipeline import BASE, CHUNKED, IN_DIM, MODELS, OPTION_MODELS, OPTIONS, PARAM_RTOL, _merged
+from test_pipeline import (
+    BASE,
+    CHUNKED,
+    CLASSES,
+    MODELS,
+    OPTION_MODELS,
+    OPTIONS,
+    PARAM_RTOL,
+    N,
+    _merged,
+    partition_dirs,
+)
 from train_workers import params_rel_error, train_many
 
 from distgnn.comm.layout import ProcessLayout
 from distgnn.config import ParallelConfig
-from distgnn.data.synthetic import synthetic_graph
-from distgnn.partitioning import load_meta, partition_graph
+from distgnn.partitioning import load_meta
 from distgnn.profile.exchanges import ModelSpec
 from distgnn.profile.predict import predict_volume
 
-N, CLASSES = 160, 4
 HYBRID = dict(strategy="hybrid", stages=2)
 
 
 @pytest.fixture(scope="module")
 def dirs(tmp_path_factory):
-    graph = synthetic_graph(
-        num_nodes=N, num_edges=1200, num_features=IN_DIM, num_classes=CLASSES, num_train_per_class=12, seed=11
-    )
-    root = tmp_path_factory.mktemp("hybrid")
-    out = {p: str(root / f"p{p}") for p in (1, 2)}
-    for p, d in out.items():
-        partition_graph(graph, p, d, progress=False)
-    return out
+    return partition_dirs(tmp_path_factory.mktemp("hybrid"), (1, 2))
 
 
 @pytest.fixture(scope="module")

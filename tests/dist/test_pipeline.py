@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -54,14 +55,21 @@ OPTION_MODELS = [MODELS[0], MODELS[3]]  # GCN and deepgcn, with all three conver
 PARAM_RTOL = {"gat": 1e-3}
 
 
-@pytest.fixture(scope="module")
-def part_dir(tmp_path_factory):
+def partition_dirs(root: Path, parts: tuple[int, ...]) -> dict[int, str]:
+    """This file's graph (N nodes, 1200 edges, IN_DIM features, CLASSES classes) partitioned into each
+    count of ``parts`` under ``root``: the graph the hybrid, C++-kernel and custom-model tests train too."""
     graph = synthetic_graph(
         num_nodes=N, num_edges=1200, num_features=IN_DIM, num_classes=CLASSES, num_train_per_class=12, seed=11
     )
-    out = str(tmp_path_factory.mktemp("pipe") / "p1")
-    partition_graph(graph, 1, out, progress=False)
+    out = {p: str(root / f"p{p}") for p in parts}
+    for p, d in out.items():
+        partition_graph(graph, p, d, progress=False)
     return out
+
+
+@pytest.fixture(scope="module")
+def part_dir(tmp_path_factory):
+    return partition_dirs(tmp_path_factory.mktemp("pipe"), (1,))[1]
 
 
 @pytest.fixture(scope="module")

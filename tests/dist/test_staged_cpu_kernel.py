@@ -14,14 +14,11 @@ import pytest
 import torch
 from chunk_reference import hybrid_chunks, train_reference
 from helpers import run_ranks
-from test_pipeline import BASE, CHUNKED, IN_DIM, MODELS, PARAM_RTOL, _merged
+from test_pipeline import BASE, CHUNKED, MODELS, PARAM_RTOL, _merged, partition_dirs
 from train_workers import params_rel_error, train_many
 
 from distgnn.comm.layout import ProcessLayout
-from distgnn.data.synthetic import synthetic_graph
-from distgnn.partitioning import partition_graph
 
-N, CLASSES = 160, 4
 CPU = BASE | dict(kernel="cpu")
 LAYOUTS = {  # name -> (processes, parts, strategy options)
     "pipeline-2": (2, 1, dict(strategy="pipeline", stages=2)),
@@ -32,14 +29,7 @@ LAYOUTS = {  # name -> (processes, parts, strategy options)
 
 @pytest.fixture(scope="module")
 def dirs(tmp_path_factory):
-    graph = synthetic_graph(
-        num_nodes=N, num_edges=1200, num_features=IN_DIM, num_classes=CLASSES, num_train_per_class=12, seed=11
-    )
-    root = tmp_path_factory.mktemp("staged-cpu")
-    out = {p: str(root / f"p{p}") for p in (1, 2)}
-    for p, d in out.items():
-        partition_graph(graph, p, d, progress=False)
-    return out
+    return partition_dirs(tmp_path_factory.mktemp("staged-cpu"), (1, 2))
 
 
 @pytest.fixture(scope="module")
