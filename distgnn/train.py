@@ -147,6 +147,7 @@ class Trainer:
             heads=cfg.model.heads,
             alpha=cfg.model.alpha,
             lam=cfg.model.lam,
+            attention_dropout=cfg.model.attention_dropout,
         ).to(self.world.device)
         self._broadcast_parameters()
         self.params = strategy.attach(self.model)  # the parameters this rank updates

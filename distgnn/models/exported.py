@@ -47,6 +47,7 @@ def model_from(data: dict) -> LayeredModel:
         heads=c["heads"],
         alpha=c.get("alpha", 0.1),  # files written before these options: GCNII's defaults
         lam=c.get("lam", 0.5),
+        attention_dropout=c.get("attention_dropout", 0.0),
     )
     try:
         model.load_state_dict(data["model"])

@@ -5,13 +5,20 @@ a *global node id* and drawing the seed from (run seed, epoch, dropout site) ins
 random stream makes the masks of a node identical whichever rank, partition, pipeline stage or chunk
 computes it: distributed training then draws exactly the masks single-process training draws, so
 exactness tests can run with dropout on.
+
+Edge masks (GAT's attention dropout) work the same way: an edge's key is built from the original ids of
+its two ends, so it is the same wherever the edge is aggregated. Sites ``>= 0`` are the model's own;
+negative sites belong to masks the propagation draws (:func:`attention_site`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
+
+from distgnn.errors import DistGNNError
 
 SEED_BOUND = 2**62  # seeds the dropout kernels accept: [0, 2^62)
 _M64 = (1 << 64) - 1
@@ -50,3 +57,30 @@ class MaskSeeds:
         if self.step is None:
             return None
         return MaskKey(mix(self.run_seed, self.step, site), rows)
+
+
+def attention_site(layer: int) -> int:
+    """The dropout site of layer ``layer``'s attention coefficients (negative: never a model's own site)."""
+    return -1 - layer
+
+
+def edge_keys(indptr: Tensor, indices: Tensor, dst_keys: Tensor, src_keys: Tensor, num_nodes: int) -> Tensor:
+    """Per edge of a destination-major CSR, ``dst_id * num_nodes + src_id`` from the original node ids
+    of its rows (``dst_keys``) and sources (``src_keys``): the same key wherever the edge is held.
+
+    ``num_nodes`` is the whole graph's node count (every rank must pass the same). The key of an edge's
+    mask element is ``key * width + column`` in 64 bits, so graphs of up to 2^31 / sqrt(width) nodes fit.
+    """
+    rows = torch.repeat_interleave(
+        torch.arange(indptr.numel() - 1, device=indptr.device), indptr.diff().long()
+    )
+    return dst_keys[rows] * num_nodes + src_keys[indices.long()]
+
+
+def check_edge_key_range(num_nodes: int, width: int) -> None:
+    """Refuse graphs whose edge mask counters (``edge key * width + column``) would pass 2^63."""
+    if num_nodes * num_nodes * max(width, 1) >= 2**63:
+        raise DistGNNError(
+            f"attention dropout keys edges by (destination, source) node ids: {num_nodes:,} nodes with "
+            f"{width} heads do not fit 64 bits; train without --attention-dropout"
+        )

@@ -42,10 +42,22 @@ class Propagation(Protocol):
         """
         ...
 
-    def attend(self, h: Tensor, a_src: Tensor, a_dst: Tensor, *, key: int, negative_slope: float) -> Tensor:
+    def attend(
+        self,
+        h: Tensor,
+        a_src: Tensor,
+        a_dst: Tensor,
+        *,
+        key: int,
+        negative_slope: float,
+        dropout: float = 0.0,
+    ) -> Tensor:
         """GAT aggregation with self-loops: h [owned, H, D], a_src/a_dst [owned, H] per-node attention terms.
 
         Edge score e_ij = leaky_relu(a_src[j] + a_dst[i]), softmax over the in-edges of i (self-loop
-        included), output [owned, H, D] = sum_j alpha_ij * h[j].
+        included), output [owned, H, D] = sum_j alpha_ij * h[j]. ``dropout`` > 0 drops each alpha_ij
+        (per head) with that probability and scales the rest (GAT's attention dropout; pass 0 outside
+        training); its mask is keyed by the edge's two original node ids, so it does not depend on where
+        the edge is aggregated.
         """
         ...

@@ -41,26 +41,32 @@ def build_model(
     out_heads: int = 1,
     alpha: float = 0.1,
     lam: float = 0.5,
+    attention_dropout: float = 0.0,
 ) -> LayeredModel:
     """A fresh model. Every model maps ``(x [owned, in_dim], prop) -> logits [owned, out_dim]``.
 
-    ``heads``/``out_heads`` only apply to GAT (``hidden`` is then the width per head), ``alpha``/``lam`` to
-    deepgcn (GCNII).
+    ``heads``/``out_heads``/``attention_dropout`` only apply to GAT (``hidden`` is then the width per
+    head), ``alpha``/``lam`` to deepgcn (GCNII).
     """
     for label, value in (("in_dim", in_dim), ("hidden", hidden), ("out_dim", out_dim), ("layers", layers)):
         if value < 1:
             raise DistGNNError(f"{label} must be >= 1, got {value}")
-    if not 0.0 <= dropout < 1.0:
-        raise DistGNNError(f"dropout must be in [0, 1), got {dropout}")
+    for label, p in (("dropout", dropout), ("attention_dropout", attention_dropout)):
+        if not 0.0 <= p < 1.0:
+            raise DistGNNError(f"{label} must be in [0, 1), got {p}")
     if name not in MODELS:
         cfg = ModelConfig(
-            name=name, layers=layers, hidden=hidden, heads=heads, dropout=dropout, alpha=alpha, lam=lam
-        )
+            name=name, layers=layers, hidden=hidden, heads=heads, dropout=dropout, alpha=alpha, lam=lam,
+            attention_dropout=attention_dropout,
+        )  # fmt: skip
         return build_custom(resolve_factory(name), cfg, in_dim, out_dim)
     if name == "gat":
         if heads < 1 or out_heads < 1:
             raise DistGNNError(f"GAT needs at least one head, got heads={heads}, out_heads={out_heads}")
-        return GAT(in_dim, hidden, out_dim, layers, dropout, heads=heads, out_heads=out_heads)
+        return GAT(
+            in_dim, hidden, out_dim, layers, dropout, heads=heads, out_heads=out_heads,
+            attention_dropout=attention_dropout,
+        )  # fmt: skip
     if name == "deepgcn":
         return DeepGCN(in_dim, hidden, out_dim, layers, dropout, alpha=alpha, lam=lam)
     return MODELS[name](in_dim, hidden, out_dim, layers, dropout)

@@ -29,11 +29,16 @@ def all_to_all(send: Tensor, send_counts: list[int], recv_counts: list[int], lay
     return out
 
 
+def halo_values(part: Part, owned: Tensor, layout: ProcessLayout) -> Tensor:
+    """``owned`` (one value per owned row) as the halo rows' owners hold it: the value of every halo row
+    (a collective over ``layout``)."""
+    send = owned[torch.from_numpy(np.asarray(part.send_idx, dtype=np.int64)).to(owned.device)]
+    return all_to_all(send, np.diff(part.send_offsets).tolist(), np.diff(part.halo_offsets).tolist(), layout)
+
+
 def halo_chunk_ids(part: Part, chunk_of: np.ndarray, layout: ProcessLayout) -> np.ndarray:
     """The chunk of every halo row, as its owner assigned it (a collective over ``layout``)."""
-    send = torch.from_numpy(chunk_of[np.asarray(part.send_idx, dtype=np.int64)].astype(np.int64))
-    got = all_to_all(send, np.diff(part.send_offsets).tolist(), np.diff(part.halo_offsets).tolist(), layout)
-    return got.numpy()
+    return halo_values(part, torch.from_numpy(chunk_of.astype(np.int64)), layout).numpy()
 
 
 @dataclass

@@ -26,7 +26,8 @@ from torch import Tensor
 from distgnn.comm.layout import ProcessLayout
 from distgnn.errors import DistGNNError
 from distgnn.kernels import edge_softmax, gspmm, sddmm
-from distgnn.models.masks import MaskKey, MaskSeeds
+from distgnn.models.inputs import dropout as drop
+from distgnn.models.masks import MaskKey, MaskSeeds, attention_site, check_edge_key_range, edge_keys
 from distgnn.models.propagation import Norm
 from distgnn.parallel.chunk_exchange import ChunkTransfer, all_to_all
 from distgnn.parallel.chunks import Chunk
@@ -43,6 +44,8 @@ class ChunkPropagation:
         history: HistoryCache,
         row_keys: Tensor,
         *,
+        slot_keys: Tensor,
+        num_nodes: int,
         seed: int,
         kernel_impl: str = "auto",
         graph: ProcessLayout | None = None,
@@ -54,6 +57,9 @@ class ChunkPropagation:
         self.transfers: dict[int, ChunkTransfer] | None = None
         self.comm_bytes = 0
         self.row_keys = row_keys  # original node id of every local row
+        self.slot_keys = slot_keys  # original node id of every cache slot (owned and halo rows)
+        self.graph_nodes = num_nodes  # of the whole graph: attention dropout's edge keys need it
+        self._edge_keys: dict[int, Tensor] = {}  # per chunk (by id): attention dropout's edge keys
         self.seeds = MaskSeeds(run_seed=seed)
         self.kernel_impl = kernel_impl
         self.chunk: Chunk | None = None
@@ -101,7 +107,16 @@ class ChunkPropagation:
     def aggregate_linear(self, h: Tensor, weight: Tensor, *, key: int, norm: Norm) -> Tensor:
         return self.aggregate(h, key=key, norm=norm) @ weight
 
-    def attend(self, h: Tensor, a_src: Tensor, a_dst: Tensor, *, key: int, negative_slope: float) -> Tensor:
+    def attend(
+        self,
+        h: Tensor,
+        a_src: Tensor,
+        a_dst: Tensor,
+        *,
+        key: int,
+        negative_slope: float,
+        dropout: float = 0.0,
+    ) -> Tensor:
         n, heads, d = h.shape
         payload = self._sources(torch.cat([h.reshape(n, heads * d), a_src], dim=1), key)
         h_all = payload[:, : heads * d].reshape(-1, heads, d)
@@ -110,7 +125,21 @@ class ChunkPropagation:
             sddmm(csr, a_dst, payload[:, heads * d :], impl=self.kernel_impl), negative_slope
         )
         alpha = edge_softmax(csr, scores, impl=self.kernel_impl)
+        if dropout:
+            mask = self.seeds.key(attention_site(key), self._attention_keys(heads))
+            alpha = drop(alpha, dropout, True, mask)
         return gspmm(csr, h_all, edge_weight=alpha, impl=self.kernel_impl)
+
+    def _attention_keys(self, heads: int) -> Tensor:
+        """Every in-edge's key of the current chunk (sources: its rows, then its ``others``)."""
+        c = self.chunk
+        if id(c) not in self._edge_keys:
+            check_edge_key_range(self.graph_nodes, heads)
+            dst = self.row_keys[c.rows]
+            src = torch.cat([dst, self.slot_keys[c.others]])
+            csr = c.graph.full_loops
+            self._edge_keys[id(c)] = edge_keys(csr.indptr, csr.indices, dst, src, self.graph_nodes)
+        return self._edge_keys[id(c)]
 
     # -- internals ---------------------------------------------------------------------------------------
     def _sources(self, m: Tensor, key: int) -> Tensor:

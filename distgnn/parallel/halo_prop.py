@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from distgnn.comm.clock import clock_for
+from distgnn.comm.collectives import all_reduce
 from distgnn.comm.counters import CommCounters
 from distgnn.comm.halo import HaloExchange, HaloPlan
 from distgnn.comm.layout import ProcessLayout
@@ -39,8 +40,10 @@ from distgnn.comm.stale import StaleHalo
 from distgnn.comm.volume import analytic_bytes
 from distgnn.errors import DistGNNError
 from distgnn.kernels import CSR, edge_softmax, gspmm, resolve, sddmm
-from distgnn.models.masks import MaskKey, MaskSeeds
+from distgnn.models.inputs import dropout as drop
+from distgnn.models.masks import MaskKey, MaskSeeds, attention_site, check_edge_key_range, edge_keys
 from distgnn.models.propagation import Norm
+from distgnn.parallel.chunk_exchange import halo_values
 from distgnn.parallel.local_graph import LocalGraph
 from distgnn.parallel.overlap import OverlapSchedule
 from distgnn.partitioning.part import Part
@@ -89,6 +92,7 @@ class HaloPropagation:
         self.stale = StaleHalo(self.exchange) if staleness else None
         self.schedule = OverlapSchedule(self.graph, self.exchange, self.counters, kernel_impl=kernel_impl)
         self._halo_sizes: list[int] | None = None
+        self._edge_keys: Tensor | None = None  # attention dropout's edge keys, built on first use
         self.seeds = MaskSeeds(run_seed=0)  # the strategy sets the run seed and the step
         self.row_keys = torch.from_numpy(np.array(part.orig_ids, dtype=np.int64)).to(layout.device)
 
@@ -146,11 +150,21 @@ class HaloPropagation:
             return self.schedule.aggregate_linear(h, weight, key=key, src=src, dst=dst, loops=norm == "gcn")
         return self.aggregate(h, key=key, norm=norm) @ weight
 
-    def attend(self, h: Tensor, a_src: Tensor, a_dst: Tensor, *, key: int, negative_slope: float) -> Tensor:
+    def attend(
+        self,
+        h: Tensor,
+        a_src: Tensor,
+        a_dst: Tensor,
+        *,
+        key: int,
+        negative_slope: float,
+        dropout: float = 0.0,
+    ) -> Tensor:
         """GAT aggregation over in-edges plus a self-loop; ``h`` [owned, H, D], ``a_*`` [owned, H].
 
         ``h`` and ``a_src`` travel as one message (concatenated along the features); the softmax needs
         every in-edge of a row, so the exchange completes before the edge computation starts.
+        ``dropout``: attention dropout, masks keyed by the edges' original node ids.
         """
         self._check_rows(h, "h")
         self._check_rows(a_src, "a_src")
@@ -172,10 +186,27 @@ class HaloPropagation:
             a_all = torch.cat([a_src, halo[:, heads * d :].to(a_src.dtype)])
         else:
             h_all, a_all = h, a_src
+        mask = self.seeds.key(attention_site(key), self._attention_keys(heads)) if dropout else None
         with self.counters.timer("compute"):
             scores = F.leaky_relu(sddmm(g.full_loops, a_dst, a_all, impl=self.kernel_impl), negative_slope)
             alpha = edge_softmax(g.full_loops, scores, impl=self.kernel_impl)
+            if dropout:
+                alpha = drop(alpha, dropout, True, mask)
             return gspmm(g.full_loops, h_all, edge_weight=alpha, impl=self.kernel_impl)
+
+    def _attention_keys(self, heads: int) -> Tensor:
+        """Every edge's key for attention dropout (the first call is a collective: the halo rows' original
+        ids come from their owners)."""
+        if self._edge_keys is None:
+            src_keys, n = self.row_keys, self.num_nodes
+            if self.layout.is_distributed:
+                src_keys = torch.cat([src_keys, halo_values(self.part, self.row_keys, self.layout)])
+                total = torch.tensor([n], dtype=torch.int64, device=self.layout.device)
+                n = int(all_reduce(total, self.layout).item())
+            check_edge_key_range(n, heads)
+            csr = self.graph.full_loops
+            self._edge_keys = edge_keys(csr.indptr, csr.indices, self.row_keys, src_keys, n)
+        return self._edge_keys
 
     # -- epoch bookkeeping, volume, checkpointing ---------------------------------------------------
     def reset_counters(self) -> None:

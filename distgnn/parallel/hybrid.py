@@ -9,9 +9,9 @@ exact: stages x graph-parallel training equals single-process training.
 
 Where the code lives: the schedule (chunks through stages, sends, receives, backward order) is the
 pipeline's, so :class:`HybridStrategy` subclasses :class:`~distgnn.parallel.pipeline.PipelineStrategy`
-and this file holds what the hybrid adds to it, the pipeline's halo hooks: the chunk ids of halo rows,
-the per-chunk transfer plans and the group that exchanges them. The plans and the all-to-all are in
-``chunk_exchange.py``; the exchange itself runs inside the chunk propagation's autograd node
+and this file holds what the hybrid adds to it, the pipeline's halo hooks: the chunk ids and original
+ids of halo rows, the per-chunk transfer plans and the group that exchanges them. The plans and the
+all-to-all are in ``chunk_exchange.py``; the exchange itself runs inside the chunk propagation's autograd node
 (``chunk_prop.ChunkSources``), because its backward must return halo gradients at a fixed point of each
 chunk's backward. Gradient sums over the graph group and the stages, and row counts over the graph
 group, are the base :class:`~distgnn.parallel.strategy.Strategy`'s (``reduce_gradients``,
@@ -21,12 +21,13 @@ group, are the base :class:`~distgnn.parallel.strategy.Strategy`'s (``reduce_gra
 from __future__ import annotations
 
 import numpy as np
+from torch import Tensor
 
 from distgnn.comm.layout import ProcessLayout
 from distgnn.comm.mesh import Mesh2D
 from distgnn.config import TrainConfig
 from distgnn.errors import DistGNNError
-from distgnn.parallel.chunk_exchange import ChunkTransfer, chunk_transfers, halo_chunk_ids
+from distgnn.parallel.chunk_exchange import ChunkTransfer, chunk_transfers, halo_chunk_ids, halo_values
 from distgnn.parallel.chunks import Chunk
 from distgnn.parallel.node_data import NodeData
 from distgnn.parallel.pipeline import PipelineStrategy
@@ -51,6 +52,10 @@ class HybridStrategy(PipelineStrategy):
         if self.mesh.graph_size > 1:
             chunk_of = np.concatenate([chunk_of, halo_chunk_ids(part, chunk_of, self.mesh.graph)])
         return chunk_of
+
+    def halo_keys(self, part: Part, keys: Tensor) -> Tensor:
+        """The halo rows' original node ids, from their owners (a collective over the graph group)."""
+        return halo_values(part, keys, self.mesh.graph) if self.mesh.graph_size > 1 else keys[:0]
 
     def halo_transfers(
         self, part: Part, chunk_of: np.ndarray, chunks: list[Chunk], slot_of: np.ndarray

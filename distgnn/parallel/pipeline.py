@@ -109,9 +109,14 @@ class PipelineStrategy(Strategy):
         self.graph_nodes, self.graph_edges = (int(v) for v in all_reduce(sizes, mesh.graph).tolist())
         defer = cfg.parallel.history_grad == "defer"
         self.history = HistoryCache(slot_of, cfg.parallel.history_dtype, device, keep_history_grads=defer)
+        slot_keys = torch.empty(n + part.n_halo, dtype=torch.int64, device=device)
+        row_keys = torch.cat([data.keys, self.halo_keys(part, data.keys)])  # original ids of [owned | halo]
+        slot_keys[torch.from_numpy(slot_of).to(device)] = row_keys
         self.prop = ChunkPropagation(
             self.history,
             data.keys,
+            slot_keys=slot_keys,
+            num_nodes=self.graph_nodes,
             seed=cfg.optim.seed,
             kernel_impl=cfg.parallel.kernel,
             graph=self.halo_group,
@@ -124,6 +129,10 @@ class PipelineStrategy(Strategy):
     def chunk_ids(self, part: Part, num_chunks: int) -> np.ndarray:
         """The chunk of every local row: of the owned rows, METIS on the edges among them."""
         return owned_chunks(part, num_chunks, self.cfg.optim.seed)
+
+    def halo_keys(self, part: Part, keys: Tensor) -> Tensor:
+        """The original node ids of the halo rows (none here)."""
+        return keys[:0]
 
     def halo_transfers(
         self, part: Part, chunk_of: np.ndarray, chunks: list[Chunk], slot_of: np.ndarray

@@ -64,8 +64,18 @@ class _Recorder:
     def aggregate_linear(self, h: Tensor, weight: Tensor, *, key: int, norm: str) -> Tensor:
         return self.aggregate(h, key=key, norm=norm) @ weight
 
-    def attend(self, h: Tensor, a_src: Tensor, a_dst: Tensor, *, key: int, negative_slope: float) -> Tensor:
-        # The graph strategy sends h and a_src as one message: [rows, heads * D + heads].
+    def attend(
+        self,
+        h: Tensor,
+        a_src: Tensor,
+        a_dst: Tensor,
+        *,
+        key: int,
+        negative_slope: float,
+        dropout: float = 0.0,
+    ) -> Tensor:
+        # Attention dropout moves no bytes. The graph strategy sends h and a_src as one message:
+        # [rows, heads * D + heads].
         self._record(torch.cat([h.flatten(1), a_src], dim=1), key)
         return h
 

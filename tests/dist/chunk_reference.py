@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from distgnn.models.masks import MaskKey, MaskSeeds
+from distgnn.kernels import dropout as kernel_dropout
+from distgnn.models.masks import MaskKey, MaskSeeds, attention_site
 from distgnn.models.registry import build_model
 from distgnn.parallel.chunks import assign_chunks
 from distgnn.partitioning import load_part
@@ -83,19 +84,35 @@ class ChunkRuleProp:
     def aggregate_linear(self, h: Tensor, weight: Tensor, *, key: int, norm: str) -> Tensor:
         return self.aggregate(h, key=key, norm=norm) @ weight
 
-    def attend(self, h: Tensor, a_src: Tensor, a_dst: Tensor, *, key: int, negative_slope: float) -> Tensor:
+    def attend(
+        self,
+        h: Tensor,
+        a_src: Tensor,
+        a_dst: Tensor,
+        *,
+        key: int,
+        negative_slope: float,
+        dropout: float = 0.0,
+    ) -> Tensor:
         n, heads, d = h.shape
         m = self._messages(torch.cat([h.reshape(n, heads * d), a_src], dim=1), key).to(torch.float64)
         hs, asrc = m[:, : heads * d].reshape(-1, heads, d), m[:, heads * d :]
         a_dst = a_dst.to(torch.float64)
         mask = self.adj[self.rows] > 0
         mask[torch.arange(n), self.rows] = True
+        # attention dropout: edge j -> i, head k draws counter (id_i * N + id_j) * heads + k
+        edge = (self.keys[self.rows][:, None] * self.n + self.keys[None, :]).flatten()
+        seed = self.seeds.key(attention_site(key), edge).seed if dropout else None
+        keep = kernel_dropout(
+            torch.ones(edge.numel(), heads), dropout, seed=seed, keys=edge, impl="reference"
+        )
+        keep = keep.view(n, self.n, heads).to(torch.float64)
         out = []
         for k in range(heads):
             e = F.leaky_relu(a_dst[:, k, None] + asrc[None, :, k], negative_slope).masked_fill(
                 ~mask, -torch.inf
             )
-            out.append(torch.softmax(e, dim=1) @ hs[:, k, :])
+            out.append((torch.softmax(e, dim=1) * keep[:, :, k]) @ hs[:, k, :])
         return torch.stack(out, dim=1).to(h.dtype)
 
     def end_epoch(self) -> None:
@@ -138,6 +155,7 @@ def train_reference(part_dir: str, cfg: dict, chunk_of: np.ndarray | None = None
     model = build_model(
         cfg["model"], x.shape[1], cfg["hidden"], part.num_classes, layers=cfg["layers"],
         dropout=cfg["dropout"], heads=cfg.get("heads", 8),
+        attention_dropout=cfg.get("attention_dropout", 0.0),
     )  # fmt: skip
     opt = torch.optim.Adam(param_groups(model, cfg["weight_decay"], "all"), lr=cfg["lr"])
     prop = ChunkRuleProp(part, cfg["seed"])

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from distgnn.data.graph import Graph
+from distgnn.kernels import dropout as kernel_dropout
 from distgnn.partitioning.part import Part
 
 
@@ -343,8 +344,18 @@ def ref_aggregate(graph: Graph, h: Tensor, norm: str, edge_mask: np.ndarray | No
     return out
 
 
-def ref_attend(graph: Graph, h: Tensor, a_src: Tensor, a_dst: Tensor, negative_slope: float) -> Tensor:
-    """GAT aggregation with one self-loop per node: h [N, H, D], a_* [N, H]."""
+def ref_attend(
+    graph: Graph,
+    h: Tensor,
+    a_src: Tensor,
+    a_dst: Tensor,
+    negative_slope: float,
+    dropout: float = 0.0,
+    seed: int | None = None,
+) -> Tensor:
+    """GAT aggregation with one self-loop per node: h [N, H, D], a_* [N, H]; ``dropout`` > 0 drops
+    attention coefficients with the mask of edge j -> i, head k drawn at counter ``(i * N + j) * H + k``
+    from ``seed`` (the reference dropout kernel)."""
     src, dst = graph_edges(graph)
     loops = torch.arange(graph.num_nodes)
     src, dst = torch.cat([src, loops]), torch.cat([dst, loops])
@@ -354,4 +365,9 @@ def ref_attend(graph: Graph, h: Tensor, a_src: Tensor, a_dst: Tensor, negative_s
     ex = torch.exp(e - row_max[dst])
     denom = torch.zeros_like(a_dst).index_add(0, dst, ex)
     alpha = ex / denom[dst]
+    if dropout:
+        keys = dst * graph.num_nodes + src
+        alpha = alpha * kernel_dropout(
+            torch.ones_like(alpha), dropout, seed=seed, keys=keys, impl="reference"
+        )
     return torch.zeros_like(h).index_add(0, dst, alpha[:, :, None] * h[src])

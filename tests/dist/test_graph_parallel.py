@@ -15,10 +15,12 @@ from helpers import random_graph, ref_aggregate, ref_attend, run_ranks, split_gr
 from distgnn.comm.layout import ProcessLayout
 from distgnn.comm.volume import analytic_bytes
 from distgnn.errors import DistGNNError
+from distgnn.models.masks import MaskSeeds, attention_site
 from distgnn.parallel.halo_prop import HaloPropagation
 
 N, E, F_IN, HEADS, D = 48, 220, 5, 2, 3
 SLOPE = 0.2
+ATTN_DROP, MASK_SEEDS = 0.5, MaskSeeds(run_seed=5, step=2)  # attention dropout: layer key 1 of step 2
 IMPL = "reference"
 CONFIGS = [(norm, overlap, "f32") for norm in ("gcn", "mean", "sum") for overlap in (True, False)]
 CONFIGS += [("gcn", True, "bf16"), ("mean", False, "bf16")]
@@ -63,6 +65,12 @@ def _run_rank(layout: ProcessLayout, parts: list, inputs: dict, part_dir: str | 
         (out * torch.from_numpy(inp["rz"])).sum().backward()
         grads = (z.grad.numpy(), a_src.grad.numpy(), a_dst.grad.numpy())
         res[("gat", wire)] = (out.detach().numpy(), grads, gp.counters.bytes_sent())
+    gp = HaloPropagation(part, layout, kernel_impl="auto")  # attention dropout, on the kernels users run
+    gp.seeds = MASK_SEEDS
+    z, a_src, a_dst = _leaf(inp["z"]), _leaf(inp["a_src"]), _leaf(inp["a_dst"])
+    out = gp.attend(z, a_src, a_dst, key=1, negative_slope=SLOPE, dropout=ATTN_DROP)
+    (out * torch.from_numpy(inp["rz"])).sum().backward()
+    res["gat-drop"] = (out.detach().numpy(), (z.grad.numpy(), a_src.grad.numpy(), a_dst.grad.numpy()))
     if part_dir is not None:  # a real partition directory, loaded by each rank
         from distgnn.partitioning import load_part
 
@@ -84,6 +92,11 @@ def _reference(graph, inputs: dict) -> dict:
     o = ref_attend(graph, z, a_src, a_dst, SLOPE)
     (o * torch.from_numpy(inputs["rz"])).sum().backward()
     out["gat"] = (o.detach().numpy(), (z.grad.numpy(), a_src.grad.numpy(), a_dst.grad.numpy()))
+    z, a_src, a_dst = _leaf(inputs["z"]), _leaf(inputs["a_src"]), _leaf(inputs["a_dst"])
+    seed = MASK_SEEDS.key(attention_site(1), torch.arange(N)).seed
+    o = ref_attend(graph, z, a_src, a_dst, SLOPE, dropout=ATTN_DROP, seed=seed)
+    (o * torch.from_numpy(inputs["rz"])).sum().backward()
+    out["gat-drop"] = (o.detach().numpy(), (z.grad.numpy(), a_src.grad.numpy(), a_dst.grad.numpy()))
     return out
 
 
@@ -131,6 +144,13 @@ def test_graph_parallel_matches_single_process(world_size: int, tmp_path) -> Non
             _close(out, want["gat"][0][rows], rel)
             for got, full in zip(grads, want["gat"][1], strict=True):
                 _close(got, full[rows], rel)
+    for p, r in enumerate(results):  # attention dropout draws the single-process masks on every rank
+        out, grads = r["gat-drop"]
+        rows = parts[p].orig_ids
+        _close(out, want["gat-drop"][0][rows], 1e-5)
+        assert not np.allclose(out, want["gat"][0][rows], rtol=1e-2)  # the masks did drop something
+        for got, full in zip(grads, want["gat-drop"][1], strict=True):
+            _close(got, full[rows], 1e-5)
 
     if part_dir is not None:
         for rows, out in (r["dir"] for r in results):

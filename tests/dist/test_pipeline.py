@@ -39,7 +39,7 @@ BASE = dict(
 MODELS = [
     dict(model="gcn", hidden=8, layers=4),
     dict(model="sage", hidden=16, layers=4),
-    dict(model="gat", hidden=4, heads=2, layers=4),
+    dict(model="gat", hidden=4, heads=2, layers=4, attention_dropout=0.2),
     dict(model="deepgcn", hidden=8, layers=4),
 ]
 
@@ -51,8 +51,13 @@ OPTION_MODELS = [MODELS[0], MODELS[3]]  # GCN and deepgcn, with all three conver
 # dropout mask stream (measured: 4-layer GAT, splitmix64 and Philox masks), all of it in one hidden
 # layer's att_dst, whose gradient is nearly zero (a per-row shift of the scores that only the leaky ReLU
 # does not cancel), so Adam turns float32 summation noise into full-size steps. The bound sits 10x above
-# that floor; losses agree to 1e-5, and distributed GAT equals 1-stage GAT to 1e-5 (same kernels).
+# that floor; losses agree to 1e-5. This 4-layer GAT is ill-conditioned (its loss starts at 12-24 and
+# swings by 5x between epochs), and with attention dropout the same amplification reaches distributed
+# runs too: the 2x2 hybrid's parameters are 1.2e-5 from 1-rank GAT (all of it in att_dst and biases;
+# losses agree to 1e-6), hence DIST_PARAM_RTOL. Well-conditioned GAT (tests/dist/test_train_exact.py)
+# meets 1e-5 with attention dropout on 2-4 ranks.
 PARAM_RTOL = {"gat": 1e-3}
+DIST_PARAM_RTOL = {"gat": 5e-5}
 
 
 def partition_dirs(root: Path, parts: tuple[int, ...]) -> dict[int, str]:

@@ -29,7 +29,8 @@ CASES = [
     (dict(model="gcn", hidden=32, layers=3), [IN_DIM, 32, CLASSES], True),
     (dict(model="sage", hidden=8), [8, CLASSES], False),
     (dict(model="sage", hidden=32), [IN_DIM, CLASSES], True),
-    (dict(model="gat", hidden=4, heads=2), [2 * 4 + 2, 1 * CLASSES + 1], False),  # rows + a_src per head
+    # GAT: rows + a_src per head; attention dropout on
+    (dict(model="gat", hidden=4, heads=2, attention_dropout=0.5), [2 * 4 + 2, 1 * CLASSES + 1], False),
     (dict(model="deepgcn", hidden=8, layers=4), [8, 8, 8, 8], False),
     (dict(model="gcn", hidden=8, overlap=False), [8, CLASSES], False),
 ]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from distgnn.models.masks import MaskKey, MaskSeeds
+from distgnn.kernels import dropout
+from distgnn.models.masks import MaskKey, MaskSeeds, attention_site
 
 
 class DensePropagation:
@@ -42,15 +43,37 @@ class DensePropagation:
     def aggregate_linear(self, h: Tensor, weight: Tensor, *, key: int, norm: str) -> Tensor:
         return self.aggregate(h, key=key, norm=norm) @ weight
 
-    def attend(self, h: Tensor, a_src: Tensor, a_dst: Tensor, *, key: int, negative_slope: float) -> Tensor:
+    def attend(
+        self,
+        h: Tensor,
+        a_src: Tensor,
+        a_dst: Tensor,
+        *,
+        key: int,
+        negative_slope: float,
+        dropout: float = 0.0,
+    ) -> Tensor:
         self.calls.append(("attend", key, h.shape[1] * h.shape[2] + h.shape[1]))
         mask = (self.adj + torch.eye(self.num_nodes, dtype=self.adj.dtype)) > 0  # [dst, src]
+        keep = self.attention_keep(key, h.shape[1], dropout)
         out = []
         for head in range(h.shape[1]):
             e = torch.nn.functional.leaky_relu(a_dst[:, head, None] + a_src[None, :, head], negative_slope)
             e = e.masked_fill(~mask, float("-inf"))
-            out.append(torch.softmax(e, dim=1) @ h[:, head, :])
+            out.append((torch.softmax(e, dim=1) * keep[:, :, head].to(h.dtype)) @ h[:, head, :])
         return torch.stack(out, dim=1)
+
+    def attention_keep(self, key: int, heads: int, p: float) -> Tensor:
+        """[dst, src, head] dropout scale of every (possible) edge: the element of edge j -> i, head k
+        draws counter ``(i * N + j) * heads + k`` with the seed of site ``attention_site(key)``."""
+        n = self.num_nodes
+        if p == 0.0:
+            return torch.ones(n, n, heads)
+        ids = torch.arange(n)
+        mk = self.mask_key(attention_site(key))
+        seed = None if mk is None else mk.seed
+        edge = (ids[:, None] * n + ids[None, :]).flatten()
+        return dropout(torch.ones(n * n, heads), p, seed=seed, keys=edge, impl="reference").view(n, n, heads)
 
 
 def random_adjacency(n: int, p: float, seed: int) -> Tensor:
