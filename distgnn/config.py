@@ -33,6 +33,7 @@ HISTORY_DTYPES = ("fp32", "bf16", "fp16")
 CHUNK_ORDERS = ("fixed", "shuffle")
 HISTORY_GRADS = ("drop", "defer")
 ON_NONFINITE = ("stop", "skip-step")
+BEST_BY = ("val_acc", "val_loss")
 MODEL_LIMITS = {"layers": 4096, "hidden": 65536, "heads": 1024}  # far beyond any published GNN
 DEFAULT_TIMEOUT_S = 300.0  # process-group set-up timeout (joining, loading, the first epoch)
 
@@ -318,9 +319,17 @@ class RunConfig:
     patience: int = field(
         default=0,
         metadata=option(
-            "stop once the best validation accuracy is K epochs old (0: train every --epochs); the ranks "
-            "stop together, after the same epoch",
+            "stop once the best validation accuracy (or loss: --best-by) is K epochs old (0: train every "
+            "--epochs); the ranks stop together, after the same epoch",
             metavar="K",
+        ),
+    )
+    best_by: str = field(
+        default="val_acc",
+        metadata=option(
+            "which epoch is the best: the highest validation accuracy or the lowest validation loss (what "
+            "--patience watches and the summary's 'test acc at best val' reports)",
+            choices=BEST_BY,
         ),
     )
     collective_timeout: float = field(
@@ -338,6 +347,7 @@ class RunConfig:
         if self.checkpoint_on_exit and not self.checkpoint_dir:
             raise DistGNNError("--checkpoint-on-exit needs --checkpoint-dir")
         _choice(self.on_nonfinite, ON_NONFINITE, "on-nonfinite")
+        _choice(self.best_by, BEST_BY, "best-by")
         if not self.collective_timeout > 0:
             raise DistGNNError(f"collective-timeout must be > 0 seconds, got {self.collective_timeout}")
         if self.checkpoint_every and not self.checkpoint_dir:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from distgnn import jsonio
@@ -25,12 +26,41 @@ EPOCH_KEYS = (
     "train_acc",
     "val_acc",
     "test_acc",
+    "val_loss",
     "epoch_s",
     "compute_s",
     "comm_s",
     "exposed_comm_s",
     "comm_bytes",
 )
+
+
+EVAL_WIDTH = 7  # what an evaluation sums over ranks: (correct, total) per split, then the val loss sum
+
+
+def evaluation_counts(logits: Tensor, y: Tensor, masks: Sequence[Tensor]) -> Tensor:
+    """float64 [EVAL_WIDTH]: :func:`correct_counts` of the train/val/test ``masks``, then the summed
+    cross-entropy over this rank's validation rows (divided by the summed total after the reduction)."""
+    val = masks[1]
+    nll = F.cross_entropy(logits.float(), y.clamp(min=0), reduction="none")
+    val_loss = torch.where(val, nll, torch.zeros_like(nll)).sum()
+    return torch.cat([correct_counts(logits, y, masks), val_loss.to(torch.float64).reshape(1)])
+
+
+def evaluated_metrics(row: Sequence[float]) -> tuple[list[float], float]:
+    """The summed :func:`evaluation_counts` as (train/val/test accuracies, validation loss)."""
+    return accuracies(row[:6]), row[6] / row[3] if row[3] else math.nan
+
+
+def best_record(history: Sequence[dict], by: str = "val_acc") -> dict | None:
+    """The first evaluated record with the highest validation accuracy (``by="val_acc"``) or the lowest
+    validation loss (``"val_loss"``); None before any evaluation."""
+    evaluated = [r for r in history if not math.isnan(r["val_acc"])]
+    if not evaluated:
+        return None
+    if by == "val_loss":
+        return min(evaluated, key=lambda r: r["val_loss"])
+    return max(evaluated, key=lambda r: r["val_acc"])
 
 
 def correct_counts(logits: Tensor, y: Tensor, masks: Sequence[Tensor]) -> Tensor:
@@ -97,6 +127,7 @@ TENSORBOARD_TAGS = {
     "train_acc": "accuracy/train",
     "val_acc": "accuracy/val",
     "test_acc": "accuracy/test",
+    "val_loss": "loss/val",
     "epoch_s": "time/epoch_s",
     "compute_s": "time/compute_s",
     "comm_s": "comm/time_s",
@@ -146,10 +177,10 @@ class TensorBoardWriter:
         self._writer.close()
 
 
-def summarize(history: Sequence[dict]) -> dict:
-    """Best validation accuracy, the test accuracy at it, final test accuracy, timing and traffic."""
-    evaluated = [r for r in history if not math.isnan(r["val_acc"])]
-    best = max(evaluated, key=lambda r: r["val_acc"]) if evaluated else None
+def summarize(history: Sequence[dict], best_by: str = "val_acc") -> dict:
+    """The best validation epoch (by ``best_by``), the test accuracy there, final test accuracy, timing
+    and traffic."""
+    best = best_record(history, best_by)
     # The first epoch pays one-off costs (allocator, kernel selection); leave it out of the mean when
     # there is more than one.
     timed = history[1:] if len(history) > 1 else history
@@ -157,7 +188,9 @@ def summarize(history: Sequence[dict]) -> dict:
     comm = sum(r["exposed_comm_s"] + r.get("grad_sync_s", 0.0) for r in timed) / max(len(timed), 1)
     return {
         "epochs": len(history),
+        "best_by": best_by,
         "best_val_acc": best["val_acc"] if best else math.nan,
+        "best_val_loss": best["val_loss"] if best else math.nan,
         "best_val_epoch": best["epoch"] if best else None,
         "test_acc_at_best_val": best["test_acc"] if best else math.nan,
         "final_test_acc": history[-1]["test_acc"] if history else math.nan,
@@ -172,7 +205,11 @@ def format_summary(summary: dict) -> str:
     """A small two-column table for the terminal."""
     rows = [
         ("epochs", f"{summary['epochs']}"),
-        ("best val acc", f"{100 * summary['best_val_acc']:.2f}% (epoch {summary['best_val_epoch']})"),
+        (
+            f"best val ({'loss' if summary['best_by'] == 'val_loss' else 'acc'})",
+            f"{100 * summary['best_val_acc']:.2f}%, loss {summary['best_val_loss']:.4f} "
+            f"(epoch {summary['best_val_epoch']})",
+        ),
         ("test acc at best val", f"{100 * summary['test_acc_at_best_val']:.2f}%"),
         ("final test acc", f"{100 * summary['final_test_acc']:.2f}%"),
         ("final loss", f"{summary['final_loss']:.4f}"),

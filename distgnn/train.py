@@ -31,7 +31,15 @@ from distgnn.comm.layout import set_timeout
 from distgnn.config import TrainConfig
 from distgnn.errors import AgreedError, DistGNNError, TrainingInterrupted
 from distgnn.kernels import isa
-from distgnn.metrics import MetricsWriter, TensorBoardWriter, accuracies, format_summary, summarize
+from distgnn.metrics import (
+    EVAL_WIDTH,
+    MetricsWriter,
+    TensorBoardWriter,
+    best_record,
+    evaluated_metrics,
+    format_summary,
+    summarize,
+)
 from distgnn.models.registry import build_model
 from distgnn.parallel.determinism import set_deterministic
 from distgnn.parallel.node_data import NodeData, model_input, row_normalize
@@ -234,7 +242,7 @@ class Trainer:
         step = self.train_step(epoch)
         step["stop_votes"] = float(self.stop is not None and self.stop.requested)
         dev = self.world.device
-        counts = torch.zeros(6, dtype=torch.float64, device=dev)
+        counts = torch.zeros(EVAL_WIDTH, dtype=torch.float64, device=dev)
         evaluated = self.is_eval_epoch(epoch)
         if evaluated:
             t0 = self.clock.mark()
@@ -277,7 +285,9 @@ class Trainer:
             }
             evaluated = row[n_sum + n_avg] > 0
             self.stop_votes += summed["stop_votes"]
-            accs = accuracies(row[n_host + 1 : -1]) if evaluated else [math.nan] * 3
+            accs, val_loss = (
+                evaluated_metrics(row[n_host + 1 : -1]) if evaluated else ([math.nan] * 3, math.nan)
+            )
             reads = summed["neighbour_reads"]
             records.append(
                 {
@@ -286,6 +296,7 @@ class Trainer:
                     "train_acc": accs[0],
                     "val_acc": accs[1],
                     "test_acc": accs[2],
+                    "val_loss": val_loss,
                     "epoch_s": avg["epoch_s"],
                     "compute_s": max(
                         avg["epoch_s"] - avg["exposed_comm_s"] - avg["bubble_s"] - avg["grad_sync_s"], 0.0
@@ -478,27 +489,32 @@ class Trainer:
                     raise self.interrupted(done, save)
                 if stop_early:
                     best = self.best_evaluated()
+                    what = (
+                        f"loss ({best['val_loss']:.4f}"
+                        if cfg.run.best_by == "val_loss"
+                        else f"accuracy ({_pct(best['val_acc'])}"
+                    )
                     self._log(
-                        f"distgnn: stopped early after epoch {done}: the best validation accuracy "
-                        f"({_pct(best['val_acc'])}, epoch {best['epoch']}) is {cfg.run.patience} epochs old"
+                        f"distgnn: stopped early after epoch {done}: the best validation {what}, epoch "
+                        f"{best['epoch']}) is {cfg.run.patience} epochs old"
                     )
                     break
         finally:
             bar.close()
             for writer in writers:
                 writer.close()
-        summary = summarize(self.history)
+        summary = summarize(self.history, cfg.run.best_by)
         if self.rank == 0 and cfg.run.progress:
             print(format_summary(summary), file=sys.stderr, flush=True)
         return TrainResult(history=self.history, summary=summary, model=self.model)
 
     def best_evaluated(self) -> dict | None:
-        """The first record with the best validation accuracy so far (None before any evaluation)."""
-        evaluated = [r for r in self.history if not math.isnan(r["val_acc"])]
-        return max(evaluated, key=lambda r: r["val_acc"]) if evaluated else None
+        """The first record with the best validation metric (``--best-by``) so far (None before any
+        evaluation)."""
+        return best_record(self.history, self.cfg.run.best_by)
 
     def patience_exhausted(self, done: int) -> bool:
-        """``--patience K``: whether the best validation accuracy is K or more epochs old after ``done``."""
+        """``--patience K``: whether the best validation metric is K or more epochs old after ``done``."""
         best = self.best_evaluated() if self.cfg.run.patience else None
         return best is not None and done - best["epoch"] >= self.cfg.run.patience
 

@@ -25,6 +25,7 @@ TAGS = {
     "train_acc": "accuracy/train",
     "val_acc": "accuracy/val",
     "test_acc": "accuracy/test",
+    "val_loss": "loss/val",
     "epoch_s": "time/epoch_s",
     "compute_s": "time/compute_s",
     "comm_s": "comm/time_s",

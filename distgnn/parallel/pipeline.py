@@ -34,6 +34,7 @@ from distgnn.comm.mesh import Mesh2D
 from distgnn.comm.p2p import BWD, FWD, Pending, StageLink
 from distgnn.config import TrainConfig
 from distgnn.errors import DistGNNError
+from distgnn.metrics import EVAL_WIDTH
 from distgnn.models.layered import LayeredModel
 from distgnn.parallel.chunk_exchange import ChunkTransfer
 from distgnn.parallel.chunk_prop import ChunkPropagation
@@ -229,7 +230,7 @@ class PipelineStrategy(Strategy):
         self.prop.record = True
         if not self.is_last:
             self._send(out, c, FWD).wait()
-            return torch.zeros(6, dtype=torch.float64)
+            return torch.zeros(EVAL_WIDTH, dtype=torch.float64)
         return self.counts(out)
 
     def state_dict(self) -> dict:

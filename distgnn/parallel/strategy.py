@@ -20,7 +20,7 @@ from distgnn.comm.clock import Seconds
 from distgnn.comm.collectives import all_reduce, sum_grads
 from distgnn.comm.mesh import Mesh2D
 from distgnn.errors import DistGNNError
-from distgnn.metrics import correct_counts
+from distgnn.metrics import evaluation_counts
 from distgnn.models.layered import LayeredModel
 from distgnn.parallel.node_data import NodeData
 
@@ -82,7 +82,8 @@ class Strategy(ABC):
 
     @abstractmethod
     def evaluate(self, model: LayeredModel) -> Tensor:
-        """This rank's (correct, total) counts for train/val/test, float64 [6] (zeros where no logits)."""
+        """This rank's :func:`~distgnn.metrics.evaluation_counts`, float64 [EVAL_WIDTH] (zeros where no
+        logits)."""
 
     def reduce_gradients(self, model: LayeredModel, params: list[nn.Parameter]) -> None:
         """Sum gradients over the ranks that computed them: the stage's graph group for every parameter,
@@ -123,4 +124,4 @@ class Strategy(ABC):
         return hit[1], hit[2]
 
     def counts(self, logits: Tensor) -> Tensor:
-        return correct_counts(logits, self.data.y, self.data.masks())
+        return evaluation_counts(logits, self.data.y, self.data.masks())

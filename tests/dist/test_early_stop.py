@@ -1,6 +1,7 @@
-"""``--patience K``: training stops once the best validation accuracy is K epochs old, on every rank
-after the same epoch (the decision is taken on the reduced records), with the same history as a run
-without it up to there; a checkpoint set is written at the stop epoch."""
+"""``--patience K``: training stops once the best validation accuracy (or, with ``--best-by val_loss``,
+the lowest validation loss) is K epochs old, on every rank after the same epoch (the decision is taken on
+the reduced records), with the same history as a run without it up to there; a checkpoint set is written
+at the stop epoch. The validation loss two ranks report is the one process's."""
 
 from __future__ import annotations
 
@@ -32,40 +33,40 @@ def dirs(tmp_path_factory):
     return out
 
 
-def _stop_epoch(history: list[dict], patience: int) -> int:
+def _stop_epoch(history: list[dict], patience: int, best_by: str = "val_acc") -> int:
     """Where --patience must stop a run with this history: the first evaluated epoch whose best
-    validation accuracy so far is ``patience`` epochs old."""
-    best_val, best_epoch = -1.0, 0
+    validation metric so far is ``patience`` epochs old."""
+    sign = -1.0 if best_by == "val_loss" else 1.0  # higher is better after the sign
+    best_val, best_epoch = -math.inf, 0
     for r in history:
         if math.isnan(r["val_acc"]):
             continue
-        if r["val_acc"] > best_val:
-            best_val, best_epoch = r["val_acc"], r["epoch"]
+        if sign * r[best_by] > best_val:
+            best_val, best_epoch = sign * r[best_by], r["epoch"]
         if r["epoch"] - best_epoch >= patience:
             return r["epoch"]
     return history[-1]["epoch"]
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("eval_every", [1, 3])
-def test_patience_stops_where_the_full_history_says_on_every_rank(dirs, tmp_path, eval_every):
+@pytest.mark.parametrize("eval_every,best_by", [(1, "val_acc"), (3, "val_acc"), (1, "val_loss")])
+def test_patience_stops_where_the_full_history_says_on_every_rank(dirs, tmp_path, eval_every, best_by):
     torch.set_num_threads(1)
     patience = 6
-    full, early = train_many(
-        ProcessLayout.single("cpu"),
-        dirs[1],
-        [BASE | dict(eval_every=eval_every), BASE | dict(eval_every=eval_every, patience=patience)],
-    )
-    stop = _stop_epoch(full["history"], patience)
+    base = BASE | dict(eval_every=eval_every, best_by=best_by)
+    full, early = train_many(ProcessLayout.single("cpu"), dirs[1], [base, base | dict(patience=patience)])
+    stop = _stop_epoch(full["history"], patience, best_by)
     assert stop < BASE["epochs"]  # the test graph does stop early
     assert [r["epoch"] for r in early["history"]] == list(range(1, stop + 1))
     np.testing.assert_array_equal(
         [r["loss"] for r in early["history"]], [r["loss"] for r in full["history"]][:stop]
     )
     # two ranks stop after the same epoch as one process, and leave a checkpoint there
-    cfg = BASE | dict(
-        eval_every=eval_every, patience=patience, checkpoint_dir=str(tmp_path / "c"), checkpoint_every=50
-    )
+    cfg = base | dict(patience=patience, checkpoint_dir=str(tmp_path / "c"), checkpoint_every=50)
     ranks = run_ranks(train_many, 2, dirs[2], [cfg], timeout=240)
     assert all(len(r[0]["history"]) == stop for r in ranks)
+    for r in ranks:  # the reduced validation loss is the whole graph's
+        got = [h["val_loss"] for h in r[0]["history"] if not math.isnan(h["val_acc"])]
+        want = [h["val_loss"] for h in early["history"] if not math.isnan(h["val_acc"])]
+        np.testing.assert_allclose(got, want, rtol=1e-5)
     assert ckpt.latest(tmp_path / "c") == (stop, 2)

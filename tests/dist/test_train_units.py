@@ -175,18 +175,42 @@ class IdentityProp:
 
 
 def test_summary_and_table():
+    t = dict(epoch_s=0.2, exposed_comm_s=0.05, comm_bytes=100)
     hist = [
-        dict(epoch=1, loss=1.0, val_acc=0.5, test_acc=0.4, epoch_s=1.0, exposed_comm_s=0.5, comm_bytes=100),
-        dict(epoch=2, loss=0.5, val_acc=0.7, test_acc=0.6, epoch_s=0.2, exposed_comm_s=0.05, comm_bytes=100),
-        dict(epoch=3, loss=0.4, val_acc=0.6, test_acc=0.65, epoch_s=0.2, exposed_comm_s=0.05, comm_bytes=100),
+        dict(epoch=1, loss=1.0, val_acc=0.5, test_acc=0.4, val_loss=0.9)
+        | t
+        | dict(epoch_s=1.0, exposed_comm_s=0.5),
+        dict(epoch=2, loss=0.5, val_acc=0.7, test_acc=0.6, val_loss=0.8) | t,
+        dict(epoch=3, loss=0.4, val_acc=0.6, test_acc=0.65, val_loss=0.7) | t,
+        dict(epoch=4, loss=0.3, val_acc=0.7, test_acc=0.66, val_loss=0.7) | t,  # ties: the first one wins
     ]
     s = summarize(hist)
     assert (s["best_val_acc"], s["best_val_epoch"], s["test_acc_at_best_val"]) == (0.7, 2, 0.6)
-    assert s["final_test_acc"] == 0.65 and s["comm_bytes_per_epoch"] == 100
+    assert s["final_test_acc"] == 0.66 and s["comm_bytes_per_epoch"] == 100
     assert s["mean_epoch_s"] == pytest.approx(0.2)  # the first epoch is left out
     assert s["comm_share"] == pytest.approx(0.25)
     table = format_summary(s)
-    assert "70.00% (epoch 2)" in table and "100 B" in table and "25.0%" in table
+    assert "best val (acc)" in table and "70.00%, loss 0.8000 (epoch 2)" in table
+    assert "100 B" in table and "25.0%" in table
+    s = summarize(hist, "val_loss")  # --best-by val_loss: the lowest validation loss
+    assert (s["best_val_loss"], s["best_val_epoch"], s["test_acc_at_best_val"]) == (0.7, 3, 0.65)
+    assert "best val (loss)" in format_summary(s) and "60.00%, loss 0.7000 (epoch 3)" in format_summary(s)
+
+
+def test_validation_loss_is_the_mean_over_every_ranks_validation_rows():
+    from distgnn.metrics import evaluated_metrics, evaluation_counts
+
+    logits = torch.tensor([[0.0, 2.0], [1.0, 0.0], [3.0, 0.0], [0.5, 0.5]])
+    y = torch.tensor([1, 1, 0, -1])
+    val = torch.tensor([False, True, True, False])
+    masks = [torch.tensor([True, False, False, False]), val, torch.zeros(4, dtype=torch.bool)]
+    # two "ranks" holding rows {0, 1} and {2, 3}: their summed counts give the whole graph's numbers
+    summed = sum(
+        evaluation_counts(logits[r], y[r], [m[r] for m in masks]) for r in (slice(0, 2), slice(2, 4))
+    )
+    accs, val_loss = evaluated_metrics(summed.tolist())
+    want = torch.nn.functional.cross_entropy(logits[val], y[val])
+    assert accs[1] == 0.5 and val_loss == pytest.approx(float(want), rel=1e-6)
 
 
 def test_accuracy_counts_are_exact():
