@@ -36,20 +36,29 @@ AGREED_GRACE_S = 1.0
 PEER_GRACE_S = 2.0
 
 
-def run_worker(cfg: TrainConfig, layout: ProcessLayout | None = None) -> int:
+def run_worker(
+    cfg: TrainConfig,
+    layout: ProcessLayout | None = None,
+    stop: StopRequest | None = None,
+    on_interrupt: Callable[[TrainingInterrupted], None] | None = None,
+) -> int:
     """One training process; returns its exit code, having printed what went wrong in one line.
 
     ``layout``: a process group someone else built (Ray); default: join the group torchrun's (or the
     local launcher's) environment describes. SIGINT/SIGTERM stop every rank after the current epoch
-    (one line from rank 0, exit 130/143)."""
+    (one line from rank 0, exit 130/143). ``stop``: a request fed from elsewhere (Ray: the training runs
+    off the main thread, :meth:`StopRequest.polling`); default: this process's own signals.
+    ``on_interrupt``: called on every rank instead of rank 0's line (Ray: the driver prints it)."""
     rank = layout.rank if layout is not None else int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     try:
-        with StopRequest().installed() as stop:  # main thread only; a Ray worker's loop runs in another
+        with (stop or StopRequest()).installed() as stop:  # main thread only (not a Ray worker's loop)
             try:
                 join_and_train(cfg, layout, stop)
             except TrainingInterrupted as interrupted:
-                if rank == 0:
+                if on_interrupt is not None:
+                    on_interrupt(interrupted)
+                elif rank == 0:
                     print(f"{PROG}: {interrupted}", file=sys.stderr, flush=True)
                 return interrupted.exit_code
     except DistGNNError as err:

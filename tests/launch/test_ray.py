@@ -5,10 +5,13 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import ipaddress
+import os
+import signal
 import subprocess
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -104,3 +107,103 @@ def test_missing_ray_is_one_clear_line(tmp_path, monkeypatch, capsys):
     assert code == 2
     assert err.startswith("launch/ray_train.py: error: the Ray launcher needs Ray Train (")
     assert err.endswith("is missing): pip install 'distgnn[ray]'\n")
+
+
+# -- the driver's signals and failure line, in this process (no Ray: a stand-in trainer and board) --------
+
+
+class _Method:
+    def __init__(self, fn):
+        self.fn = fn
+
+    def remote(self, *args):  # the stand-in's "ObjectRef" is the value itself (ray.get is the identity)
+        return self.fn(*args)
+
+
+class _Board:
+    """The script's StopBoard, called as a Ray actor handle would be."""
+
+    def __init__(self, cls):
+        self.actor = cls()
+
+    def __getattr__(self, name):
+        return _Method(getattr(self.actor, name))
+
+
+class _Trainer:
+    """fit(): signal this process (as a user or scheduler signals the driver), wait until the driver
+    relayed the signal to the board, then report ``outcome`` as rank 0 does (None: fit returns at once)."""
+
+    def __init__(self, board, signals, outcome=None):
+        self.board, self.signals, self.outcome, self.release = board, signals, outcome, threading.Event()
+
+    def fit(self):
+        for signum in self.signals:
+            os.kill(os.getpid(), signum)
+            deadline = time.monotonic() + 10
+            while not self.board.actor.signum and time.monotonic() < deadline:
+                time.sleep(0.01)
+        if self.outcome is None:
+            self.release.wait(30)  # a stuck job: only a second signal ends it
+        else:
+            self.board.actor.report(*self.outcome)
+
+
+def script(monkeypatch):
+    spec = importlib.util.spec_from_file_location("ray_train_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setitem(sys.modules, "ray", types.SimpleNamespace(get=lambda ref, timeout=None: ref))
+    return module
+
+
+def test_a_signal_to_the_driver_reaches_the_workers_and_its_code_is_the_exit_code(monkeypatch, capsys):
+    # SIGINT to the driver: relayed through the board; the workers stopped (rank 0 reported SIGTERM, as a
+    # rank that got its stop from a peer would): the driver says rank 0's line and exits 130, its own.
+    module = script(monkeypatch)
+    board = _Board(module.StopBoard)
+    trainer = _Trainer(board, [signal.SIGINT], ("interrupted at epoch 3; last checkpoint: none", 143))
+    before = signal.getsignal(signal.SIGINT)
+    assert module.fit_relaying_signals(trainer, board) == 130
+    assert board.actor.signum == signal.SIGINT
+    assert capsys.readouterr().err == "distgnn train: interrupted at epoch 3; last checkpoint: none\n"
+    assert signal.getsignal(signal.SIGINT) is before  # the driver's handlers are put back
+
+
+def test_a_second_signal_ends_the_job_at_once(monkeypatch, capsys):
+    module = script(monkeypatch)
+    board = _Board(module.StopBoard)
+    trainer = _Trainer(board, [signal.SIGTERM, signal.SIGTERM])
+    try:
+        assert module.fit_relaying_signals(trainer, board) == 143
+    finally:
+        trainer.release.set()
+    assert capsys.readouterr().err == (
+        "launch/ray_train.py: error: SIGTERM again: stopped the workers at once, not waiting for the "
+        "checkpoint on exit\n"
+    )
+
+
+def test_the_failure_line_names_the_root_cause(monkeypatch):
+    module = script(monkeypatch)
+
+    class Died(Exception):
+        pass
+
+    class HealthCheck(Exception):
+        def __init__(self, failure):
+            super().__init__("A worker health check failed.")
+            self.health_check_failure = failure
+
+    class GroupError(Exception):
+        def __init__(self, failures):
+            super().__init__("Training failed due to worker errors:\n...\nlast line")
+            self.worker_failures = failures
+
+    peer = Exception("Traceback ...\nDistGNNError: worker rank 0 failed with exit code 3")
+    own = Exception("Traceback ...\nDistGNNError: worker rank 1 failed with exit code 2")
+    line = module.failure_line(GroupError({0: peer, 1: HealthCheck(Died())}), Died)
+    assert line == "worker rank 1 died (its process was killed or crashed); the other workers were stopped"
+    line = module.failure_line(GroupError({0: peer, 1: own}), Died)
+    assert line == "worker rank 1 failed with exit code 2; the other workers were stopped"
+    assert module.failure_line(RuntimeError("Ray says\nsomething"), Died) == "Ray training failed: something"

@@ -10,6 +10,8 @@ runs clean), do ACTION during 0-based epoch EPOCH:
   sleep 3 s, so the forwarded signal reaches every worker before that epoch ends;
 - ``sigterm-group``: send SIGTERM to the launcher's whole process group (as Slurm signals every process
   of a job step), then sleep 3 s likewise (run the launcher in a session of its own).
+- ``sigterm-self``: send SIGTERM to this worker process itself (as a preemption signals one node's
+  workers), then sleep 3 s likewise.
 
 ``DISTGNN_TEST_HOOK_LOG=FILE`` gets one line ``rank attempt`` per worker start.
 
@@ -17,7 +19,8 @@ A worker may be a fresh interpreter (torchrun) or forked from ``--nproc``'s fork
 file once, before any worker existed: so the hook wraps the worker entry's training part
 (``distgnn.runtime.worker.join_and_train``) and acts when a worker starts, and the launcher is the first
 process on the way down without a RANK (it records its pid in the environment its forkserver and workers
-inherit), not necessarily a worker's parent.
+inherit), not necessarily a worker's parent. Under Ray (``launch/ray_train.py``) the launcher is the
+driver script: the local Ray instance it starts, and so every worker actor, inherits its environment.
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ LAUNCHER_PID = "DISTGNN_TEST_LAUNCHER_PID"
 def _fire(action: str) -> None:
     if action.startswith("kill"):
         os.kill(os.getpid(), signal.SIGKILL)
+    if action == "sigterm-self":
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(3)  # this worker's training thread sees it (and its peers agree) while the epoch runs
+        return
     launcher = int(os.environ[LAUNCHER_PID])
     if action == "sigterm-group":
         os.killpg(os.getpgid(launcher), signal.SIGTERM)
