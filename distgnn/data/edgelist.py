@@ -87,11 +87,13 @@ def _fast_parse(text: str) -> np.ndarray | None:
     return arr if arr.shape[1] == 2 else None
 
 
-def parse_pairs(path: Path, expected: str, *, progress: bool = False) -> np.ndarray:
-    """All ``a b`` integer pairs of a text file as int64 [rows, 2]; a bad line raises naming it."""
-    parts = []
+def iter_pairs(
+    path: Path, expected: str, *, chunk_bytes: int | None = None, progress: bool = False
+) -> Iterator[np.ndarray]:
+    """The ``a b`` integer pairs of a text file as int64 [rows, 2] arrays, one per ``chunk_bytes`` piece of
+    the file (default ``CHUNK_BYTES``), in file order; a bad line raises naming it."""
     with bytes_bar(f"reading {path.name}", path.stat().st_size, progress) as bar:
-        for first_line, piece in _chunks(path, CHUNK_BYTES):
+        for first_line, piece in _chunks(path, chunk_bytes or CHUNK_BYTES):
             text = piece.decode("utf-8", errors="replace")
             arr = _fast_parse(text)
             if arr is None:
@@ -102,8 +104,14 @@ def parse_pairs(path: Path, expected: str, *, progress: bool = False) -> np.ndar
                             f"{path.name}:{first_line + offset}: expected {expected}, got '{shown}'"
                         )
                 raise DistGNNError(f"{path.name}: could not parse lines {first_line}+ as {expected}")
-            parts.append(arr)
+            del text
+            yield arr
             bar.update(len(piece))
+
+
+def parse_pairs(path: Path, expected: str, *, progress: bool = False) -> np.ndarray:
+    """All ``a b`` integer pairs of a text file as int64 [rows, 2]; a bad line raises naming it."""
+    parts = list(iter_pairs(path, expected, progress=progress))
     return np.concatenate(parts) if parts else np.empty((0, 2), dtype=np.int64)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from distgnn.errors import DistGNNError
 
-_MAX_KEYED_NODES = 3_037_000_499  # floor(sqrt(2**63 - 1)): dst * N + src must fit in int64
+MAX_KEYED_NODES = 3_037_000_499  # floor(sqrt(2**63 - 1)): dst * N + src must fit in int64
 
 
 def _as_edge_arrays(src: np.ndarray, dst: np.ndarray, num_nodes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -26,8 +26,8 @@ def _as_edge_arrays(src: np.ndarray, dst: np.ndarray, num_nodes: int) -> tuple[n
     for name, arr in (("src", src), ("dst", dst)):
         if arr.size and not np.issubdtype(arr.dtype, np.integer):
             raise DistGNNError(f"edge {name} must hold integer node IDs, got dtype {arr.dtype}")
-    if num_nodes < 0 or num_nodes > _MAX_KEYED_NODES:
-        raise DistGNNError(f"num_nodes must be in [0, {_MAX_KEYED_NODES}], got {num_nodes}")
+    if num_nodes < 0 or num_nodes > MAX_KEYED_NODES:
+        raise DistGNNError(f"num_nodes must be in [0, {MAX_KEYED_NODES}], got {num_nodes}")
     src = src.astype(np.int64, copy=False)
     dst = dst.astype(np.int64, copy=False)
     if src.size:
@@ -39,7 +39,7 @@ def _as_edge_arrays(src: np.ndarray, dst: np.ndarray, num_nodes: int) -> tuple[n
     return src, dst
 
 
-def _edge_keys(src: np.ndarray, dst: np.ndarray, num_nodes: int, symmetrize: bool) -> np.ndarray:
+def edge_keys(src: np.ndarray, dst: np.ndarray, num_nodes: int, symmetrize: bool) -> np.ndarray:
     """int64 keys ``dst * N + src`` (and ``src * N + dst`` when symmetrising), built without temporaries."""
     e = src.shape[0]
     key = np.empty(2 * e if symmetrize else e, dtype=np.int64)
@@ -85,7 +85,7 @@ def normalize_edges(
         if symmetrize:
             return np.concatenate([src, dst]), np.concatenate([dst, src])
         return src.copy(), dst.copy()
-    key = _edge_keys(src, dst, num_nodes, symmetrize)
+    key = edge_keys(src, dst, num_nodes, symmetrize)
     key.sort()
     key = unique_sorted(key)
     new_dst, new_src = np.divmod(key, num_nodes) if num_nodes else (key, key)
@@ -115,7 +115,7 @@ def build_csr(src: np.ndarray, dst: np.ndarray, num_nodes: int) -> tuple[np.ndar
     Sources are sorted within each row. Duplicates and self-loops are kept as given (normalise first).
     """
     src, dst = _as_edge_arrays(src, dst, num_nodes)
-    key = _edge_keys(src, dst, num_nodes, symmetrize=False)
+    key = edge_keys(src, dst, num_nodes, symmetrize=False)
     if key.size > 1 and not bool(np.all(key[1:] >= key[:-1])):
         key.sort()
     return csr_from_sorted_keys(key, num_nodes)

@@ -41,3 +41,17 @@ def bytes_bar(desc: str, total: int, enabled: bool) -> tqdm:
         delay=1.0,
         leave=False,
     )
+
+
+def count_bar(desc: str, total: int | None, unit: str, enabled: bool) -> tqdm:
+    """A bar over things counted as they stream by (edges of a pass); ``total`` None when unknown."""
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        unit_scale=True,
+        file=sys.stderr,
+        disable=not enabled,
+        delay=1.0,
+        leave=False,
+    )

@@ -1,0 +1,151 @@
+"""Edge sources read in bounded chunks, for the out-of-core CSR build (``distgnn.data.csr_on_disk``).
+
+Each source is an ``EdgeStream``: an iterable of ``(src, dst)`` integer array pairs, the node count, and
+the input edge count when it is known (it sizes the buckets). The chunks are re-iterable: each iteration
+reads the source again.
+
+- ``array_chunks``: slices of a ``(src, dst)`` pair already in memory or memory-mapped (no copies).
+- ``graph_dir_edges``: a graph directory's ``edge_src.npy`` / ``edge_dst.npy``, memory-mapped; the node
+  count is the row count of ``x.npy``, as when the directory is loaded.
+- ``edgelist_edges``: a text edge list (the format of ``distgnn.data.edgelist``), parsed ``chunk_bytes``
+  of text at a time. The format needs no ID remapping (IDs are the integers written), but its node count
+  is the largest ID plus one unless given; then the file is parsed twice, once to count. An ID outside
+  ``[0, num_nodes)`` is one line naming the file's line.
+
+Memory a text chunk holds while parsed: about 5 x ``chunk_bytes`` (the raw bytes, the decoded text, its
+comma-free copy) plus 16 bytes per edge of the chunk.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from distgnn import jsonio
+from distgnn.data.edgelist import iter_pairs, nth_data_line
+from distgnn.data.graph_dir import FORMAT_NAME, FORMAT_VERSION, MARKER, open_npy
+from distgnn.errors import DistGNNError
+
+CHUNK_EDGES = 1 << 22
+_EXPECTED = "two integer node IDs"
+
+
+@dataclass(frozen=True)
+class EdgeStream:
+    """``chunks`` of ``(src, dst)`` over nodes ``[0, num_nodes)``; ``num_edges`` when known up front."""
+
+    chunks: Iterable[tuple[np.ndarray, np.ndarray]]
+    num_nodes: int
+    num_edges: int | None
+
+
+class _Rechunk:
+    """Re-iterable slices of two equally long 1-D arrays."""
+
+    def __init__(self, src: np.ndarray, dst: np.ndarray, chunk_edges: int) -> None:
+        self.src, self.dst, self.step = src, dst, chunk_edges
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for a in range(0, self.src.shape[0], self.step):
+            yield self.src[a : a + self.step], self.dst[a : a + self.step]
+
+
+def array_chunks(
+    src: np.ndarray, dst: np.ndarray, chunk_edges: int = CHUNK_EDGES
+) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+    """Views of ``chunk_edges`` edges at a time of an in-memory or memory-mapped ``(src, dst)`` pair."""
+    if src.ndim != 1 or dst.ndim != 1 or src.shape != dst.shape:
+        raise DistGNNError(
+            f"edge arrays must be 1-D and equally long, got src {src.shape} and dst {dst.shape}"
+        )
+    if chunk_edges < 1:
+        raise DistGNNError(f"chunk_edges must be >= 1, got {chunk_edges}")
+    return _Rechunk(src, dst, chunk_edges)
+
+
+def graph_dir_edges(path: str | os.PathLike[str], chunk_edges: int = CHUNK_EDGES) -> EdgeStream:
+    """The edges of a graph directory, memory-mapped, in chunks (see the module docstring)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise DistGNNError(f"{path}: not a directory (a graph directory holds {MARKER} and .npy files)")
+    jsonio.read_document(path / MARKER, FORMAT_NAME, FORMAT_VERSION)
+    files = {k: path / f"{k}.npy" for k in ("edge_src", "edge_dst", "x")}
+    missing = [f.name for f in files.values() if not f.exists()]
+    if missing:
+        raise DistGNNError(f"{path}: missing {', '.join(missing)}")
+    src, dst, x = (open_npy(f) for f in files.values())
+    if x.ndim == 0:
+        raise DistGNNError(f"{files['x']}: x must be [nodes, features], got a scalar")
+    try:
+        chunks = array_chunks(src, dst, chunk_edges)
+    except DistGNNError as err:
+        raise DistGNNError(f"{files['edge_src']}, {files['edge_dst']}: {err}") from None
+    return EdgeStream(chunks, int(x.shape[0]), int(src.shape[0]))
+
+
+class _TextChunks:
+    """Re-iterable ``(src, dst)`` chunks of a text edge list, each ID checked against the node count."""
+
+    def __init__(self, path: Path, num_nodes: int, chunk_bytes: int | None, progress: bool) -> None:
+        self.path, self.num_nodes, self.chunk_bytes, self.progress = path, num_nodes, chunk_bytes, progress
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        row = 0
+        for pairs in iter_pairs(self.path, _EXPECTED, chunk_bytes=self.chunk_bytes, progress=self.progress):
+            _check_rows(self.path, pairs, row, self.num_nodes)
+            row += pairs.shape[0]
+            yield pairs[:, 0], pairs[:, 1]
+
+
+def _check_rows(path: Path, pairs: np.ndarray, first_row: int, num_nodes: int | None) -> None:
+    """Negative IDs, and IDs >= ``num_nodes``, are one line naming the file's line."""
+    if not pairs.size:
+        return
+    low, high = int(pairs.min()), int(pairs.max())
+    if low >= 0 and (num_nodes is None or high < num_nodes):
+        return
+    bad = (pairs < 0) if num_nodes is None else (pairs < 0) | (pairs >= num_nodes)
+    row = int(np.flatnonzero(bad.any(axis=1))[0])
+    value = int(pairs[row][bad[row]][0])
+    line, _ = nth_data_line(path, first_row + row)
+    if value < 0:
+        raise DistGNNError(f"{path.name}:{line}: negative node ID {value}")
+    raise DistGNNError(f"{path.name}:{line}: node ID {value} is outside the node range [0, {num_nodes})")
+
+
+def edgelist_node_count(
+    path: str | os.PathLike[str], *, chunk_bytes: int | None = None, progress: bool = False
+) -> tuple[int, int]:
+    """``(num_nodes, num_edges)`` of a text edge list: the largest ID plus one, and its line count."""
+    path = Path(path)
+    top, rows = -1, 0
+    for pairs in iter_pairs(path, _EXPECTED, chunk_bytes=chunk_bytes, progress=progress):
+        _check_rows(path, pairs, rows, None)
+        if pairs.size:
+            top = max(top, int(pairs.max()))
+        rows += pairs.shape[0]
+    return top + 1, rows
+
+
+def edgelist_edges(
+    path: str | os.PathLike[str],
+    *,
+    num_nodes: int | None = None,
+    chunk_bytes: int | None = None,
+    progress: bool = False,
+) -> EdgeStream:
+    """A text edge list in chunks of ``chunk_bytes`` of text (default ``edgelist.CHUNK_BYTES``, 32 MiB;
+    see the module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DistGNNError(f"no such file: {path}")
+    if chunk_bytes is not None and chunk_bytes < 1:
+        raise DistGNNError(f"chunk_bytes must be >= 1, got {chunk_bytes}")
+    num_edges = None
+    if num_nodes is None:
+        num_nodes, num_edges = edgelist_node_count(path, chunk_bytes=chunk_bytes, progress=progress)
+    return EdgeStream(_TextChunks(path, num_nodes, chunk_bytes, progress), num_nodes, num_edges)
