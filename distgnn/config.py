@@ -30,6 +30,7 @@ KERNELS = ("auto", "reference", "cpu", "triton", "torch")  # distgnn.kernels.sel
 WEIGHT_DECAY_SCOPES = ("all", "first")  # "first": the first layer only, as in the GCN paper
 STRATEGIES = ("graph", "pipeline", "hybrid")
 HISTORY_DTYPES = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16-mixed")  # distgnn.parallel.precision
 CHUNK_ORDERS = ("fixed", "shuffle")
 HISTORY_GRADS = ("drop", "defer")
 ON_NONFINITE = ("stop", "skip-step")
@@ -230,6 +231,15 @@ class ParallelConfig:
         default=True, metadata=option("exchange halos before aggregating (no overlap)", flag="--no-overlap")
     )
     kernel: str = field(default="auto", metadata=option("aggregation kernel", choices=KERNELS))
+    precision: str = field(
+        default="fp32",
+        metadata=option(
+            "compute precision: fp32, or bf16-mixed (activations, aggregated rows, halo and stage-to-stage "
+            "messages in bfloat16; parameters, optimiser state, accumulation, softmax and loss in float32; "
+            "approximate)",
+            choices=PRECISIONS,
+        ),
+    )
 
     def __post_init__(self) -> None:
         _choice(self.strategy, STRATEGIES, "strategy")
@@ -260,6 +270,7 @@ class ParallelConfig:
                 f"(the {self.strategy} strategy reads stale rows from its history cache instead)"
             )
         _choice(self.kernel, KERNELS, "kernel")
+        _choice(self.precision, PRECISIONS, "precision")
 
     @property
     def torch_comm_dtype(self) -> torch.dtype:
@@ -480,6 +491,8 @@ class TrainConfig:
             "halo_staleness", "seed", "strategy", "stages", "chunks", "history_dtype", "history_grad",
             "lr_warmup_epochs", "alpha", "lam", "conv_weight_decay",
         )  # fmt: skip
+        # Not precision: parameters and optimiser state are float32 under every precision, so a run may
+        # resume at another one.
         d = self.flat()
         return {k: d[k] for k in keys}
 

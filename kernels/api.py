@@ -3,10 +3,15 @@
 Every op accepts ``impl="auto" | "reference" | "cpu" | "triton" | "torch"``. ``reference`` runs the plain
 torch oracle under torch autograd; the others run through the ``distgnn::*`` custom ops under
 torch.compile, and eagerly through the same formulas without the op dispatch (see ops.py).
+
+The ops fix their own precision: float32 or bfloat16 inputs, float32 accumulation, outputs in the input's
+dtype. ``torch.autocast`` does not reach into them (it would recast the products of the ``torch``
+implementation to bfloat16, for which torch has no CPU CSR kernel); callers cast their inputs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Literal
 
@@ -44,6 +49,13 @@ def _check_vector(name: str, t: Tensor | None, length: int, what: str, device: t
     _check_tensor(name, t, device)
     if tuple(t.shape) != (length,):
         raise DistGNNError(f"{name} must have shape [{length}] (one per {what}), got {tuple(t.shape)}")
+
+
+def _own_precision(device: torch.device) -> contextlib.AbstractContextManager:
+    """Autocast off while an op runs (see the module docstring); nothing to do when it is off already."""
+    if torch.is_autocast_enabled(device.type):
+        return torch.autocast(device.type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def _needs_grad(*tensors: Tensor | None) -> bool:
@@ -106,31 +118,32 @@ def gspmm(
     x3 = x.reshape(s, x.shape[1], x.shape[2]) if per_head else x.reshape(s, 1, f)
     w2 = None if edge_weight is None else edge_weight.reshape(e, edge_weight.shape[1] if per_head else 1)
     b1 = None if bias is None else bias.reshape(f)
-    if impl == "reference":
-        out = reference.gspmm(csr.indptr, csr.indices, x3, w2, src_scale, dst_scale, b1, reduce, relu)
-    elif reduce == "max":
-        out, _ = ops.gspmm_max(csr.indptr, csr.indices, x3, w2, src_scale, dst_scale, b1, relu, impl)
-    else:
-        if _needs_grad(x, edge_weight, src_scale):
-            t = csr.transposed()
-            t_indptr, t_indices, t_perm = t.indptr, t.indices, t.perm
+    with _own_precision(dev):
+        if impl == "reference":
+            out = reference.gspmm(csr.indptr, csr.indices, x3, w2, src_scale, dst_scale, b1, reduce, relu)
+        elif reduce == "max":
+            out, _ = ops.gspmm_max(csr.indptr, csr.indices, x3, w2, src_scale, dst_scale, b1, relu, impl)
         else:
-            t_indptr = t_indices = t_perm = _EMPTY.to(dev)
-        out = ops.gspmm(
-            csr.indptr,
-            csr.indices,
-            x3.contiguous(),
-            w2,
-            src_scale,
-            dst_scale,
-            b1,
-            t_indptr,
-            t_indices,
-            t_perm,
-            reduce == "mean",
-            relu,
-            impl,
-        )
+            if _needs_grad(x, edge_weight, src_scale):
+                t = csr.transposed()
+                t_indptr, t_indices, t_perm = t.indptr, t.indices, t.perm
+            else:
+                t_indptr = t_indices = t_perm = _EMPTY.to(dev)
+            out = ops.gspmm(
+                csr.indptr,
+                csr.indices,
+                x3.contiguous(),
+                w2,
+                src_scale,
+                dst_scale,
+                b1,
+                t_indptr,
+                t_indices,
+                t_perm,
+                reduce == "mean",
+                relu,
+                impl,
+            )
     return out.reshape((csr.num_dst,) + row_shape)
 
 
@@ -149,9 +162,10 @@ def sddmm(csr: CSR, a_dst: Tensor, b_src: Tensor, *, impl: Impl = "auto") -> Ten
         )
     impl = resolve(impl, dev)
     _check_dtype(impl, "a_dst", a_dst)
-    if impl == "reference":
-        return reference.sddmm(csr.indptr, csr.indices, a_dst, b_src)
-    return ops.sddmm(csr.indptr, csr.indices, a_dst.contiguous(), b_src.contiguous(), impl)
+    with _own_precision(dev):
+        if impl == "reference":
+            return reference.sddmm(csr.indptr, csr.indices, a_dst, b_src)
+        return ops.sddmm(csr.indptr, csr.indices, a_dst.contiguous(), b_src.contiguous(), impl)
 
 
 def edge_softmax(csr: CSR, scores: Tensor, *, impl: Impl = "auto") -> Tensor:
@@ -163,6 +177,7 @@ def edge_softmax(csr: CSR, scores: Tensor, *, impl: Impl = "auto") -> Tensor:
         raise DistGNNError(f"scores must have shape [{csr.num_edges}, H], got {tuple(scores.shape)}")
     impl = resolve(impl, csr.device)
     _check_dtype(impl, "scores", scores)
-    if impl == "reference":
-        return reference.edge_softmax(csr.indptr, scores)
-    return ops.edge_softmax(csr.indptr, scores.contiguous(), impl)
+    with _own_precision(csr.device):
+        if impl == "reference":
+            return reference.edge_softmax(csr.indptr, scores)
+        return ops.edge_softmax(csr.indptr, scores.contiguous(), impl)

@@ -207,7 +207,7 @@ def test_every_config_field_is_an_option_with_its_default():
         profile_out="p.json", tensorboard="tb", trace="tr", progress=False, lr_warmup_epochs=5,
         keep_checkpoints=5, checkpoint_on_exit=True, on_nonfinite="skip-step", collective_timeout=7.5,
         partitions="parts", nproc=2, max_restarts=1, timeout=60.0, patience=20, alpha=0.2, lam=1.0,
-        conv_weight_decay=0.01, attention_dropout=0.3, best_by="val_loss",
+        conv_weight_decay=0.01, attention_dropout=0.3, best_by="val_loss", precision="bf16-mixed",
     )  # fmt: skip
     # Halo options belong to the graph strategy, stage options to the pipeline: two configs cover them all.
     graph = TrainConfig.from_flat(**common, halo_staleness=1, comm_dtype="fp16", overlap=False)

@@ -55,11 +55,13 @@ class StageLink:
             t, dst=self.peer(step), tag=self.tag(chunk, direction)
         ), t.numel() * t.element_size()
 
-    def post_receives(self, chunks: list[tuple[int, int]], direction: int, width: int) -> dict[int, Pending]:
+    def post_receives(
+        self, chunks: list[tuple[int, int]], direction: int, width: int, *, dtype: torch.dtype = torch.float32
+    ) -> dict[int, Pending]:
         """Post a phase's receives for ``chunks`` ((chunk index, rows), in the order the peer sends them:
         NCCL matches messages between two ranks by order, not tag): activations from the previous stage
         (FWD) or output gradients from the next (BWD). {chunk index: pending}, None where nothing comes
-        (the first stage receives no activations, the last no gradients).
+        (the first stage receives no activations, the last no gradients). ``dtype``: what the peer sends.
 
         Each is its own ``irecv``, not one ``batch_isend_irecv``: a coalesced batch completes as a whole,
         and chunk 0 could not start before the last chunk arrived."""
@@ -68,7 +70,7 @@ class StageLink:
         peer = self.peer(-1 if direction == FWD else +1)
         out: dict[int, Pending] = {}
         for index, rows in chunks:
-            buf = torch.empty(rows, width, device=self.mesh.world.device)
+            buf = torch.empty(rows, width, dtype=dtype, device=self.mesh.world.device)
             out[index] = (buf, dist.irecv(buf, src=peer, tag=self.tag(index, direction)))
         return out
 

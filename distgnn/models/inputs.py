@@ -88,16 +88,25 @@ def _csr(crow: Tensor, col: Tensor, values: Tensor, shape: tuple[int, int]) -> T
 
 
 class _SparseMatmul(torch.autograd.Function):
-    """``x @ w`` for constant sparse ``x``; backward ``x^T @ grad`` through the stored transpose."""
+    """``x @ w`` for constant sparse ``x``; backward ``x^T @ grad`` through the stored transpose.
+
+    Under autocast the product runs in ``x``'s dtype (torch has no bfloat16 CSR product on CPU; it reads
+    each stored feature once) and its output is cast to autocast's dtype, as a dense product's would be.
+    """
 
     @staticmethod
     def forward(ctx, w: Tensor, x: SparseRows) -> Tensor:
         ctx.x = x
-        return x.csr() @ w
+        device = w.device.type
+        if not torch.is_autocast_enabled(device):
+            return x.csr() @ w
+        with torch.autocast(device, enabled=False):
+            out = x.csr() @ w.to(x.dtype)
+        return out.to(torch.get_autocast_dtype(device))
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        return ctx.x.csr_t() @ grad.contiguous(), None
+        return ctx.x.csr_t() @ grad.to(ctx.x.dtype).contiguous(), None
 
 
 Input = Tensor | SparseRows
@@ -134,7 +143,7 @@ def linear(x: Input, lin: nn.Linear) -> Tensor:
     if not isinstance(x, SparseRows):
         return lin(x)
     out = matmul(x, lin.weight.t())
-    return out if lin.bias is None else out + lin.bias
+    return out if lin.bias is None else out + lin.bias.to(out.dtype)  # in autocast's dtype, as lin(x)
 
 
 def dense(x: Input) -> Tensor:

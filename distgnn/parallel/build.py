@@ -9,6 +9,7 @@ from distgnn.comm.mesh import Mesh2D
 from distgnn.config import JobShape, TrainConfig
 from distgnn.errors import DistGNNError
 from distgnn.parallel.node_data import NodeData
+from distgnn.parallel.precision import compute_dtype
 from distgnn.parallel.strategy import Strategy
 
 
@@ -26,6 +27,7 @@ def build_strategy(cfg: TrainConfig, part_dir: str | os.PathLike, world: Process
             comm_dtype=cfg.parallel.torch_comm_dtype,
             overlap=cfg.parallel.overlap,
             kernel_impl=cfg.parallel.kernel,
+            compute_dtype=compute_dtype(cfg.parallel.precision),
         )
         data = NodeData.from_part(prop.part, device=world.device, feature_norm=cfg.optim.feature_norm)
         prop.release_bulk()

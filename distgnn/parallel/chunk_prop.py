@@ -15,6 +15,9 @@ reverse chunk order, so every fresh read's gradient is there in time. Historical
 (``--history-grad defer``) their reads deposit too: those gradients arrive after the row's backward and
 wait in the cache for its backward one epoch later. With one chunk nothing is read from history and a
 stage computes exactly the full-graph layer.
+
+In a 16-bit compute dtype (``--precision bf16-mixed``) the chunk's rows are aggregated, exchanged and
+written to the cache in that dtype (the cache stores them as ``--history-dtype`` says).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from distgnn.models.propagation import Norm
 from distgnn.parallel.chunk_exchange import ChunkTransfer, all_to_all
 from distgnn.parallel.chunks import Chunk
 from distgnn.parallel.history import HistoryCache
+from distgnn.parallel.precision import rows
 
 
 class ChunkPropagation:
@@ -50,8 +54,11 @@ class ChunkPropagation:
         kernel_impl: str = "auto",
         graph: ProcessLayout | None = None,
         defer_history_grads: bool = False,
+        compute_dtype: torch.dtype = torch.float32,
     ) -> None:
+        """``compute_dtype``: the dtype of the rows it aggregates and exchanges (``--precision``)."""
         self.history = history
+        self.compute_dtype = compute_dtype
         self.defer_history_grads = defer_history_grads
         self.graph = graph  # the stage's graph-parallel ranks (hybrid), None for one part
         self.transfers: dict[int, ChunkTransfer] | None = None
@@ -100,12 +107,13 @@ class ChunkPropagation:
     def aggregate(self, h: Tensor, *, key: int, norm: Norm) -> Tensor:
         g = self.chunk.graph
         src, dst = {"gcn": (g.gcn_src, g.gcn_dst), "mean": (None, g.mean_dst), "sum": (None, None)}[norm]
-        x = self._sources(h, key)
+        x = self._sources(rows(h, self.compute_dtype), key)
         csr = g.full_loops if norm == "gcn" else g.full
         return gspmm(csr, x, src_scale=src, dst_scale=dst, impl=self.kernel_impl)
 
     def aggregate_linear(self, h: Tensor, weight: Tensor, *, key: int, norm: Norm) -> Tensor:
-        return self.aggregate(h, key=key, norm=norm) @ weight
+        agg = self.aggregate(h, key=key, norm=norm)
+        return agg @ weight.to(agg.dtype)
 
     def attend(
         self,
@@ -118,6 +126,7 @@ class ChunkPropagation:
         dropout: float = 0.0,
     ) -> Tensor:
         n, heads, d = h.shape
+        h, a_src = rows(h, self.compute_dtype), rows(a_src, self.compute_dtype)  # what travels
         payload = self._sources(torch.cat([h.reshape(n, heads * d), a_src], dim=1), key)
         h_all = payload[:, : heads * d].reshape(-1, heads, d)
         csr = self.chunk.graph.full_loops

@@ -25,9 +25,11 @@ class GraphStrategy(Strategy):
     name = "graph"
 
     def __init__(self, mesh: Mesh2D, data: NodeData, prop: HaloPropagation, *, seed: int) -> None:
+        """Computes in ``prop.compute_dtype`` (``--precision``): the propagation's rows and the model's
+        forward agree on it."""
         if mesh.stages != 1:
             raise DistGNNError(f"the graph strategy runs one stage, the layout has {mesh.stages}")
-        super().__init__(mesh, data)
+        super().__init__(mesh, data, compute_dtype=prop.compute_dtype)
         self.prop = prop
         self.prop.seeds.run_seed = seed
         self.x = model_input(data.x)
@@ -43,7 +45,9 @@ class GraphStrategy(Strategy):
         model.train()
         self.prop.seeds.step = epoch
         try:
-            loss = self.loss(model(self.x, self.prop))
+            with self.autocast():
+                logits = model(self.x, self.prop)
+            loss = self.loss(logits)
             # Every rank runs backward, even without training rows: the halo exchange in it is a collective.
             loss.backward()
         finally:
@@ -61,7 +65,9 @@ class GraphStrategy(Strategy):
     @torch.no_grad()
     def evaluate(self, model: LayeredModel) -> Tensor:
         model.eval()
-        return self.counts(model(self.x, self.prop))
+        with self.autocast():
+            logits = model(self.x, self.prop)
+        return self.counts(logits)
 
     def state_dict(self) -> dict:
         return self.prop.state_dict()

@@ -13,7 +13,9 @@ this process owns, fetching the neighbour rows other ranks own with a halo excha
 - ``overlap=False``: exchange first, then one pass over ``[owned | halo]``;
 - ``staleness=1``: PipeGCN-style one-epoch-stale halo rows and gradients (see ``distgnn.comm.stale``),
   an explicit approximation; evaluation under ``torch.no_grad()`` always uses an exact exchange;
-- ``comm_dtype`` bf16/fp16: the payload is cast for the wire (forward and backward), an approximation.
+- ``comm_dtype`` bf16/fp16: the payload is cast for the wire (forward and backward), an approximation;
+- ``compute_dtype`` bf16 (``--precision bf16-mixed``): rows are aggregated, and so travel, in bfloat16
+  (the kernels accumulate in float32; GAT's attention scores and softmax stay float32).
 
 Every rank must call ``aggregate``/``attend`` (and run backward) in the same order: exchanges are
 collectives. The strategy that trains with it is :class:`~distgnn.parallel.graph.GraphStrategy`
@@ -45,7 +47,8 @@ from distgnn.models.masks import MaskKey, MaskSeeds, attention_site, check_edge_
 from distgnn.models.propagation import Norm
 from distgnn.parallel.chunk_exchange import halo_values
 from distgnn.parallel.local_graph import LocalGraph
-from distgnn.parallel.overlap import OverlapSchedule
+from distgnn.parallel.overlap import OverlapSchedule, scale_for
+from distgnn.parallel.precision import rows
 from distgnn.partitioning.part import Part
 
 NORMS = ("gcn", "mean", "sum")
@@ -64,7 +67,10 @@ class HaloPropagation:
         comm_dtype: torch.dtype | None = torch.float32,
         overlap: bool = True,
         kernel_impl: str = "auto",
+        compute_dtype: torch.dtype = torch.float32,
     ) -> None:
+        """``compute_dtype``: the dtype of the rows it aggregates and exchanges (float32 rows are cast
+        down to it; ``--precision``)."""
         if staleness not in (0, 1):
             raise DistGNNError(f"staleness must be 0 (exact) or 1 (one epoch stale), got {staleness}")
         if part.num_parts != layout.world_size:
@@ -84,6 +90,7 @@ class HaloPropagation:
         self.overlap = overlap
         self.kernel_impl = kernel_impl
         self.comm_dtype = comm_dtype or torch.float32
+        self.compute_dtype = compute_dtype
         self.graph = LocalGraph.from_part(part, layout.device)
         self.counters = CommCounters(layout.world_size, clock_for(layout.device))
         wire = None if self.comm_dtype == torch.float32 else self.comm_dtype
@@ -127,6 +134,7 @@ class HaloPropagation:
 
     def aggregate(self, h: Tensor, *, key: int, norm: Norm) -> Tensor:
         """Aggregate ``h`` [owned, F] over each owned node's in-edges (see the Propagation protocol)."""
+        h = rows(h, self.compute_dtype)
         src, dst = self._scales(h, norm)
         loops = norm == "gcn"  # GCN's A + I: the self term is one more edge, scaled like the others
         path = self._path(torch.is_grad_enabled())
@@ -145,10 +153,12 @@ class HaloPropagation:
 
     def aggregate_linear(self, h: Tensor, weight: Tensor, *, key: int, norm: Norm) -> Tensor:
         """``aggregate(h) @ weight``; when overlapped, the weight gradient is computed during the exchange."""
+        h = rows(h, self.compute_dtype)
         if self._path(torch.is_grad_enabled()) == "overlap":
             src, dst = self._scales(h, norm)
             return self.schedule.aggregate_linear(h, weight, key=key, src=src, dst=dst, loops=norm == "gcn")
-        return self.aggregate(h, key=key, norm=norm) @ weight
+        agg = self.aggregate(h, key=key, norm=norm)
+        return agg @ weight.to(agg.dtype)
 
     def attend(
         self,
@@ -164,8 +174,11 @@ class HaloPropagation:
 
         ``h`` and ``a_src`` travel as one message (concatenated along the features); the softmax needs
         every in-edge of a row, so the exchange completes before the edge computation starts.
-        ``dropout``: attention dropout, masks keyed by the edges' original node ids.
+        ``dropout``: attention dropout, masks keyed by the edges' original node ids. In a 16-bit compute
+        dtype ``h`` and ``a_src`` are cast to it (what travels); ``a_dst``, the scores and the softmax stay
+        as given (float32).
         """
+        h, a_src = rows(h, self.compute_dtype), rows(a_src, self.compute_dtype)
         self._check_rows(h, "h")
         self._check_rows(a_src, "a_src")
         self._check_rows(a_dst, "a_dst")
@@ -225,9 +238,14 @@ class HaloPropagation:
                 self._halo_sizes = [int(v) for v in t.tolist()]
         return self._halo_sizes
 
+    @property
+    def wire_dtype(self) -> torch.dtype:
+        """What halo rows travel as: ``comm_dtype`` when it casts (16-bit), else the rows' own dtype."""
+        return self.comm_dtype if self.comm_dtype != torch.float32 else self.compute_dtype
+
     def analytic_bytes(self, widths: list[int], backward: bool | list[bool] = True) -> int:
         """Bytes all ranks must send per training epoch for exchanges of these widths (a collective)."""
-        return analytic_bytes(self.halo_sizes(), widths, wire_dtype=self.comm_dtype, backward=backward)
+        return analytic_bytes(self.halo_sizes(), widths, wire_dtype=self.wire_dtype, backward=backward)
 
     def flush(self) -> None:
         """Wait for stale-mode exchanges still in flight (call before tearing the group down)."""
@@ -245,7 +263,13 @@ class HaloPropagation:
                 f"staleness {self.staleness}"
             )
         if self.stale is not None:
-            self.stale.load_state_dict(state["stale"])  # type: ignore[arg-type]
+            stale: dict = state["stale"]  # type: ignore[assignment]
+            # Rows saved under the other --precision become this run's (a run resumes under either).
+            precisions = (torch.float32, torch.bfloat16)
+            same = {
+                k: v.to(self.compute_dtype) if v.dtype in precisions else v for k, v in stale["rows"].items()
+            }
+            self.stale.load_state_dict({**stale, "rows": same})
 
     # -- internals ----------------------------------------------------------------------------------
     def prepare(self, norms: set[Norm]) -> None:
@@ -291,8 +315,8 @@ class HaloPropagation:
             return gspmm(
                 csr,
                 x,
-                src_scale=None if src_scale is None else src_scale.to(x.dtype),
-                dst_scale=None if dst_scale is None else dst_scale.to(x.dtype),
+                src_scale=scale_for(src_scale, x),
+                dst_scale=scale_for(dst_scale, x),
                 impl=self.kernel_impl,
             )
 

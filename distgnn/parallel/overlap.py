@@ -54,6 +54,15 @@ def empty_output(like: Tensor, rows: int) -> Tensor:
     return out
 
 
+def scale_for(scale: Tensor | None, x: Tensor) -> Tensor | None:
+    """A normalisation vector for aggregating ``x``: float32, or float64 for float64 ``x``. 16-bit rows
+    keep float32 scales: the kernels multiply in float32, and a rounded degree norm would be one more
+    error per edge."""
+    if scale is None:
+        return None
+    return scale.to(torch.float64 if x.dtype == torch.float64 else torch.float32)
+
+
 def row_blocks(csr: CSR, block_rows: int = BLOCK_ROWS) -> list[tuple[int, int, CSR]]:
     """Split ``csr`` into consecutive row ranges ``[a, b)``, each a CSR over the same sources (views)."""
     n = csr.num_dst
@@ -213,8 +222,8 @@ class OverlapSchedule:
             return gspmm(
                 csr,
                 x,
-                src_scale=None if src_scale is None else src_scale.to(x.dtype),
-                dst_scale=None if dst_scale is None else dst_scale.to(x.dtype),
+                src_scale=scale_for(src_scale, x),
+                dst_scale=scale_for(dst_scale, x),
                 impl=self.impl,  # type: ignore[arg-type]
             )
 
@@ -247,20 +256,21 @@ class _OverlappedAggregateLinear(torch.autograd.Function):
         ctx.scales = (src, dst)
         agg = sched.forward(h, key=key, direction="fwd", src=src, dst=dst, loops=loops)
         ctx.save_for_backward(agg, weight)
-        return agg @ weight
+        return agg @ weight.to(agg.dtype)  # bf16 rows (--precision bf16-mixed): the product in bf16 too
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
         agg, weight = ctx.saved_tensors
+        w = weight.to(grad.dtype)  # the (float32) weight as the forward multiplied by it
         need_h, need_w = ctx.needs_input_grad[:2]
         g_w: list[Tensor] = []
-        weight_grad = (lambda: g_w.append(agg.t() @ grad)) if need_w else None
+        weight_grad = (lambda: g_w.append((agg.t() @ grad).to(weight.dtype))) if need_w else None
         g_h = None
         if need_h:
             src, dst = ctx.scales
             sched: OverlapSchedule = ctx.sched
             g_h = sched.backward(
-                grad @ weight.t(), key=ctx.key, src=src, dst=dst, loops=ctx.loops, dtype=ctx.dtype,
+                grad @ w.t(), key=ctx.key, src=src, dst=dst, loops=ctx.loops, dtype=ctx.dtype,
                 meanwhile=weight_grad,
             )  # fmt: skip
         elif weight_grad is not None:

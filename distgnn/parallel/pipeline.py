@@ -19,6 +19,9 @@ front), then backward in reverse order (a chunk's input gradient is complete onc
 backward at that stage is done; it goes back to the previous stage at once), gradients accumulated over
 chunks, one optimiser step per epoch. The loss is computed on the last stage. Time spent waiting for a
 neighbouring stage is reported as ``bubble_s``.
+
+Precision (``--precision bf16-mixed``): each stage's forward runs under autocast, and activations and
+their gradients travel between stages in bfloat16 (half the bytes); the loss is float32.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from distgnn.parallel.chunk_prop import ChunkPropagation
 from distgnn.parallel.chunks import Chunk, assign_chunks, build_chunks, chunk_slots
 from distgnn.parallel.history import HistoryCache
 from distgnn.parallel.node_data import NodeData, model_input
+from distgnn.parallel.precision import compute_dtype, rows
 from distgnn.parallel.strategy import StepStats, Strategy
 from distgnn.partitioning.part import Part
 
@@ -92,7 +96,7 @@ class PipelineStrategy(Strategy):
                 f"rank {mesh.world.rank} (stage {mesh.stage}, graph rank {mesh.graph_rank}) was given part "
                 f"{part.part_id} of {part.num_parts}"
             )
-        super().__init__(mesh, data)
+        super().__init__(mesh, data, compute_dtype=compute_dtype(cfg.parallel.precision))
         self.cfg = cfg
         self.link = StageLink(mesh)  # activations to the next stage, gradients to the previous one
         device = mesh.world.device
@@ -122,6 +126,7 @@ class PipelineStrategy(Strategy):
             kernel_impl=cfg.parallel.kernel,
             graph=self.halo_group,
             defer_history_grads=defer,
+            compute_dtype=self.compute_dtype,
         )
         self.x_chunks = {id(c): model_input(data.x[c.rows]) for c in self.chunks + self.whole}
         self.stats = StepStats(loss=0.0)
@@ -186,7 +191,7 @@ class PipelineStrategy(Strategy):
             for c in chunks:  # forward, chunk order
                 h = self._wait(inputs[c.index], requires_grad=True)
                 self.prop.use(c, position, transfers)
-                out = model.forward_range(self._input(c, h), self.prop, *self.layers, x=self.x_chunks[id(c)])
+                out = self._forward(model, c, h)
                 if self.is_last:
                     out = self.loss(out, c.rows)
                     loss += out.detach()
@@ -226,7 +231,7 @@ class PipelineStrategy(Strategy):
         c = self.whole[0]
         self.prop.use(c, {0: 0}, self.whole_transfers)
         h = self._wait(self._post_receives([c], FWD)[c.index])
-        out = model.forward_range(self._input(c, h), self.prop, *self.layers, x=self.x_chunks[id(c)])
+        out = self._forward(model, c, h)
         self.prop.record = True
         if not self.is_last:
             self._send(out, c, FWD).wait()
@@ -247,6 +252,15 @@ class PipelineStrategy(Strategy):
     def _input(self, c: Chunk, h: Tensor | None):
         return self.x_chunks[id(c)] if h is None else h
 
+    def _forward(self, model: LayeredModel, c: Chunk, h: Tensor | None) -> Tensor:
+        """This stage's layers over chunk ``c`` (input ``h`` from the previous stage, else the features),
+        under the compute dtype's autocast; a stage that is not the last hands on rows of the compute dtype
+        (what the next stage's receive buffers hold; a layer may end in float32, e.g. after a float32
+        bias)."""
+        with self.autocast():
+            out = model.forward_range(self._input(c, h), self.prop, *self.layers, x=self.x_chunks[id(c)])
+        return out if self.is_last else rows(out, self.compute_dtype)
+
     def _send(self, t: Tensor, c: Chunk, direction: int) -> dist.Work:
         work, nbytes = self.link.send(t, c.index, direction)
         self.stats.comm_bytes += nbytes
@@ -257,7 +271,8 @@ class PipelineStrategy(Strategy):
         gradient receives wait for the backward phase: on NCCL, a receive from the next stage shares a
         stream with the sends to it, so posted earlier it would hold back the activations it depends on."""
         width = self.in_width if direction == FWD else self.out_width
-        return self.link.post_receives([(c.index, c.rows.numel()) for c in chunks], direction, width)
+        sizes = [(c.index, c.rows.numel()) for c in chunks]
+        return self.link.post_receives(sizes, direction, width, dtype=self.compute_dtype)
 
     def _wait(self, pending: Pending, *, requires_grad: bool = False) -> Tensor | None:
         """The received tensor, once it is there; the time spent waiting is the stage's bubble."""

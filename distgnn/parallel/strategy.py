@@ -10,6 +10,7 @@ file each in this folder.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import torch
@@ -22,6 +23,7 @@ from distgnn.comm.mesh import Mesh2D
 from distgnn.errors import DistGNNError
 from distgnn.metrics import evaluation_counts
 from distgnn.models.layered import LayeredModel
+from distgnn.parallel import precision
 from distgnn.parallel.node_data import NodeData
 
 
@@ -46,9 +48,12 @@ class Strategy(ABC):
 
     name: str = ""
 
-    def __init__(self, mesh: Mesh2D, data: NodeData) -> None:
+    def __init__(self, mesh: Mesh2D, data: NodeData, *, compute_dtype: torch.dtype = torch.float32) -> None:
+        """``compute_dtype``: what the model's forward computes in (``--precision``, see
+        ``precision.py``); parameters and their gradients stay float32 either way."""
         self.mesh = mesh
         self.data = data
+        self.compute_dtype = compute_dtype
         self.layers: tuple[int, int] | None = None  # this rank's layer range, set by attach
         counts = torch.stack([m.sum() for m in data.masks()]).to(torch.float64)
         if self.rows_are_partitioned:
@@ -107,11 +112,18 @@ class Strategy(ABC):
         return None
 
     # -- shared by the strategies ----------------------------------------------------------------------
+    def autocast(self) -> AbstractContextManager[None]:
+        """The context a model forward runs in: autocast to ``compute_dtype`` (none for float32). The
+        backward runs outside it, as torch.autocast intends."""
+        return precision.autocast(self.compute_dtype, self.mesh.world.device)
+
     def loss(self, logits: Tensor, rows: Tensor | slice = slice(None)) -> Tensor:
         """Summed cross-entropy over the training rows among ``rows``, over the *global* training count."""
         idx, y = self._loss_rows(rows)
-        # Indexing keeps the graph connected: a rank without training rows still runs its backward.
-        return F.cross_entropy(logits.index_select(0, idx), y, reduction="sum") / self.global_counts[0]
+        # Indexing keeps the graph connected: a rank without training rows still runs its backward. The
+        # softmax and the sum run in float32 whatever the compute dtype (.float() is free for float32).
+        logits = logits.index_select(0, idx).float()
+        return F.cross_entropy(logits, y, reduction="sum") / self.global_counts[0]
 
     def _loss_rows(self, rows: Tensor | slice) -> tuple[Tensor, Tensor]:
         """(positions of the training rows among ``rows``, their labels), cached per ``rows`` object."""
