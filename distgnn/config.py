@@ -34,7 +34,7 @@ PRECISIONS = ("fp32", "bf16-mixed")  # distgnn.parallel.precision
 CHUNK_ORDERS = ("fixed", "shuffle")
 HISTORY_GRADS = ("drop", "defer")
 ON_NONFINITE = ("stop", "skip-step")
-BEST_BY = ("val_acc", "val_loss")
+BEST_BY = ("val_acc", "val_loss", "val_acc_and_loss")
 MODEL_LIMITS = {"layers": 4096, "hidden": 65536, "heads": 1024}  # far beyond any published GNN
 DEFAULT_TIMEOUT_S = 300.0  # process-group set-up timeout (joining, loading, the first epoch)
 
@@ -338,8 +338,10 @@ class RunConfig:
     best_by: str = field(
         default="val_acc",
         metadata=option(
-            "which epoch is the best: the highest validation accuracy or the lowest validation loss (what "
-            "--patience watches and the summary's 'test acc at best val' reports)",
+            "which epoch is the best: the highest validation accuracy, the lowest validation loss, or "
+            "(val_acc_and_loss, the GAT paper's rule) the last epoch at least as good as every earlier one "
+            "in both, with --patience counting from the last epoch at least as good in either; what "
+            "--patience watches and the summary's 'test acc at best val' reports",
             choices=BEST_BY,
         ),
     )

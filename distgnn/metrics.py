@@ -52,15 +52,37 @@ def evaluated_metrics(row: Sequence[float]) -> tuple[list[float], float]:
     return accuracies(row[:6]), row[6] / row[3] if row[3] else math.nan
 
 
+def selection(history: Sequence[dict], by: str = "val_acc") -> tuple[dict | None, int]:
+    """(The best evaluated record, the epoch of the last improvement: what ``--patience`` counts from).
+
+    ``val_acc``: the first record with the highest validation accuracy; ``val_loss``: the first with the
+    lowest validation loss (improvements are strict). ``val_acc_and_loss``, the GAT paper's rule: the last
+    record whose accuracy and loss both match or beat the best seen before it, where a record that matches
+    or beats either one is an improvement. None (and 0) before any evaluation.
+    """
+    best, improved = None, 0
+    top_acc, low_loss = -math.inf, math.inf
+    for r in history:
+        acc, loss = r["val_acc"], r["val_loss"]
+        if math.isnan(acc):
+            continue
+        if by == "val_acc":
+            chosen = better = acc > top_acc
+        elif by == "val_loss":
+            chosen = better = loss < low_loss
+        else:
+            chosen, better = acc >= top_acc and loss <= low_loss, acc >= top_acc or loss <= low_loss
+        if chosen:
+            best = r
+        if better:
+            improved = r["epoch"]
+        top_acc, low_loss = max(top_acc, acc), min(low_loss, loss)
+    return best, improved
+
+
 def best_record(history: Sequence[dict], by: str = "val_acc") -> dict | None:
-    """The first evaluated record with the highest validation accuracy (``by="val_acc"``) or the lowest
-    validation loss (``"val_loss"``); None before any evaluation."""
-    evaluated = [r for r in history if not math.isnan(r["val_acc"])]
-    if not evaluated:
-        return None
-    if by == "val_loss":
-        return min(evaluated, key=lambda r: r["val_loss"])
-    return max(evaluated, key=lambda r: r["val_acc"])
+    """The best evaluated record by ``by`` (see :func:`selection`); None before any evaluation."""
+    return selection(history, by)[0]
 
 
 def correct_counts(logits: Tensor, y: Tensor, masks: Sequence[Tensor]) -> Tensor:

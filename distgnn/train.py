@@ -35,9 +35,9 @@ from distgnn.metrics import (
     EVAL_WIDTH,
     MetricsWriter,
     TensorBoardWriter,
-    best_record,
     evaluated_metrics,
     format_summary,
+    selection,
     summarize,
 )
 from distgnn.models.registry import build_model
@@ -488,15 +488,12 @@ class Trainer:
                 if self.stop_votes:  # a rank got SIGINT/SIGTERM: every rank stops after this epoch
                     raise self.interrupted(done, save)
                 if stop_early:
-                    best = self.best_evaluated()
-                    what = (
-                        f"loss ({best['val_loss']:.4f}"
-                        if cfg.run.best_by == "val_loss"
-                        else f"accuracy ({_pct(best['val_acc'])}"
-                    )
+                    best, improved = selection(self.history, cfg.run.best_by)
                     self._log(
-                        f"distgnn: stopped early after epoch {done}: the best validation {what}, epoch "
-                        f"{best['epoch']}) is {cfg.run.patience} epochs old"
+                        f"distgnn: stopped early after epoch {done}: no better validation epoch "
+                        f"({cfg.run.best_by}) since epoch {improved}, {cfg.run.patience} epochs ago; "
+                        f"best: epoch {best['epoch']}, accuracy {_pct(best['val_acc'])}, "
+                        f"loss {best['val_loss']:.4f}"
                     )
                     break
         finally:
@@ -508,15 +505,13 @@ class Trainer:
             print(format_summary(summary), file=sys.stderr, flush=True)
         return TrainResult(history=self.history, summary=summary, model=self.model)
 
-    def best_evaluated(self) -> dict | None:
-        """The first record with the best validation metric (``--best-by``) so far (None before any
-        evaluation)."""
-        return best_record(self.history, self.cfg.run.best_by)
-
     def patience_exhausted(self, done: int) -> bool:
-        """``--patience K``: whether the best validation metric is K or more epochs old after ``done``."""
-        best = self.best_evaluated() if self.cfg.run.patience else None
-        return best is not None and done - best["epoch"] >= self.cfg.run.patience
+        """``--patience K``: whether the last improvement (``--best-by``) is K or more epochs old after
+        ``done``."""
+        if not self.cfg.run.patience:
+            return False
+        best, improved = selection(self.history, self.cfg.run.best_by)
+        return best is not None and done - improved >= self.cfg.run.patience
 
     def set_collective_timeout(self, seconds: float | None) -> None:
         """How long a rank waits for a silent peer in any of this job's groups (None: leave as is)."""

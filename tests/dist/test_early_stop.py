@@ -34,22 +34,27 @@ def dirs(tmp_path_factory):
 
 
 def _stop_epoch(history: list[dict], patience: int, best_by: str = "val_acc") -> int:
-    """Where --patience must stop a run with this history: the first evaluated epoch whose best
-    validation metric so far is ``patience`` epochs old."""
-    sign = -1.0 if best_by == "val_loss" else 1.0  # higher is better after the sign
-    best_val, best_epoch = -math.inf, 0
+    """Where --patience must stop a run with this history: the first evaluated epoch whose last
+    improvement is ``patience`` epochs old (val_acc_and_loss: matching the best accuracy or the best loss
+    so far is an improvement, as in the GAT paper's code)."""
+    top, low, best_epoch = -math.inf, math.inf, 0
     for r in history:
-        if math.isnan(r["val_acc"]):
+        acc, loss = r["val_acc"], r["val_loss"]
+        if math.isnan(acc):
             continue
-        if sign * r[best_by] > best_val:
-            best_val, best_epoch = sign * r[best_by], r["epoch"]
+        better = {"val_acc": acc > top, "val_loss": loss < low}.get(best_by, acc >= top or loss <= low)
+        top, low = max(top, acc), min(low, loss)
+        if better:
+            best_epoch = r["epoch"]
         if r["epoch"] - best_epoch >= patience:
             return r["epoch"]
     return history[-1]["epoch"]
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("eval_every,best_by", [(1, "val_acc"), (3, "val_acc"), (1, "val_loss")])
+@pytest.mark.parametrize(
+    "eval_every,best_by", [(1, "val_acc"), (3, "val_acc"), (1, "val_loss"), (1, "val_acc_and_loss")]
+)
 def test_patience_stops_where_the_full_history_says_on_every_rank(dirs, tmp_path, eval_every, best_by):
     torch.set_num_threads(1)
     patience = 6

@@ -195,6 +195,23 @@ def test_summary_and_table():
     s = summarize(hist, "val_loss")  # --best-by val_loss: the lowest validation loss
     assert (s["best_val_loss"], s["best_val_epoch"], s["test_acc_at_best_val"]) == (0.7, 3, 0.65)
     assert "best val (loss)" in format_summary(s) and "60.00%, loss 0.7000 (epoch 3)" in format_summary(s)
+    # the GAT paper's rule: the last epoch as good as every earlier one in both (ties count)
+    s = summarize(hist, "val_acc_and_loss")
+    assert (s["best_val_epoch"], s["test_acc_at_best_val"]) == (4, 0.66)
+
+
+def test_patience_counts_from_the_last_improvement_of_the_chosen_rule():
+    from distgnn.metrics import selection
+
+    rows = [(0.5, 0.9), (0.7, 0.8), (0.6, 0.7), (0.6, 0.75), (0.7, 0.71), (0.65, 0.72)]
+    hist = [dict(epoch=i + 1, val_acc=a, val_loss=v) for i, (a, v) in enumerate(rows)]
+    hist.insert(2, dict(epoch=0, val_acc=float("nan"), val_loss=float("nan")))  # not evaluated: skipped
+    assert [(b["epoch"], i) for b, i in [selection(hist, by) for by in ("val_acc", "val_loss")]] == [
+        (2, 2),
+        (3, 3),
+    ]
+    best, improved = selection(hist, "val_acc_and_loss")
+    assert (best["epoch"], improved) == (2, 5)  # epoch 5 ties the best accuracy: an improvement, not the best
 
 
 def test_validation_loss_is_the_mean_over_every_ranks_validation_rows():
