@@ -1,17 +1,35 @@
-"""SIGTERM under ``launch/ray_train.py`` (2 Ray Train workers) behaves as under ``--nproc`` and torchrun
-(test_interrupt.py, test_interrupt_torchrun.py): every rank stops after the same epoch, the finished epoch
-is checkpointed (--checkpoint-on-exit), one ``interrupted`` line, exit 143, and --resume ends bit-exact.
-Signalled: the driver (a user's or a scheduler's stop) or one worker process (a preemption)."""
+"""Faults under ``launch/ray_train.py`` (2 Ray Train workers) behave as under ``--nproc`` and torchrun.
+
+- SIGTERM (test_interrupt.py, test_interrupt_torchrun.py): every rank stops after the same epoch, the
+  finished epoch is checkpointed (--checkpoint-on-exit), one ``interrupted`` line, exit 143, and --resume
+  ends bit-exact. Signalled: the driver (a user's or a scheduler's stop) or one worker process (a
+  preemption).
+- A rank stopped (SIGSTOP; test_hangs.py, test_hangs_torchrun.py) is killed by its watchdog once its peers
+  have given up on it, named once, and the driver exits non-zero within 60 s naming the dead worker.
+
+One file, so one xdist worker runs these local Ray instances one after another: several at once on two
+cores starve Ray's own control processes.
+"""
 
 from __future__ import annotations
 
+import os
+import signal
+import time
+
 import pytest
 import restart_helpers as h
+from guard_helpers import FAST, error_lines, fault_time, job_env, pid_gone, tiny_parts
 from ray_helpers import driver_lines, needs_ray, ray_job, worker_lines
+from test_hangs import only_the_stop_named
 
 from distgnn.checkpoint import files as ckpt
 
 pytestmark = [needs_ray, pytest.mark.slow]  # a local Ray instance per test: scheduled first
+DIED = (
+    "launch/ray_train.py: error: worker rank 1 died (its process was killed or crashed); the other workers "
+    "were stopped"
+)
 
 
 def stopped_at(tmp_path, proc, code: int) -> tuple[int, str]:
@@ -58,3 +76,28 @@ def test_sigterm_to_one_worker_process_checkpoints_every_rank(tmp_path):
     path = ckpt.epoch_dir(tmp_path / "ckpt", n)
     assert line == f"distgnn train: interrupted at epoch {n}; last checkpoint: {path}"
     assert ckpt.latest(tmp_path / "ckpt") == (n, 2)
+
+
+@pytest.mark.timeout(360)
+def test_a_stopped_ray_worker_is_killed_by_its_watchdog_and_named_once(tmp_path):
+    # Ray Train sees a stopped actor as running (its health check waits minutes): the watchdog, a child
+    # of the worker process as under the other launchers, kills it after --collective-timeout; Ray then
+    # sees a dead worker and ends the run.
+    parts = tiny_parts(tmp_path)
+    log = tmp_path / "fault"
+    args = ["--partitions", str(parts), "--epochs", "8", *FAST, "--collective-timeout", "5"]
+    pid = None
+    try:
+        proc = ray_job(args, job_env("1:2:stop", log), tmp_path)
+        ended = time.time()
+        assert log.exists(), f"rank 1 never reached its fault (exit {proc.returncode}): {proc.stderr[-3000:]}"
+        pid, at = fault_time(log)
+        print(f"the Ray job ended {ended - at:.1f} s after rank 1 stopped")
+        assert proc.returncode == 2, proc.stderr[-3000:]
+        assert ended - at < 60
+        assert pid_gone(pid)
+        assert only_the_stop_named(error_lines("\n".join(worker_lines(proc.stderr)))), proc.stderr[-3000:]
+        assert [ln for ln in driver_lines(proc.stderr) if "error:" in ln] == [DIED], proc.stderr[-3000:]
+    finally:
+        if pid is not None and not pid_gone(pid):
+            os.kill(pid, signal.SIGKILL)
