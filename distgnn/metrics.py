@@ -35,6 +35,7 @@ EPOCH_KEYS = (
 )
 
 
+BEST_BY_LABELS = {"val_acc": "acc", "val_loss": "loss", "val_acc_and_loss": "acc and loss"}
 EVAL_WIDTH = 7  # what an evaluation sums over ranks: (correct, total) per split, then the val loss sum
 
 
@@ -228,7 +229,7 @@ def format_summary(summary: dict) -> str:
     rows = [
         ("epochs", f"{summary['epochs']}"),
         (
-            f"best val ({'loss' if summary['best_by'] == 'val_loss' else 'acc'})",
+            f"best val ({BEST_BY_LABELS[summary['best_by']]})",
             f"{100 * summary['best_val_acc']:.2f}%, loss {summary['best_val_loss']:.4f} "
             f"(epoch {summary['best_val_epoch']})",
         ),

@@ -379,7 +379,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.strategy.load_state_dict(state["strategy"])
         ckpt.set_rng_state(state["rng"])
-        self.history = list(state["history"])
+        self.history = [{"val_loss": math.nan, **r} for r in state["history"]]  # older records lack it
         self.start_epoch = int(state["epoch"])
 
     def maybe_resume(self) -> None:

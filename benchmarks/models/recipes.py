@@ -2,8 +2,9 @@
 
 Each run trains on one process (graph strategy, one part; distributed runs compute the same function,
 see tests/dist) and reports the test accuracy at the best validation epoch, chosen (and watched by
-``--patience``) as each paper's code does: the lowest validation loss (GCN, GCNII), or the last epoch at
-least as good as every earlier one in both validation accuracy and loss (GAT, ``val_acc_and_loss``).
+``--patience``) as in each paper's code: the lowest validation loss (GCNII; GCN approximately: Kipf's code
+stops once the loss exceeds its 10-epoch mean and tests the final model), or the last epoch at least as
+good as every earlier one in both validation accuracy and loss (GAT, ``val_acc_and_loss``).
 Ten seeds per recipe and dataset by default: the table gives the mean, the standard deviation and the
 range, next to the paper's figure.
 

@@ -1,6 +1,7 @@
 """Out-of-core normalisation: a stream of edge chunks in, the normalised in-edge CSR out, on disk.
 
-The result is exactly what ``normalize_edges`` + ``build_csr`` give in memory (symmetrised unless asked
+The result holds exactly the values ``normalize_edges`` + ``build_csr`` give in memory (``indices`` as int32
+where the node count allows) (symmetrised unless asked
 not to, self-loops dropped, duplicates merged; the in-edges of each node with sources ascending), but
 neither the edge list nor the CSR is ever held in memory. Two passes:
 
@@ -10,7 +11,7 @@ neither the edge list nor the CSR is ever held in memory. Two passes:
    (``distgnn.data.buckets``).
 2. The buckets are read back one at a time, in destination order: sorted, repeats dropped, the sources
    appended to ``indices.npy`` and the row ends to ``indptr.npy`` (``distgnn.data.npy_writer``). Sorting by
-   the same key as in memory is what makes the two agree bit for bit.
+   the same key as in memory is what makes the two agree value for value.
 
 Bucket sizing, from the budget ``memory_bytes`` (M): sorting a bucket of k keys holds the keys (8k bytes),
 the repeat mask (k) and the deduplicated copy (8k at most), so a bucket may hold ``M // 24`` keys.

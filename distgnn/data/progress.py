@@ -31,16 +31,7 @@ class Stages:
 
 def bytes_bar(desc: str, total: int, enabled: bool) -> tqdm:
     """A bar over the bytes of a file being parsed."""
-    return tqdm(
-        total=total,
-        desc=desc,
-        unit="B",
-        unit_scale=True,
-        file=sys.stderr,
-        disable=not enabled,
-        delay=1.0,
-        leave=False,
-    )
+    return count_bar(desc, total, "B", enabled)
 
 
 def count_bar(desc: str, total: int | None, unit: str, enabled: bool) -> tqdm:

@@ -14,11 +14,14 @@ negative sites belong to masks the propagation draws (:func:`attention_site`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
 from torch import Tensor
 
 from distgnn.errors import DistGNNError
+
+if TYPE_CHECKING:
+    from distgnn.kernels import CSR
 
 SEED_BOUND = 2**62  # seeds the dropout kernels accept: [0, 2^62)
 _M64 = (1 << 64) - 1
@@ -64,17 +67,15 @@ def attention_site(layer: int) -> int:
     return -1 - layer
 
 
-def edge_keys(indptr: Tensor, indices: Tensor, dst_keys: Tensor, src_keys: Tensor, num_nodes: int) -> Tensor:
-    """Per edge of a destination-major CSR, ``dst_id * num_nodes + src_id`` from the original node ids
-    of its rows (``dst_keys``) and sources (``src_keys``): the same key wherever the edge is held.
+def edge_mask_keys(csr: CSR, dst_keys: Tensor, src_keys: Tensor, num_nodes: int) -> Tensor:
+    """Per edge of ``csr``, ``dst_id * num_nodes + src_id`` from the original node ids of its rows
+    (``dst_keys``) and sources (``src_keys``): the same key wherever the edge is held.
 
     ``num_nodes`` is the whole graph's node count (every rank must pass the same). The key of an edge's
-    mask element is ``key * width + column`` in 64 bits, so graphs of up to 2^31 / sqrt(width) nodes fit.
+    mask element is ``key * width + column`` in 64 bits: see :func:`check_edge_key_range`.
     """
-    rows = torch.repeat_interleave(
-        torch.arange(indptr.numel() - 1, device=indptr.device), indptr.diff().long()
-    )
-    return dst_keys[rows] * num_nodes + src_keys[indices.long()]
+    rows = csr.row_ids(cache=False).long()
+    return dst_keys[rows] * num_nodes + src_keys[csr.indices.long()]
 
 
 def check_edge_key_range(num_nodes: int, width: int) -> None:

@@ -30,7 +30,7 @@ from distgnn.comm.layout import ProcessLayout
 from distgnn.errors import DistGNNError
 from distgnn.kernels import edge_softmax, gspmm, sddmm
 from distgnn.models.inputs import dropout as drop
-from distgnn.models.masks import MaskKey, MaskSeeds, attention_site, check_edge_key_range, edge_keys
+from distgnn.models.masks import MaskKey, MaskSeeds, attention_site, check_edge_key_range, edge_mask_keys
 from distgnn.models.propagation import Norm
 from distgnn.parallel.chunk_exchange import ChunkTransfer, all_to_all
 from distgnn.parallel.chunks import Chunk
@@ -142,12 +142,11 @@ class ChunkPropagation:
     def _attention_keys(self, heads: int) -> Tensor:
         """Every in-edge's key of the current chunk (sources: its rows, then its ``others``)."""
         c = self.chunk
+        check_edge_key_range(self.graph_nodes, heads)
         if id(c) not in self._edge_keys:
-            check_edge_key_range(self.graph_nodes, heads)
             dst = self.row_keys[c.rows]
             src = torch.cat([dst, self.slot_keys[c.others]])
-            csr = c.graph.full_loops
-            self._edge_keys[id(c)] = edge_keys(csr.indptr, csr.indices, dst, src, self.graph_nodes)
+            self._edge_keys[id(c)] = edge_mask_keys(c.graph.full_loops, dst, src, self.graph_nodes)
         return self._edge_keys[id(c)]
 
     # -- internals ---------------------------------------------------------------------------------------

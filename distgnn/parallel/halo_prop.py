@@ -43,7 +43,7 @@ from distgnn.comm.volume import analytic_bytes
 from distgnn.errors import DistGNNError
 from distgnn.kernels import CSR, edge_softmax, gspmm, resolve, sddmm
 from distgnn.models.inputs import dropout as drop
-from distgnn.models.masks import MaskKey, MaskSeeds, attention_site, check_edge_key_range, edge_keys
+from distgnn.models.masks import MaskKey, MaskSeeds, attention_site, check_edge_key_range, edge_mask_keys
 from distgnn.models.propagation import Norm
 from distgnn.parallel.chunk_exchange import halo_values
 from distgnn.parallel.local_graph import LocalGraph
@@ -99,7 +99,7 @@ class HaloPropagation:
         self.stale = StaleHalo(self.exchange) if staleness else None
         self.schedule = OverlapSchedule(self.graph, self.exchange, self.counters, kernel_impl=kernel_impl)
         self._halo_sizes: list[int] | None = None
-        self._edge_keys: Tensor | None = None  # attention dropout's edge keys, built on first use
+        self._edge_keys: tuple[Tensor, int] | None = None  # attention dropout's (edge keys, graph nodes)
         self.seeds = MaskSeeds(run_seed=0)  # the strategy sets the run seed and the step
         self.row_keys = torch.from_numpy(np.array(part.orig_ids, dtype=np.int64)).to(layout.device)
 
@@ -216,10 +216,9 @@ class HaloPropagation:
                 src_keys = torch.cat([src_keys, halo_values(self.part, self.row_keys, self.layout)])
                 total = torch.tensor([n], dtype=torch.int64, device=self.layout.device)
                 n = int(all_reduce(total, self.layout).item())
-            check_edge_key_range(n, heads)
-            csr = self.graph.full_loops
-            self._edge_keys = edge_keys(csr.indptr, csr.indices, self.row_keys, src_keys, n)
-        return self._edge_keys
+            self._edge_keys = (edge_mask_keys(self.graph.full_loops, self.row_keys, src_keys, n), n)
+        check_edge_key_range(self._edge_keys[1], heads)  # every layer: each has its own head count
+        return self._edge_keys[0]
 
     # -- epoch bookkeeping, volume, checkpointing ---------------------------------------------------
     def reset_counters(self) -> None:

@@ -114,16 +114,21 @@ def test_a_checkpoint_without_the_newer_options_resumes_at_their_defaults(part, 
     tr = _trainer(part, model="deepgcn", layers=2, epochs=2, checkpoint_dir=str(tmp_path), checkpoint_every=2)
     real = tr.state_dict
 
-    def old_state(epoch):  # what an older version wrote
+    def old_state(epoch):  # what an older version wrote (its records had no validation loss either)
         state = real(epoch)
         for key in ("alpha", "lam", "conv_weight_decay"):
             del state["signature"][key]
+        state["history"] = [{k: v for k, v in r.items() if k != "val_loss"} for r in state["history"]]
         return state
 
     tr.state_dict = old_state
     tr.fit()
-    resumed = _trainer(part, model="deepgcn", layers=2, epochs=3, checkpoint_dir=str(tmp_path), resume=True)
-    assert [r["epoch"] for r in resumed.fit().history] == [1, 2, 3] and resumed.start_epoch == 2
+    resumed = _trainer(
+        part, model="deepgcn", layers=2, epochs=3, checkpoint_dir=str(tmp_path), resume=True, patience=5
+    )
+    history = resumed.fit().history
+    assert [r["epoch"] for r in history] == [1, 2, 3] and resumed.start_epoch == 2
+    assert math.isnan(history[0]["val_loss"]) and not math.isnan(history[2]["val_loss"])
     with pytest.raises(DistGNNError, match="^checkpoint was written with different settings: alpha$"):
         _trainer(
             part, model="deepgcn", layers=2, epochs=3, alpha=0.3, checkpoint_dir=str(tmp_path), resume=True
