@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
 
@@ -20,6 +21,20 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def one_ray_at_a_time(tmp_path_factory):
+    """Holds a lock shared by every xdist worker of this run while the test runs: local Ray instances
+    start one at a time (two starting at once on two cores time out: "the current node timed out
+    during startup")."""
+    lock = tmp_path_factory.getbasetemp().parent / "ray-instance.lock"
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session")

@@ -59,8 +59,8 @@ def run_watching_ports(cmd: list[str], cwd, timeout: float) -> tuple[int, str, d
 
 @needs_ray
 @pytest.mark.slow  # about 60 s of CPU over 16 processes (Ray Train's control actors, 2 workers, torchrun)
-@pytest.mark.timeout(600)
-def test_two_ray_workers_match_torchrun(tmp_path, shared_tmp):
+@pytest.mark.timeout(1200)  # with the wait for other tests' Ray instances (one_ray_at_a_time)
+def test_two_ray_workers_match_torchrun(tmp_path, shared_tmp, one_ray_at_a_time):
     # While the job runs, every listening socket of the launcher, the local instance (GCS, raylet,
     # agents) and the workers is noted: all on loopback, but torch's own store, which Ray Train's env://
     # set-up creates in rank 0 on every interface (torch's TCPStore default; see launch/README.md).

@@ -7,8 +7,8 @@
 - A rank stopped (SIGSTOP; test_hangs.py, test_hangs_torchrun.py) is killed by its watchdog once its peers
   have given up on it, named once, and the driver exits non-zero within 60 s naming the dead worker.
 
-One file, so one xdist worker runs these local Ray instances one after another: several at once on two
-cores starve Ray's own control processes.
+Their local Ray instances run one at a time, across the run's xdist workers too (tests/launch/test_ray.py
+starts one): several starting at once on two cores time out.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ from test_hangs import only_the_stop_named
 
 from distgnn.checkpoint import files as ckpt
 
-pytestmark = [needs_ray, pytest.mark.slow]  # a local Ray instance per test: scheduled first
+# A local Ray instance per test, one at a time across the run's workers (conftest.one_ray_at_a_time):
+# scheduled first; the timeouts include waiting for another test's instance.
+pytestmark = [needs_ray, pytest.mark.slow, pytest.mark.usefixtures("one_ray_at_a_time")]
 DIED = (
     "launch/ray_train.py: error: worker rank 1 died (its process was killed or crashed); the other workers "
     "were stopped"
@@ -45,7 +47,7 @@ def stopped_at(tmp_path, proc, code: int) -> tuple[int, str]:
     return len(done), lines[0]
 
 
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(1200)
 def test_sigterm_to_the_driver_checkpoints_every_rank_then_resume_is_exact(tmp_path, shared_tmp):
     # Rank 0 sends SIGTERM to the driver (`python launch/ray_train.py`) mid-epoch 3; the driver relays it
     # to both workers, which stop after that epoch and save it. The resumed run (--nproc: the checkpoint
@@ -64,7 +66,7 @@ def test_sigterm_to_the_driver_checkpoints_every_rank_then_resume_is_exact(tmp_p
     assert [r["loss"] for r in h.metrics(tmp_path / "m.jsonl")] == [r["loss"] for r in records]
 
 
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(1200)
 def test_sigterm_to_one_worker_process_checkpoints_every_rank(tmp_path):
     # A preemption: SIGTERM to rank 1's process (a Ray Train worker actor) mid-epoch 3. Ray's own handler
     # would end the actor at once; the worker records it instead, both ranks agree to stop after that
@@ -78,7 +80,7 @@ def test_sigterm_to_one_worker_process_checkpoints_every_rank(tmp_path):
     assert ckpt.latest(tmp_path / "ckpt") == (n, 2)
 
 
-@pytest.mark.timeout(360)
+@pytest.mark.timeout(1200)
 def test_a_stopped_ray_worker_is_killed_by_its_watchdog_and_named_once(tmp_path):
     # Ray Train sees a stopped actor as running (its health check waits minutes): the watchdog, a child
     # of the worker process as under the other launchers, kills it after --collective-timeout; Ray then
