@@ -232,6 +232,21 @@ def _import_ray():
     return ray, RunConfig, ScalingConfig, TorchConfig, TorchTrainer
 
 
+def start_local_ray(ray, **init_args) -> None:
+    """``ray.init`` of a local instance; Ray's start-up timeout (a fixed 30 s for the raylet to register,
+    which a machine busy with other jobs can overrun) becomes one line saying what to do."""
+    try:
+        ray.init(**init_args)
+    except Exception as err:
+        if "timed out during startup" not in str(err):
+            raise
+        ray.shutdown()
+        raise DistGNNError(
+            "Ray's local instance did not start within Ray's 30 s (is the machine busy with other jobs?): "
+            "start one with `ray start --head` and pass --address auto"
+        ) from None
+
+
 def run(argv: list[str]) -> int:
     own, cfg = parse(argv)
     from distgnn.config import JobShape
@@ -252,7 +267,8 @@ def run(argv: list[str]) -> int:
         ray.init(address=own.address)
     else:
         prebuild(cfg.parallel.kernel)  # local instance: build once here, before the workers start
-        ray.init(
+        start_local_ray(
+            ray,
             num_cpus=max(os.cpu_count() or 1, int(own.workers * own.cpus_per_worker + 0.999)),
             include_dashboard=own.dashboard,
             dashboard_host=own.dashboard_host,

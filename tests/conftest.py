@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from pathlib import Path
@@ -23,18 +24,34 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture
-def one_ray_at_a_time(tmp_path_factory):
-    """Holds a lock shared by every xdist worker of this run while the test runs: local Ray instances
-    start one at a time (two starting at once on two cores time out: "the current node timed out
-    during startup")."""
-    lock = tmp_path_factory.getbasetemp().parent / "ray-instance.lock"
+@contextlib.contextmanager
+def _run_lock(tmp_path_factory, mode: int):
+    """``flock(mode)`` on one file shared by every xdist worker of this run, held while the test runs."""
+    lock = tmp_path_factory.getbasetemp().parent / "cpu-heavy.lock"
     with open(lock, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+        fcntl.flock(f, mode)
         try:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@pytest.fixture
+def one_ray_at_a_time(tmp_path_factory):
+    """Runs the test alone among the run's Ray tests and minutes-long multi-process tests
+    (``loads_every_core``): a local Ray instance waits a fixed 30 s for its raylet to register, which
+    two Ray instances starting at once, or one beside a job loading both cores, overrun on a 2-core
+    machine ("the current node timed out during startup")."""
+    with _run_lock(tmp_path_factory, fcntl.LOCK_EX):
+        yield
+
+
+@pytest.fixture
+def loads_every_core(tmp_path_factory):
+    """For tests that keep every core busy for minutes: they run beside each other, never beside a
+    starting local Ray instance (``one_ray_at_a_time``)."""
+    with _run_lock(tmp_path_factory, fcntl.LOCK_SH):
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +66,6 @@ def shared_datasets() -> Path:
 @pytest.fixture(scope="session")
 def run_cli():
     """``run_cli(argv) -> (exit code, stdout, stderr)``: the ``distgnn`` CLI in this process."""
-    import contextlib
     import io
 
     from distgnn.cli import main

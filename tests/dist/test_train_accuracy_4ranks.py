@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 from accuracy_setup import check_accuracy, partitions
 
-pytestmark = pytest.mark.slow  # 10 seeds x 200 epochs per dataset: scheduled first (tests/conftest.py)
+# 10 seeds x 200 epochs per dataset: scheduled first, never beside a starting Ray instance (tests/conftest.py)
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("loads_every_core")]
 
 
 @pytest.mark.timeout(840)

@@ -209,3 +209,26 @@ def test_the_failure_line_names_the_root_cause(monkeypatch):
     line = module.failure_line(GroupError({0: peer, 1: own}), Died)
     assert line == "worker rank 1 failed with exit code 2; the other workers were stopped"
     assert module.failure_line(RuntimeError("Ray says\nsomething"), Died) == "Ray training failed: something"
+
+
+def test_ray_start_up_timing_out_is_one_line_saying_what_to_do(monkeypatch):
+    # Ray waits a fixed 30 s for its raylet; a busy machine overruns it with a multi-line exception.
+    module = script(monkeypatch)
+    calls = []
+
+    def init(**kwargs):
+        calls.append("init")
+        raise Exception("The current node timed out during startup. This could happen because ...")
+
+    ray = types.SimpleNamespace(init=init, shutdown=lambda: calls.append("shutdown"))
+    with pytest.raises(module.DistGNNError) as err:
+        module.start_local_ray(ray, num_cpus=2)
+    assert str(err.value) == (
+        "Ray's local instance did not start within Ray's 30 s (is the machine busy with other jobs?): "
+        "start one with `ray start --head` and pass --address auto"
+    )
+    assert calls == ["init", "shutdown"]  # what it had started is stopped
+
+    ray.init = lambda **kwargs: (_ for _ in ()).throw(ValueError("num_cpus must be positive"))
+    with pytest.raises(ValueError, match="num_cpus"):  # any other error is Ray's own
+        module.start_local_ray(ray, num_cpus=0)
