@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from distgnn.data.graph import Graph
@@ -52,6 +54,19 @@ def as_labels(what: str, y: np.ndarray) -> np.ndarray:
     return y
 
 
+# (src, dst, num_nodes, symmetrize) -> the normalised in-edge CSR (indptr, indices); see in_memory_csr.
+CsrBuild = Callable[[np.ndarray, np.ndarray, int, bool], tuple[np.ndarray, np.ndarray]]
+
+
+def in_memory_csr(
+    src: np.ndarray, dst: np.ndarray, num_nodes: int, symmetrize: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """The normalised CSR built in memory (``distgnn.data.csr_on_disk.CsrOnDisk`` gives the same values
+    from files, under a memory budget)."""
+    src, dst = normalize_edges(src, dst, num_nodes, symmetrize=symmetrize)
+    return build_csr(src, dst, num_nodes)
+
+
 def assemble_graph(
     src: np.ndarray,
     dst: np.ndarray,
@@ -63,13 +78,13 @@ def assemble_graph(
     name: str,
     num_classes: int | None = None,
     symmetrize: bool = True,
+    csr: CsrBuild = in_memory_csr,
 ) -> Graph:
-    """Normalise the edges (self-loops and duplicates dropped, optionally symmetrised), build the CSR and
-    validate. ``num_classes`` defaults to ``max(y) + 1`` (0 when nothing is labelled)."""
+    """Normalise the edges (self-loops and duplicates dropped, optionally symmetrised), build the CSR with
+    ``csr`` and validate. ``num_classes`` defaults to ``max(y) + 1`` (0 when nothing is labelled)."""
     if num_nodes <= 0:
         raise DistGNNError("graph is empty: it has no nodes")
-    src, dst = normalize_edges(src, dst, num_nodes, symmetrize=symmetrize)
-    indptr, indices = build_csr(src, dst, num_nodes)
+    indptr, indices = csr(src, dst, num_nodes, symmetrize)
     del src, dst
     if num_classes is None:
         num_classes = int(y.max()) + 1 if y.size else 0

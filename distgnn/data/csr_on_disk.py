@@ -59,6 +59,7 @@ import numpy as np
 from tqdm import tqdm
 
 from distgnn.data.buckets import FANOUT, KEY, Bucket, Scatter, split_bucket, split_count
+from distgnn.data.edge_chunks import array_chunks
 from distgnn.data.graph_dir import open_npy
 from distgnn.data.normalize import MAX_KEYED_NODES, edge_keys, unique_sorted
 from distgnn.data.npy_writer import NpyAppender
@@ -161,6 +162,32 @@ def build_csr_on_disk(
         if work is not None:
             shutil.rmtree(work, ignore_errors=True)
     return CsrFiles(out, num_nodes, csr.edges, csr.indices.dtype, csr.buckets, csr.splits)
+
+
+@dataclass(frozen=True)
+class CsrOnDisk:
+    """A ``CsrBuild`` for the loaders (``assemble_graph(csr=...)``): the normalised CSR built by
+    ``build_csr_on_disk`` into the new directory ``path`` under ``memory_bytes``, handed back
+    memory-mapped. The Graph it gives is valid while ``path`` exists; removing it is the caller's job."""
+
+    path: Path
+    memory_bytes: int
+    progress: bool = False
+
+    def __call__(
+        self, src: np.ndarray, dst: np.ndarray, num_nodes: int, symmetrize: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        chunks = array_chunks(np.asarray(src), np.asarray(dst))
+        build_csr_on_disk(
+            chunks,
+            num_nodes,
+            self.path,
+            memory_bytes=self.memory_bytes,
+            symmetrize=symmetrize,
+            num_edges=int(src.shape[0]),
+            progress=self.progress,
+        )
+        return load_csr_files(self.path)
 
 
 def load_csr_files(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:

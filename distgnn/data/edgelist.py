@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distgnn.data.assemble import as_features, as_labels, assemble_graph, check_rows
+from distgnn.data.assemble import CsrBuild, as_features, as_labels, assemble_graph, check_rows, in_memory_csr
 from distgnn.data.graph import Graph
 from distgnn.data.progress import Stages, bytes_bar
 from distgnn.data.splits import random_split
@@ -183,8 +183,10 @@ def load_edgelist(
     seed: int = 0,
     symmetrize: bool = True,
     progress: bool = False,
+    csr: CsrBuild = in_memory_csr,
 ) -> Graph:
-    """Load a text edge list (see the module docstring for the format) into a normalised Graph."""
+    """Load a text edge list (see the module docstring for the format) into a normalised Graph, its CSR
+    built by ``csr``."""
     path = _existing(path)
     feat_path = _existing(features) if features is not None else None
     label_path = _existing(labels) if labels is not None else None
@@ -224,7 +226,15 @@ def load_edgelist(
         stage("normalising")
         try:
             return assemble_graph(
-                pairs[:, 0], pairs[:, 1], n, x=x, y=y, masks=masks, name=path.stem, symmetrize=symmetrize
+                pairs[:, 0],
+                pairs[:, 1],
+                n,
+                x=x,
+                y=y,
+                masks=masks,
+                name=path.stem,
+                symmetrize=symmetrize,
+                csr=csr,
             )
         except DistGNNError as err:
             raise DistGNNError(f"{path.name}: {err}") from None

@@ -29,6 +29,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from distgnn import jsonio
+from distgnn.data.assemble import CsrBuild, in_memory_csr
 from distgnn.data.graph import Graph
 from distgnn.data.progress import Stages
 from distgnn.data.schema import OPTIONAL, REQUIRED, graph_from_arrays, schema_arrays
@@ -76,8 +77,15 @@ def open_npy(file: Path) -> np.memmap:
         raise DistGNNError(f"{file}: not a readable .npy file ({err})") from None
 
 
-def load_graph_dir(path: str | os.PathLike[str], *, symmetrize: bool = True, progress: bool = False) -> Graph:
-    """Load a graph directory (layout in the module docstring) and normalise its edges."""
+def load_graph_dir(
+    path: str | os.PathLike[str],
+    *,
+    symmetrize: bool = True,
+    progress: bool = False,
+    csr: CsrBuild = in_memory_csr,
+) -> Graph:
+    """Load a graph directory (layout in the module docstring) and normalise its edges into a CSR built by
+    ``csr``."""
     path = Path(path)
     if not path.exists():
         raise DistGNNError(f"no such file or directory: {path}")
@@ -97,7 +105,7 @@ def load_graph_dir(path: str | os.PathLike[str], *, symmetrize: bool = True, pro
         def where(*keys: str) -> str:
             return ", ".join(str(path / f"{k}.npy") for k in keys) or str(path)
 
-        return graph_from_arrays(arrays, where=where, name=name, symmetrize=symmetrize, stage=stage)
+        return graph_from_arrays(arrays, where=where, name=name, symmetrize=symmetrize, stage=stage, csr=csr)
 
 
 def save_graph_dir(

@@ -14,14 +14,22 @@ from pathlib import Path
 
 import numpy as np
 
+from distgnn.data.assemble import CsrBuild, in_memory_csr
 from distgnn.data.graph import Graph
 from distgnn.data.progress import Stages
 from distgnn.data.schema import REQUIRED, graph_from_arrays, schema_arrays
 from distgnn.errors import DistGNNError
 
 
-def load_npz(path: str | os.PathLike[str], *, symmetrize: bool = True, progress: bool = False) -> Graph:
-    """Load a graph in the ``.npz`` schema and normalise its edges (see ``distgnn.data.normalize``)."""
+def load_npz(
+    path: str | os.PathLike[str],
+    *,
+    symmetrize: bool = True,
+    progress: bool = False,
+    csr: CsrBuild = in_memory_csr,
+) -> Graph:
+    """Load a graph in the ``.npz`` schema and normalise its edges (see ``distgnn.data.normalize``) into a
+    CSR built by ``csr``."""
     path = Path(path)
     fname = path.name
     if not path.exists():
@@ -45,7 +53,7 @@ def load_npz(path: str | os.PathLike[str], *, symmetrize: bool = True, progress:
         except ValueError as err:  # object arrays refuse to load without pickle
             raise DistGNNError(f"{fname}: cannot read arrays without pickle ({err})") from None
         return graph_from_arrays(
-            arrays, where=lambda *keys: fname, name=path.stem, symmetrize=symmetrize, stage=stage
+            arrays, where=lambda *keys: fname, name=path.stem, symmetrize=symmetrize, stage=stage, csr=csr
         )
 
 

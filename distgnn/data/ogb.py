@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distgnn.data.assemble import as_features, as_labels, assemble_graph, check_rows
+from distgnn.data.assemble import CsrBuild, as_features, as_labels, assemble_graph, check_rows, in_memory_csr
 from distgnn.data.graph import Graph
 from distgnn.data.progress import Stages
 from distgnn.errors import DistGNNError
@@ -63,8 +63,14 @@ def _split_mask(path: Path, num_nodes: int) -> np.ndarray:
     return mask
 
 
-def load_ogb(path: str | os.PathLike[str], *, symmetrize: bool = True, progress: bool = False) -> Graph:
-    """Load an OGB node-property dataset directory into a normalised Graph."""
+def load_ogb(
+    path: str | os.PathLike[str],
+    *,
+    symmetrize: bool = True,
+    progress: bool = False,
+    csr: CsrBuild = in_memory_csr,
+) -> Graph:
+    """Load an OGB node-property dataset directory into a normalised Graph, its CSR built by ``csr``."""
     path = Path(path)
     if not path.exists():
         raise DistGNNError(f"no such file or directory: {path}")
@@ -102,7 +108,15 @@ def load_ogb(path: str | os.PathLike[str], *, symmetrize: bool = True, progress:
         stage("normalising")
         try:
             return assemble_graph(
-                edges[:, 0], edges[:, 1], n, x=x, y=y, masks=masks, name=root.name, symmetrize=symmetrize
+                edges[:, 0],
+                edges[:, 1],
+                n,
+                x=x,
+                y=y,
+                masks=masks,
+                name=root.name,
+                symmetrize=symmetrize,
+                csr=csr,
             )
         except DistGNNError as err:
             raise DistGNNError(f"{root.name}: {err}") from None

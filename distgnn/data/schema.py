@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from distgnn.data.assemble import as_features, as_labels, assemble_graph, check_rows
+from distgnn.data.assemble import CsrBuild, as_features, as_labels, assemble_graph, check_rows, in_memory_csr
 from distgnn.data.graph import Graph
 from distgnn.errors import DistGNNError
 
@@ -103,6 +103,7 @@ def graph_from_arrays(
     name: str,
     symmetrize: bool = True,
     stage: Callable[[str], None] | None = None,
+    csr: CsrBuild = in_memory_csr,
 ) -> Graph:
     """Check the schema's arrays (``REQUIRED`` keys, ``num_classes`` optional) and build the Graph.
 
@@ -140,6 +141,7 @@ def graph_from_arrays(
             name=name,
             num_classes=classes,
             symmetrize=symmetrize,
+            csr=csr,
         )
     except DistGNNError as err:
         raise DistGNNError(f"{where(*_blame(str(err), arrays, n))}: {err}") from None

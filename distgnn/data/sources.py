@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from distgnn.data.assemble import CsrBuild, in_memory_csr
 from distgnn.data.edgelist import load_edgelist
 from distgnn.data.graph import Graph
 from distgnn.data.graph_dir import is_graph_dir, load_graph_dir
@@ -83,17 +84,20 @@ def parse_synthetic(spec: str) -> dict[str, Any]:
     return kwargs
 
 
-def load_graph(spec: str, *, progress: bool = True) -> Graph:
-    """Load the graph a spec names (see the module docstring); every failure is one DistGNNError line."""
+def load_graph(spec: str, *, progress: bool = True, csr: CsrBuild = in_memory_csr) -> Graph:
+    """Load the graph a spec names (see the module docstring); every failure is one DistGNNError line.
+
+    ``csr`` builds the normalised CSR of every file source (``CsrOnDisk``: on disk, under a memory
+    budget); the synthetic generator builds its own in memory."""
     if spec == "synthetic" or spec.startswith("synthetic:"):
         return synthetic_graph(**parse_synthetic(spec), progress=progress)
     path = Path(spec)
     if not path.exists():
         raise DistGNNError(f"no such file or directory: {spec}")
     if is_graph_dir(path):
-        return load_graph_dir(path, progress=progress)
+        return load_graph_dir(path, progress=progress, csr=csr)
     if path.is_dir():
-        return load_ogb(path, progress=progress)
+        return load_ogb(path, progress=progress, csr=csr)
     if path.suffix == ".npz":
-        return load_npz(path, progress=progress)
-    return load_edgelist(path, progress=progress)
+        return load_npz(path, progress=progress, csr=csr)
+    return load_edgelist(path, progress=progress, csr=csr)
