@@ -35,8 +35,9 @@ def global_degrees(graph: Graph) -> tuple[np.ndarray, np.ndarray]:
     """Global (in_degree, out_degree) per node, int64, counting edges that are not self-loops."""
     n = graph.num_nodes
     in_deg = np.diff(graph.indptr).astype(np.int64)
-    out_deg = np.bincount(graph.indices, minlength=n).astype(np.int64)
-    for src, dst in edge_chunks(graph):
+    out_deg = np.zeros(n, dtype=np.int64)
+    for src, dst in edge_chunks(graph):  # a chunk at a time: a memory-mapped CSR is never copied whole
+        np.add.at(out_deg, src, 1)
         loops = dst[src == dst]
         if loops.size:
             counts = np.bincount(loops, minlength=n)

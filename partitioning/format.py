@@ -12,12 +12,13 @@ half-written partition. Checksums are computed from the bytes as they are writte
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import secrets
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,40 @@ ARRAYS: dict[str, np.dtype] = {
 _READ_CHUNK = 1 << 24
 
 
+def sibling_temp(target: Path, kind: str) -> Path:
+    """A new directory ``.{name}.{kind}-{pid}-{random}`` beside ``target``. The ones of this kind a killed
+    run left behind (their process gone) are removed first."""
+    parent = target.absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    for stale in parent.glob(f".{target.name}.{kind}-*"):
+        pid = stale.name.rsplit("-", 2)[-2]
+        if not pid.isdigit() or not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    path = parent / f".{target.name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}"
+    path.mkdir()
+    return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def scratch_beside(target: str | os.PathLike) -> Iterator[Path]:
+    """A scratch directory beside ``target`` (``sibling_temp``), removed at the end, failure or not."""
+    path = sibling_temp(Path(target), "scratch")
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def part_dirname(part_id: int) -> str:
     return f"part-{part_id}"
 
@@ -83,10 +118,7 @@ class PartitionWriter:
         check_target(self.target, overwrite)
 
     def __enter__(self) -> PartitionWriter:
-        parent = self.target.absolute().parent
-        parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = parent / f".{self.target.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
-        self.tmp.mkdir()
+        self.tmp = sibling_temp(self.target, "partial")
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import types
 from typing import Literal
 
 import numpy as np
@@ -150,12 +151,7 @@ def kaminpar_parts(
     The symmetric CSR is freed once written, so it never coexists with KaMinPar's own copy. Returns
     None for a graph without (non-loop) edges.
     """
-    try:
-        import kaminpar
-    except ImportError as err:
-        raise DistGNNError(
-            "--method kaminpar requires the kaminpar package: pip install 'distgnn[kaminpar]'"
-        ) from err
+    kaminpar = import_kaminpar()
     with tempfile.TemporaryDirectory(prefix="distgnn-kaminpar-") as tmp:
         path = os.path.join(tmp, "graph.parhip")
         xadj, adjncy = symmetric_csr(graph)
@@ -164,6 +160,24 @@ def kaminpar_parts(
         write_parhip(path, xadj, adjncy)
         del xadj, adjncy
         kgraph = kaminpar.load_graph(path, kaminpar.GraphFileFormat.PARHIP)
+    return kaminpar_solve(kgraph, num_parts, seed=seed, threads=threads)
+
+
+def import_kaminpar() -> types.ModuleType:
+    """The ``kaminpar`` module, or one line saying how to install it."""
+    try:
+        import kaminpar
+    except ImportError:
+        raise DistGNNError(
+            "--method kaminpar requires the kaminpar package: pip install 'distgnn[kaminpar]'"
+        ) from None
+    return kaminpar
+
+
+def kaminpar_solve(kgraph: object, num_parts: int, *, seed: int, threads: int | None) -> np.ndarray:
+    """KaMinPar's fast preset on a loaded graph: the part of every node, int64."""
+    import kaminpar
+
     kaminpar.reseed(int(seed))
     if threads is None:
         threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

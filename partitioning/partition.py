@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -15,9 +16,11 @@ import distgnn
 from distgnn.data.graph import Graph
 from distgnn.errors import DistGNNError
 
+from .bounded import bounded_parts
+from .budget import MemoryPlan
 from .build import REORDERS, build_local, relabel, send_lists
 from .edges import global_degrees
-from .format import PartitionWriter, check_target
+from .format import PartitionWriter, check_target, scratch_beside
 from .methods import Method, Objective, assign_parts, check_request
 from .quality import PartStats, quality_report
 
@@ -35,11 +38,16 @@ def partition_graph(
     reorder: str = "none",
     overwrite: bool = False,
     progress: bool = True,
+    memory: MemoryPlan | None = None,
+    scratch: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Partition ``graph`` into ``num_parts`` and write the partition directory ``out_dir``.
 
     Returns the meta.json content (sizes, node ranges, quality report, checksums, phase timings).
-    Bad requests fail before any work; the directory appears only once it is complete.
+    Bad requests fail before any work; the directory appears only once it is complete. With a bounded
+    ``memory`` plan (``budget.plan_memory``) the assignment runs out of core (``bounded.bounded_parts``,
+    its files in ``scratch``, default a temporary directory beside ``out_dir``) and ``memory.method``
+    replaces ``method``; the graph's CSR may then be memory-mapped (``distgnn.data.csr_on_disk``).
     """
     graph.validate()
     check_request(graph.num_nodes, num_parts, method, objective, seed)
@@ -48,6 +56,8 @@ def partition_graph(
     check_target(Path(out_dir), overwrite)
     timings: dict[str, float] = {}
 
+    if memory is not None and memory.bounded:
+        method = memory.method  # type: ignore[assignment]
     t = time.perf_counter()
     if progress:
         print(
@@ -56,7 +66,19 @@ def partition_graph(
             file=sys.stderr,
             flush=True,
         )
-    parts = assign_parts(graph, num_parts, method=method, objective=objective, seed=seed)
+    if memory is not None and memory.bounded:
+        with contextlib.nullcontext(Path(scratch)) if scratch else scratch_beside(out_dir) as work:
+            parts = bounded_parts(
+                graph,
+                num_parts,
+                method=method,
+                seed=seed,
+                memory_bytes=memory.csr_budget,
+                scratch=work,
+                progress=progress,
+            )
+    else:
+        parts = assign_parts(graph, num_parts, method=method, objective=objective, seed=seed)
     timings["partition"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -119,4 +141,6 @@ def partition_graph(
             "quality": report,
             "timings_s": {k: round(v, 3) for k, v in timings.items()},
         }
+        if memory is not None:
+            meta["memory"] = memory.as_meta()
         return writer.commit(meta)

@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 
 import distgnn.data
+import distgnn.data.shape
 from distgnn import cli
 from distgnn.data.graph import Graph
+from distgnn.data.shape import SourceShape
 from distgnn.partitioning import load_meta, reassemble
 
 sys.path.insert(0, str(Path(__file__).parent / "partitioning"))
@@ -25,7 +27,7 @@ def loads(monkeypatch):
     """Serve `--dataset toy` / `--dataset empty` from hand-built graphs; records what was loaded."""
     calls: list[str] = []
 
-    def load_graph(spec: str, *, progress: bool = True) -> Graph:
+    def load_graph(spec: str, *, progress: bool = True, csr=None) -> Graph:
         calls.append(spec)
         if spec == "empty":
             return Graph(
@@ -40,7 +42,12 @@ def loads(monkeypatch):
             )
         return build_graph()
 
+    def source_shape(spec: str) -> SourceShape:
+        g = build_graph()
+        return SourceShape(0, 0, 2) if spec == "empty" else SourceShape(g.num_nodes, g.num_edges, g.feat_dim)
+
     monkeypatch.setattr(distgnn.data, "load_graph", load_graph, raising=False)
+    monkeypatch.setattr(distgnn.data.shape, "source_shape", source_shape)
     return calls
 
 

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
 import time
 from pathlib import Path
 
+from distgnn.errors import DistGNNError
+from distgnn.partitioning.budget import (
+    DEFAULT_SHARE,
+    MemoryPlan,
+    available_memory,
+    format_size,
+    parse_size,
+    plan_memory,
+)
 from distgnn.partitioning.build import REORDERS
 from distgnn.partitioning.methods import METHODS, OBJECTIVES
 
@@ -65,6 +76,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "metis (METIS sub-parts of ~4096 nodes), degree (hubs first), or none (default: original order)",
     )
     parser.add_argument(
+        "--memory-budget",
+        metavar="SIZE",
+        help="memory the command may use, e.g. 12GB or 800MB (default: half the available memory, "
+        "printed). A graph whose in-memory partitioning would need more is normalised on disk and "
+        "partitioned out of core (KaMinPar on its compressed graph); a budget even that cannot meet is "
+        "refused before any work",
+    )
+    parser.add_argument(
         "--force", action="store_true", help="replace DIR if it already exists and is not empty"
     )
     parser.add_argument(
@@ -75,36 +94,82 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from distgnn.data import load_graph
+    from distgnn.data.assemble import in_memory_csr
+    from distgnn.data.csr_on_disk import CsrOnDisk
     from distgnn.partitioning import partition_graph
-    from distgnn.partitioning.format import check_target
+    from distgnn.partitioning.format import check_target, scratch_beside
     from distgnn.partitioning.methods import check_options
 
     progress = not args.no_progress
     # Cheap checks first: a bad request should not wait for a large graph to load.
     check_options(args.parts, args.method, args.objective, args.seed)
     check_target(Path(args.out), args.force)
+    plan = memory_plan(args)
+    if progress:
+        print(f"memory budget {budget_words(plan, args)}: {plan.why}", file=sys.stderr, flush=True)
 
     t0 = time.perf_counter()
-    graph = load_graph(args.dataset, progress=progress)
-    load_s = time.perf_counter() - t0
-    meta = partition_graph(
-        graph,
-        args.parts,
-        args.out,
-        method=args.method,
-        objective=args.objective,
-        seed=args.seed,
-        reorder=args.reorder,
-        overwrite=args.force,
-        progress=progress,
-    )
+    with scratch_beside(args.out) if plan.bounded else contextlib.nullcontext() as scratch:
+        csr = CsrOnDisk(scratch / "csr", plan.csr_budget, progress) if plan.bounded else in_memory_csr
+        graph = load_graph(args.dataset, progress=progress, csr=csr)
+        load_s = time.perf_counter() - t0
+        meta = partition_graph(
+            graph,
+            args.parts,
+            args.out,
+            method=args.method,
+            objective=args.objective,
+            seed=args.seed,
+            reorder=args.reorder,
+            overwrite=args.force,
+            progress=progress,
+            memory=plan,
+            scratch=scratch,
+        )
+        del graph  # its memory-mapped CSR lives in scratch
     total_s = time.perf_counter() - t0
     print(summary(meta, args.out, load_s, total_s))
     return 0
 
 
+def memory_plan(args: argparse.Namespace) -> MemoryPlan:
+    """The budget (given, or the default share of the available memory) and the path that fits it."""
+    from distgnn.data.graph_dir import is_graph_dir
+    from distgnn.data.shape import source_shape
+    from distgnn.partitioning.methods import import_kaminpar
+
+    budget = parse_size(args.memory_budget) if args.memory_budget else default_budget()
+    try:
+        shape = source_shape(args.dataset)
+    except DistGNNError:
+        shape = None  # the loader says what is wrong with it
+    mapped = is_graph_dir(Path(args.dataset))
+    plan = plan_memory(shape, args.method, args.parts, budget, mapped_input=mapped)
+    if plan.bounded and args.objective == "vol":
+        raise DistGNNError(
+            f"--objective vol needs METIS in memory (about {format_size(plan.in_memory_need)}, over the "
+            f"{format_size(budget)} budget); --objective cut partitions it out of core"
+        )
+    if plan.bounded and plan.method == "kaminpar":
+        import_kaminpar()  # missing: one line now, not after the CSR is built
+    return plan
+
+
+def default_budget() -> int:
+    return int(DEFAULT_SHARE * available_memory())
+
+
+def budget_words(plan: MemoryPlan, args: argparse.Namespace) -> str:
+    size = format_size(plan.budget)
+    if args.memory_budget:
+        return size
+    return f"{size} ({DEFAULT_SHARE:.0%} of the available memory; --memory-budget sets it)"
+
+
 def summary(meta: dict, out: str, load_s: float, total_s: float) -> str:
-    """A few lines: where it went, how long each phase took, how good the split is."""
+    """A few lines: where it went, how long each phase took, how good the split is, peak memory."""
+    from distgnn.partitioning.budget import peak_rss
+
     q = meta["quality"]
     t = meta["timings_s"]
     how = meta["method"] + (f", objective {meta['objective']}" if meta["objective"] else "")
@@ -112,6 +177,12 @@ def summary(meta: dict, out: str, load_s: float, total_s: float) -> str:
 
     def bal(key: str) -> str:
         return "n/a" if q[key] is None else f"{q[key]:.3f}"
+
+    peak = peak_rss()
+    mem = meta.get("memory")
+    where = "memory: peak RSS " + format_size(peak)
+    if mem is not None:
+        where += f" under a {format_size(mem['budget_bytes'])} budget ({mem['path']})"
 
     return "\n".join(
         [
@@ -123,5 +194,6 @@ def summary(meta: dict, out: str, load_s: float, total_s: float) -> str:
             f"halo volume {q['halo_volume']:,} rows, replication factor {q['replication_factor']:.3f}",
             f"  balance (max/mean): nodes {bal('node_balance')}, edges {bal('edge_balance')}, "
             f"train nodes {bal('train_balance')}",
+            f"  {where}",
         ]
     )
