@@ -84,28 +84,30 @@ def run_measured(
     """Run ``cmd`` as one process and return its wall time and peak RSS (with ``per_rank``, also each
     ``RANK``'s peak RSS among its descendants, sampled from /proc: see rank_memory.py).
 
-    ``os.wait4`` returns the child's own rusage (Linux: RUSAGE_BOTH of the child, so ``ru_maxrss`` is the
-    peak of the child and any grandchildren it waited for), unlike deltas of RUSAGE_CHILDREN, whose
-    ``ru_maxrss`` is a maximum over every child this driver ever ran.
+    The command runs under ``peak_rss.py``, whose ``os.wait4`` gives the command's own rusage (Linux:
+    ``ru_maxrss`` is the peak of the command and any grandchildren it waited for), not this driver's
+    (started from the driver directly, a command's ``ru_maxrss`` counts the driver's RSS at the start).
     """
     out_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-{os.getpid()}-{time.monotonic_ns()}"
+    launch = [sys.executable, str(Path(__file__).with_name("peak_rss.py")), f"{out_path}.rss", "--", *cmd]
     with open(f"{out_path}.out", "w+") as fo, open(f"{out_path}.err", "w+") as fe:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=fo, stderr=fe, env=env, cwd=cwd)
+        proc = subprocess.Popen(launch, stdout=fo, stderr=fe, env=env, cwd=cwd)
         sampler = RankPeaks() if per_rank else None
         if sampler is not None:
             sampler.start(proc.pid)
-        _, status, rusage = os.wait4(proc.pid, 0)
+        proc.wait()
         ranks = sampler.stop() if sampler is not None else {}
         wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
         fo.seek(0)
         fe.seek(0)
         stdout, stderr = fo.read(), fe.read()
-    os.unlink(f"{out_path}.out")
-    os.unlink(f"{out_path}.err")
+    rss_file = Path(f"{out_path}.rss")
+    max_rss_kib = int(rss_file.read_text()) if rss_file.exists() else 0
+    for suffix in (".out", ".err", ".rss"):
+        Path(f"{out_path}{suffix}").unlink(missing_ok=True)
     # Linux reports ru_maxrss in KiB.
-    return ProcResult(cmd, wall, rusage.ru_maxrss / 1024.0, proc.returncode, stdout, stderr, ranks)
+    return ProcResult(cmd, wall, max_rss_kib / 1024.0, proc.returncode, stdout, stderr, ranks)
 
 
 def check(result: ProcResult, what: str) -> ProcResult:
