@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import filecmp
 import json
+import os
 import re
 import subprocess
 import sys
@@ -210,3 +211,28 @@ def test_sizes_read_as_users_write_them(text, size):
 def test_a_size_that_is_not_one_is_refused(text):
     with pytest.raises(DistGNNError, match="not a memory size"):
         parse_size(text)
+
+
+def test_what_a_killed_run_left_beside_the_output_is_removed_by_the_next(tmp_path, sources, capsys):
+    dead = 2**22 + 12345  # above the default pid_max: no such process
+    left = [tmp_path / f".parts.partial-{dead}-0a1b2c3d", tmp_path / f".parts.scratch-{dead}-0a1b2c3d"]
+    running = tmp_path / f".parts.partial-{os.getpid()}-0a1b2c3d"  # a live run's: kept
+    for d in (*left, running):
+        d.mkdir()
+        (d / "indices.npy").write_bytes(b"partial")
+    code, _, err = run(
+        capsys,
+        "partition",
+        "--dataset",
+        str(sources["npz"]),
+        "--parts",
+        "4",
+        "--method",
+        "random",
+        "--memory-budget",
+        "90MB",
+        "--out",
+        str(tmp_path / "parts"),
+    )
+    assert code == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["parts", running.name])
