@@ -23,15 +23,14 @@ written to the cache in that dtype (the cache stores them as ``--history-dtype``
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from distgnn.comm.layout import ProcessLayout
 from distgnn.errors import DistGNNError
-from distgnn.kernels import edge_softmax, gspmm, sddmm
-from distgnn.models.inputs import dropout as drop
+from distgnn.kernels import gspmm
 from distgnn.models.masks import MaskKey, MaskSeeds, attention_site, check_edge_key_range, edge_mask_keys
 from distgnn.models.propagation import Norm
+from distgnn.parallel.attention import attend_edges
 from distgnn.parallel.chunk_exchange import ChunkTransfer, all_to_all
 from distgnn.parallel.chunks import Chunk
 from distgnn.parallel.history import HistoryCache
@@ -129,15 +128,17 @@ class ChunkPropagation:
         h, a_src = rows(h, self.compute_dtype), rows(a_src, self.compute_dtype)  # what travels
         payload = self._sources(torch.cat([h.reshape(n, heads * d), a_src], dim=1), key)
         h_all = payload[:, : heads * d].reshape(-1, heads, d)
-        csr = self.chunk.graph.full_loops
-        scores = F.leaky_relu(
-            sddmm(csr, a_dst, payload[:, heads * d :], impl=self.kernel_impl), negative_slope
+        mask = self.seeds.key(attention_site(key), self._attention_keys(heads)) if dropout else None
+        return attend_edges(
+            self.chunk.graph.full_loops,
+            h_all,
+            payload[:, heads * d :],
+            a_dst,
+            negative_slope=negative_slope,
+            dropout=dropout,
+            mask=mask,
+            impl=self.kernel_impl,
         )
-        alpha = edge_softmax(csr, scores, impl=self.kernel_impl)
-        if dropout:
-            mask = self.seeds.key(attention_site(key), self._attention_keys(heads))
-            alpha = drop(alpha, dropout, True, mask)
-        return gspmm(csr, h_all, edge_weight=alpha, impl=self.kernel_impl)
 
     def _attention_keys(self, heads: int) -> Tensor:
         """Every in-edge's key of the current chunk (sources: its rows, then its ``others``)."""

@@ -30,7 +30,6 @@ import os
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import Tensor
 
 from distgnn.comm.clock import clock_for
@@ -41,10 +40,10 @@ from distgnn.comm.layout import ProcessLayout
 from distgnn.comm.stale import StaleHalo
 from distgnn.comm.volume import analytic_bytes
 from distgnn.errors import DistGNNError
-from distgnn.kernels import CSR, edge_softmax, gspmm, resolve, sddmm
-from distgnn.models.inputs import dropout as drop
+from distgnn.kernels import CSR, gspmm, resolve
 from distgnn.models.masks import MaskKey, MaskSeeds, attention_site, check_edge_key_range, edge_mask_keys
 from distgnn.models.propagation import Norm
+from distgnn.parallel.attention import attend_edges
 from distgnn.parallel.chunk_exchange import halo_values
 from distgnn.parallel.local_graph import LocalGraph
 from distgnn.parallel.overlap import OverlapSchedule, scale_for
@@ -188,7 +187,6 @@ class HaloPropagation:
                 f"{tuple(a_src.shape)}, {tuple(a_dst.shape)}"
             )
         n, heads, d = h.shape
-        g = self.graph
         if self.layout.is_distributed:
             payload = torch.cat([h.reshape(n, heads * d), a_src.to(h.dtype)], dim=1)
             if self._use_stale():
@@ -201,11 +199,16 @@ class HaloPropagation:
             h_all, a_all = h, a_src
         mask = self.seeds.key(attention_site(key), self._attention_keys(heads)) if dropout else None
         with self.counters.timer("compute"):
-            scores = F.leaky_relu(sddmm(g.full_loops, a_dst, a_all, impl=self.kernel_impl), negative_slope)
-            alpha = edge_softmax(g.full_loops, scores, impl=self.kernel_impl)
-            if dropout:
-                alpha = drop(alpha, dropout, True, mask)
-            return gspmm(g.full_loops, h_all, edge_weight=alpha, impl=self.kernel_impl)
+            return attend_edges(
+                self.graph.full_loops,
+                h_all,
+                a_all,
+                a_dst,
+                negative_slope=negative_slope,
+                dropout=dropout,
+                mask=mask,
+                impl=self.kernel_impl,
+            )
 
     def _attention_keys(self, heads: int) -> Tensor:
         """Every edge's key for attention dropout (the first call is a collective: the halo rows' original

@@ -154,6 +154,7 @@ def test_every_precision_has_a_compute_dtype():
 def test_bf16_step_dtypes(parts, monkeypatch, one_thread):
     """One bf16-mixed step: the aggregation kernels get bfloat16 rows; parameters, gradients and Adam's
     state are float32."""
+    import distgnn.parallel.attention as attention
     import distgnn.parallel.halo_prop as halo_prop
     from distgnn.parallel.build import build_strategy
     from distgnn.train import Trainer
@@ -165,7 +166,8 @@ def test_bf16_step_dtypes(parts, monkeypatch, one_thread):
         seen.append(x.dtype)
         return gspmm(csr, x, **kwargs)
 
-    monkeypatch.setattr(halo_prop, "gspmm", spy)
+    monkeypatch.setattr(halo_prop, "gspmm", spy)  # aggregate
+    monkeypatch.setattr(attention, "gspmm", spy)  # attend (attend_edges)
     for model in (MODELS[1], MODELS[3]):  # aggregate (raw features first), attend
         cfg = TrainConfig.from_flat(**(BASE | model | dict(precision="bf16-mixed", progress=False)))
         trainer = Trainer(cfg, build_strategy(cfg, parts[1], ProcessLayout.single("cpu")))
