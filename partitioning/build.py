@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from distgnn.data.graph import Graph
+from distgnn.data.mapped import take
 
 from .reorder import locality_order
 
@@ -60,11 +61,11 @@ def induced_csr(graph: Graph, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray
     """In-edge CSR of the subgraph induced by ``nodes`` (row/column i = nodes[i])."""
     local = np.full(graph.num_nodes, -1, dtype=np.int64)
     local[nodes] = np.arange(nodes.shape[0], dtype=np.int64)
-    starts = graph.indptr[nodes]
-    counts = graph.indptr[nodes + 1] - starts
+    starts = take(graph.indptr, nodes)
+    counts = take(graph.indptr, nodes + 1) - starts
     offsets = np.cumsum(counts) - counts
     edge_ids = np.repeat(starts - offsets, counts) + np.arange(int(counts.sum()), dtype=np.int64)
-    src = local[graph.indices[edge_ids]]
+    src = local[take(graph.indices, edge_ids)]
     keep = src >= 0
     rows = np.repeat(np.arange(nodes.shape[0], dtype=np.int64), counts)[keep]
     indptr = np.zeros(nodes.shape[0] + 1, dtype=np.int64)
@@ -84,8 +85,8 @@ def build_local(
     n_owned = end - start
     owned_old = relab.order[start:end]
 
-    row_start = graph.indptr[owned_old]
-    deg = graph.indptr[owned_old + 1] - row_start
+    row_start = take(graph.indptr, owned_old)  # a memory-mapped graph's pages are not kept (data.mapped)
+    deg = take(graph.indptr, owned_old + 1) - row_start
     indptr = np.zeros(n_owned + 1, dtype=np.int64)
     np.cumsum(deg, out=indptr[1:])
     n_edges = int(indptr[-1])
@@ -94,7 +95,7 @@ def build_local(
     pos = np.repeat(row_start - indptr[:-1], deg)
     pos += np.arange(n_edges, dtype=np.int64)
     del row_start, deg
-    src = relab.new_of_old[graph.indices[pos]]  # new global IDs of sources
+    src = relab.new_of_old[take(graph.indices, pos)]  # new global IDs of sources
     del pos
 
     # Halo = distinct remote sources, ascending. A dense N-sized marker and lookup table (N bytes + 8N
@@ -120,11 +121,11 @@ def build_local(
         "halo_offsets": halo_offsets,
         "in_degree": in_degree[rows],
         "out_degree": out_degree[rows],
-        "x": graph.x[owned_old],
-        "y": graph.y[owned_old].astype(np.int64, copy=False),
-        "train_mask": graph.train_mask[owned_old],
-        "val_mask": graph.val_mask[owned_old],
-        "test_mask": graph.test_mask[owned_old],
+        "x": take(graph.x, owned_old),
+        "y": take(graph.y, owned_old).astype(np.int64, copy=False),
+        "train_mask": take(graph.train_mask, owned_old),
+        "val_mask": take(graph.val_mask, owned_old),
+        "test_mask": take(graph.test_mask, owned_old),
         "orig_ids": owned_old,
     }
 

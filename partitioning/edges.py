@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from distgnn.data.graph import Graph
+from distgnn.data.mapped import release
 
 # Edges per chunk: 4M edges -> ~32 MB per int64 temporary.
 CHUNK_EDGES = 1 << 22
@@ -28,6 +29,7 @@ def edge_chunks(graph: Graph, chunk_edges: int = CHUNK_EDGES) -> Iterator[tuple[
         lo, hi = int(indptr[row]), int(indptr[end])
         dst = np.repeat(np.arange(row, end, dtype=np.int64), np.diff(indptr[row : end + 1]))
         yield graph.indices[lo:hi].astype(np.int64, copy=False), dst
+        release(graph.indices, graph.indptr)  # a memory-mapped CSR's pages are not kept (data.mapped)
         row = end
 
 
@@ -35,6 +37,7 @@ def global_degrees(graph: Graph) -> tuple[np.ndarray, np.ndarray]:
     """Global (in_degree, out_degree) per node, int64, counting edges that are not self-loops."""
     n = graph.num_nodes
     in_deg = np.diff(graph.indptr).astype(np.int64)
+    release(graph.indptr)
     out_deg = np.zeros(n, dtype=np.int64)
     for src, dst in edge_chunks(graph):  # a chunk at a time: a memory-mapped CSR is never copied whole
         np.add.at(out_deg, src, 1)

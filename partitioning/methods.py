@@ -16,6 +16,7 @@ from typing import Literal
 import numpy as np
 
 from distgnn.data.graph import Graph
+from distgnn.data.mapped import pieces
 from distgnn.errors import DistGNNError
 
 from . import metis_lib
@@ -174,14 +175,17 @@ def import_kaminpar() -> types.ModuleType:
     return kaminpar
 
 
-def kaminpar_solve(kgraph: object, num_parts: int, *, seed: int, threads: int | None) -> np.ndarray:
-    """KaMinPar's fast preset on a loaded graph: the part of every node, int64."""
+def kaminpar_solve(
+    kgraph: object, num_parts: int, *, seed: int, threads: int | None, preset: str = "fast"
+) -> np.ndarray:
+    """KaMinPar with ``preset`` (one of ``kaminpar.context_names()``) on a loaded graph: the part of every
+    node, int64."""
     import kaminpar
 
     kaminpar.reseed(int(seed))
     if threads is None:
         threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    solver = kaminpar.KaMinPar(threads, kaminpar.fast_context())
+    solver = kaminpar.KaMinPar(threads, kaminpar.context_by_name(preset))
     return np.asarray(solver.compute_partition(kgraph, num_parts, KAMINPAR_EPS), dtype=np.int64)
 
 
@@ -198,7 +202,7 @@ def write_parhip(path: str, xadj: np.ndarray, adjncy: np.ndarray) -> None:
     base = 3 * 8 + (n + 1) * 8
     with open(path, "wb") as f:
         np.array([version, n, m], dtype="<u8").tofile(f)
-        for lo in range(0, n + 1, CHUNK_EDGES):
-            (xadj[lo : lo + CHUNK_EDGES] * width + base).astype("<u8").tofile(f)
-        for lo in range(0, m, CHUNK_EDGES):
-            adjncy[lo : lo + CHUNK_EDGES].astype("<u4" if narrow else "<u8").tofile(f)
+        for piece in pieces(xadj, CHUNK_EDGES):
+            (piece * width + base).astype("<u8").tofile(f)
+        for piece in pieces(adjncy, CHUNK_EDGES):
+            piece.astype("<u4" if narrow else "<u8").tofile(f)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 from distgnn.data.graph import Graph
+from distgnn.data.mapped import pieces
 from distgnn.data.normalize import build_csr, normalize_edges
 from distgnn.errors import DistGNNError
 
@@ -28,7 +29,7 @@ def as_features(what: str, x: np.ndarray) -> np.ndarray:
     if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
         raise DistGNNError(f"{what} must be numeric, got dtype {x.dtype}")
     x = x.astype(np.float32, copy=False)
-    if not np.isfinite(x).all():
+    if not all(np.isfinite(piece).all() for piece in pieces(x)):  # pieces: a mapped x is not kept
         raise DistGNNError(f"{what} contain NaN or Inf")
     return x
 

@@ -28,6 +28,7 @@ import numpy as np
 from distgnn import jsonio
 from distgnn.data.edgelist import iter_pairs, nth_data_line
 from distgnn.data.graph_dir import FORMAT_NAME, FORMAT_VERSION, MARKER, open_npy
+from distgnn.data.mapped import release
 from distgnn.errors import DistGNNError
 
 CHUNK_EDGES = 1 << 22
@@ -52,6 +53,7 @@ class _Rechunk:
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for a in range(0, self.src.shape[0], self.step):
             yield self.src[a : a + self.step], self.dst[a : a + self.step]
+            release(self.src, self.dst)  # memory-mapped: the pages read are not kept
 
 
 def array_chunks(

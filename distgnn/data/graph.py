@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from distgnn.data.mapped import pieces
 from distgnn.errors import DistGNNError
 
 
@@ -64,15 +65,16 @@ class Graph:
             raise DistGNNError(
                 "graph CSR is malformed: indptr must start at 0, rise, and end at the edge count"
             )
-        if self.indices.size and (self.indices.min() < 0 or self.indices.max() >= n):
-            raise DistGNNError(f"graph has edge endpoints outside [0, {n})")
+        for piece in pieces(self.indices):  # pieces: a memory-mapped CSR's pages are not kept
+            if piece.size and (piece.min() < 0 or piece.max() >= n):
+                raise DistGNNError(f"graph has edge endpoints outside [0, {n})")
         for name in ("x", "y", "train_mask", "val_mask", "test_mask"):
             rows = getattr(self, name).shape[0]
             if rows != n:
                 raise DistGNNError(f"{name} has {rows} rows but the graph has {n} nodes")
         if self.x.ndim != 2:
             raise DistGNNError(f"x must be 2-D [nodes, features], got shape {self.x.shape}")
-        if not np.all(np.isfinite(self.x)):
+        if not all(np.isfinite(piece).all() for piece in pieces(self.x)):
             raise DistGNNError("features contain NaN or Inf")
         labelled = self.y >= 0
         if np.any(self.y >= self.num_classes):
