@@ -4,13 +4,19 @@ The symmetric simple structure partitioners need is normalised on disk from the 
 (``build_csr_on_disk`` with symmetrising on: the same values ``edges.symmetric_csr`` gives in memory),
 streamed into a ParHIP file a chunk at a time, and loaded by KaMinPar with ``compress=True``: it compresses
 the neighbourhoods while it reads (gap + variable-length codes), so the graph it partitions takes a few bytes
-per edge instead of the 8 of its plain form (TeraPart, Sanders et al. 2025). Random and contiguous
+per edge instead of the 8 of its plain form; its ``terapart`` preset also coarsens without the large
+temporaries of the others (TeraPart, Sanders et al. 2025). Measured on 2M nodes / 40M edges into 8 parts
+(benchmarks/README.md, "Partitioning under a memory budget"): with communities as contiguous ID ranges the
+whole of KaMinPar peaks at 330 MB (``fast`` preset, compressed: 635 MB; uncompressed: 873 MB); with the
+same kind of graph under randomly permuted IDs (nothing to compress, nothing local to coarsen) every preset
+peaks at 1.6-1.8 GB, about 36 bytes per edge. Random and contiguous
 assignments need no structure at all and run as in memory (so would METIS, on the whole graph: the
 memory plan, ``budget.plan_memory``, sends a METIS request that does not fit here as KaMinPar).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from pathlib import Path
@@ -22,6 +28,19 @@ from distgnn.data.graph import Graph
 
 from .edges import edge_chunks
 from .methods import assign_parts, import_kaminpar, kaminpar_solve, write_parhip
+
+
+def features_on_disk(graph: Graph, scratch: Path) -> Graph:
+    """``graph`` with its features memory-mapped from a file in ``scratch`` (unless they are mapped
+    already), so they take no memory while KaMinPar runs; the parts gather their rows later. The file is
+    unlinked at once: the mapping keeps it readable (POSIX), and its space returns when the graph goes."""
+    if isinstance(graph.x, np.memmap):
+        return graph
+    path = scratch / "x.npy"
+    np.save(path, graph.x, allow_pickle=False)
+    x = np.load(path, mmap_mode="r")
+    path.unlink()
+    return dataclasses.replace(graph, x=x)
 
 
 def bounded_parts(
@@ -60,7 +79,7 @@ def bounded_parts(
         shutil.rmtree(sym)
         kgraph = kaminpar.load_graph(str(parhip), kaminpar.GraphFileFormat.PARHIP, compress=True)
         os.unlink(parhip)
-        return kaminpar_solve(kgraph, num_parts, seed=seed, threads=threads)
+        return kaminpar_solve(kgraph, num_parts, seed=seed, threads=threads, preset="terapart")
     finally:
         shutil.rmtree(sym, ignore_errors=True)
         parhip.unlink(missing_ok=True)

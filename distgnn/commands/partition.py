@@ -97,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     from distgnn.data.assemble import in_memory_csr
     from distgnn.data.csr_on_disk import CsrOnDisk
     from distgnn.partitioning import partition_graph
+    from distgnn.partitioning.bounded import features_on_disk
     from distgnn.partitioning.format import check_target, scratch_beside
     from distgnn.partitioning.methods import check_options
 
@@ -112,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
     with scratch_beside(args.out) if plan.bounded else contextlib.nullcontext() as scratch:
         csr = CsrOnDisk(scratch / "csr", plan.csr_budget, progress) if plan.bounded else in_memory_csr
         graph = load_graph(args.dataset, progress=progress, csr=csr)
+        if plan.bounded:
+            graph = features_on_disk(graph, scratch)  # the in-memory copy goes before KaMinPar runs
         load_s = time.perf_counter() - t0
         meta = partition_graph(
             graph,

@@ -104,7 +104,7 @@ def peak_mb(stdout: str, budget: str) -> int:
 
 
 def test_a_budget_below_what_fits_in_memory_runs_out_of_core_under_it(tmp_path, sources):
-    # 90 MB: under the in-memory estimate for this graph (about 96 MB), over the out-of-core one (84 MB).
+    # 90 MB: under the in-memory estimate for this graph (about 96 MB), over the out-of-core one (83 MB).
     args = ("--dataset", str(sources["npz"]), "--parts", "4", "--method", "random", "--out")
     partition_process(*args, str(tmp_path / "memory"))
     proc = partition_process(*args, str(tmp_path / "bounded"), "--memory-budget", "90MB")
@@ -144,7 +144,7 @@ def test_a_budget_nothing_can_meet_is_one_line_before_any_work(tmp_path, sources
     assert code == 2 and stdout == ""
     assert stderr == (
         "distgnn partition: error: a memory budget of 50 MB is too small for 20,000 nodes, 400,000 input "
-        "edges: partitioning it needs about 84 MB out of core (119 MB in memory); give --memory-budget 84 MB "
+        "edges: partitioning it needs about 83 MB out of core (119 MB in memory); give --memory-budget 83 MB "
         "or more\n"
     )
     assert list(tmp_path.iterdir()) == []
