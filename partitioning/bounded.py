@@ -5,13 +5,13 @@ The symmetric simple structure partitioners need is normalised on disk from the 
 streamed into a ParHIP file a chunk at a time, and loaded by KaMinPar with ``compress=True``: it compresses
 the neighbourhoods while it reads (gap + variable-length codes), so the graph it partitions takes a few bytes
 per edge instead of the 8 of its plain form; its ``terapart`` preset also coarsens without the large
-temporaries of the others (TeraPart, Sanders et al. 2025). Measured on 2M nodes / 40M edges into 8 parts
-(benchmarks/README.md, "Partitioning under a memory budget"): with communities as contiguous ID ranges the
-whole of KaMinPar peaks at 330 MB (``fast`` preset, compressed: 635 MB; uncompressed: 873 MB); with the
-same kind of graph under randomly permuted IDs (nothing to compress, nothing local to coarsen) every preset
-peaks at 1.6-1.8 GB, about 36 bytes per edge. Random and contiguous
-assignments need no structure at all and run as in memory (so would METIS, on the whole graph: the
-memory plan, ``budget.plan_memory``, sends a METIS request that does not fit here as KaMinPar).
+temporaries of the others (TeraPart, Sanders et al. 2025). Measured on 2M nodes / 40M edges into 8 parts:
+with communities as contiguous ID ranges the whole of KaMinPar peaks at 330 MB (``fast`` preset,
+compressed: 635 MB; uncompressed: 873 MB); with the same kind of graph under randomly permuted IDs (little
+to compress, nothing local to coarsen) every preset peaks at 1.6-1.8 GB, about 41 bytes per edge.
+
+Random and contiguous assignments need no structure and run as in memory (so would METIS, on the whole
+graph: the memory plan, ``budget.plan_memory``, sends a METIS request that does not fit here as KaMinPar).
 """
 
 from __future__ import annotations
