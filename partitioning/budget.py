@@ -90,6 +90,7 @@ class MemoryPlan:
     in_memory_need: int
     bounded_need: int
     csr_budget: int  # what the on-disk CSR build may hold (bounded path)
+    disk_need: int = 0  # scratch space beside the output at its peak (bounded path)
 
     def as_meta(self) -> dict[str, object]:
         return {
@@ -145,4 +146,11 @@ def plan_memory(
     if method == "metis":
         why += "; METIS has no compressed mode, so KaMinPar partitions the compressed graph"
     csr_budget = max(MIN_CSR_BUDGET, (budget - INTERPRETER_BYTES - held) // 2)
-    return MemoryPlan(budget, True, runs, why, whole, least, csr_budget)
+    return MemoryPlan(budget, True, runs, why, whole, least, csr_budget, disk_need(shape))
+
+
+def disk_need(shape: SourceShape) -> int:
+    """Scratch at its peak: the normalised CSR (4-byte indices, at most twice the input edges), the
+    symmetric copy's bucket files (8-byte keys, twice that) and the features, besides the output."""
+    edges = 2 * shape.num_edges
+    return 4 * edges + 16 * edges + 8 * shape.num_nodes + 4 * shape.num_nodes * shape.feat_dim

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import sys
 import time
 from pathlib import Path
@@ -93,12 +94,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from distgnn.data import load_graph
-    from distgnn.data.assemble import in_memory_csr
-    from distgnn.data.csr_on_disk import CsrOnDisk
-    from distgnn.partitioning import partition_graph
-    from distgnn.partitioning.bounded import features_on_disk
-    from distgnn.partitioning.format import check_target, scratch_beside
+    from distgnn.partitioning.format import check_target
     from distgnn.partitioning.methods import check_options
 
     progress = not args.no_progress
@@ -108,6 +104,25 @@ def run(args: argparse.Namespace) -> int:
     plan = memory_plan(args)
     if progress:
         print(f"memory budget {budget_words(plan, args)}: {plan.why}", file=sys.stderr, flush=True)
+
+    try:
+        return partition(args, plan, progress)
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = Path(err.filename).parent if err.filename else Path(args.out).absolute().parent
+        need = f"; out of core it needs about {format_size(plan.disk_need)} there" if plan.bounded else ""
+        raise DistGNNError(f"no space left on the device of {where}{need}") from None
+
+
+def partition(args: argparse.Namespace, plan: MemoryPlan, progress: bool) -> int:
+    """Load, partition, write and print the summary; scratch and partial files go on any failure."""
+    from distgnn.data import load_graph
+    from distgnn.data.assemble import in_memory_csr
+    from distgnn.data.csr_on_disk import CsrOnDisk
+    from distgnn.partitioning import partition_graph
+    from distgnn.partitioning.bounded import features_on_disk
+    from distgnn.partitioning.format import scratch_beside
 
     t0 = time.perf_counter()
     with scratch_beside(args.out) if plan.bounded else contextlib.nullcontext() as scratch:

@@ -4,20 +4,24 @@ under its budget, and a budget it cannot meet is one line before any work."""
 
 from __future__ import annotations
 
+import errno
 import filecmp
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import distgnn.commands.partition as partition_command
 from distgnn import cli
 from distgnn.data import load_graph, save_graph_dir, save_npz, synthetic_graph
 from distgnn.data.csr_on_disk import CsrOnDisk
+from distgnn.data.npy_writer import NpyAppender
 from distgnn.errors import DistGNNError
 from distgnn.partitioning import partition_graph
 from distgnn.partitioning.budget import MemoryPlan, parse_size
@@ -236,3 +240,76 @@ def test_what_a_killed_run_left_beside_the_output_is_removed_by_the_next(tmp_pat
     )
     assert code == 0, err
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["parts", running.name])
+
+
+def broken_dir(root: Path, sources: dict[str, Path], fault: str) -> Path:
+    """A copy of the test graph directory with one fault."""
+    bad = root / "bad"
+    shutil.copytree(sources["dir"], bad)
+    if fault == "id out of range":
+        src = np.load(bad / "edge_src.npy")
+        src[123] = 20_000
+        np.save(bad / "edge_src.npy", src)
+    elif fault == "src and dst lengths differ":
+        np.save(bad / "edge_dst.npy", np.load(bad / "edge_dst.npy")[:-1])
+    elif fault == "y rows are not the nodes":
+        np.save(bad / "y.npy", np.load(bad / "y.npy")[:-1])
+    elif fault == "truncated x.npy":
+        data = (bad / "x.npy").read_bytes()
+        (bad / "x.npy").write_bytes(data[: len(data) // 2])
+    return bad
+
+
+@pytest.mark.parametrize(
+    ("fault", "said"),
+    [
+        ("id out of range", "edge_src.npy: edge chunk 0, edge 123: node ID 20000 is outside the node range"),
+        ("src and dst lengths differ", "edge arrays must be 1-D and equally long"),
+        ("y rows are not the nodes", "y.npy: y has 19999 rows but the graph has 20000 nodes"),
+        ("truncated x.npy", "x.npy: truncated"),
+    ],
+)
+def test_bad_input_out_of_core_is_one_line_and_leaves_nothing(tmp_path, sources, capsys, fault, said):
+    bad = broken_dir(tmp_path, sources, fault)
+    argv = [
+        "partition",
+        "--no-progress",
+        "--dataset",
+        str(bad),
+        "--parts",
+        "4",
+        "--method",
+        "random",
+        "--out",
+    ]
+    code, stdout, stderr = run(capsys, *argv, str(tmp_path / "parts"), "--memory-budget", "90MB")
+    assert code == 2 and stdout == ""
+    assert len(stderr.splitlines()) == 1 and said in stderr, stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad"]  # no output, no scratch
+
+
+def test_a_full_disk_during_the_build_is_one_line_and_leaves_nothing(tmp_path, sources, capsys, monkeypatch):
+    calls = []
+
+    def append(self, values):
+        calls.append(self.path.name)
+        if len(calls) > 3:  # a few pieces in: the device fills up
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+
+    monkeypatch.setattr(NpyAppender, "append", append)
+    argv = [
+        "partition",
+        "--no-progress",
+        "--dataset",
+        str(sources["dir"]),
+        "--parts",
+        "4",
+        "--method",
+        "random",
+        "--out",
+    ]
+    code, stdout, stderr = run(capsys, *argv, str(tmp_path / "parts"), "--memory-budget", "90MB")
+    assert code == 2 and stdout == ""
+    assert stderr.startswith(f"distgnn partition: error: no space left on the device of {tmp_path}")
+    assert "out of core it needs about" in stderr and len(stderr.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
