@@ -24,13 +24,13 @@ INTERPRETER_BYTES = 64 << 20
 # CSR, the partitioner's symmetric copy and its own structures.
 IN_MEMORY_BYTES_PER_EDGE = {"metis": 59, "kaminpar": 39, "random": 30, "contiguous": 30}
 IN_MEMORY_BYTES_PER_NODE = 120
-# Out of core: the node-sized arrays of relabelling and the part build (about ten int64 per node), KaMinPar
-# (terapart preset, compressed graph) per directed edge, and one part's edges while it is built. KaMinPar
-# measured 7.5 bytes per edge on 2M nodes / 40M edges with communities as contiguous ID ranges, but 41 on
-# the same graph with randomly permuted IDs (partitioning/bounded.py): such a graph can overrun the budget,
-# which the summary's peak RSS then shows.
-BOUNDED_BYTES_PER_NODE = 100
-KAMINPAR_BYTES_PER_EDGE = 8
+# Out of core: the node-sized arrays of relabelling and the part build, KaMinPar (terapart preset,
+# compressed graph) per directed edge, and one part's edges while it is built. Measured: 5M nodes / 100M
+# edges with ID locality peaked at 784 MB in all (benchmarks/README.md); KaMinPar alone took 7.5 bytes per
+# edge on 2M nodes / 40M edges with locality, but 41 on the same kind of graph with randomly permuted IDs
+# (partitioning/bounded.py): such a graph can overrun the budget, which the summary's peak RSS then shows.
+BOUNDED_BYTES_PER_NODE = 60
+KAMINPAR_BYTES_PER_EDGE = 6
 PART_BYTES_PER_EDGE = 40
 PART_IMBALANCE = 1.5  # a part's edges against the mean: KaMinPar balances nodes, not edges
 MIN_CSR_BUDGET = 8 << 20
