@@ -28,6 +28,7 @@ examples:
   distgnn partition --dataset synthetic:nodes=200000,edges=4000000,features=128 --parts 8 \\
       --method kaminpar --out runs/synth-8
   distgnn partition --dataset data/cora.npz --parts 4 --out runs/cora-4 --objective vol --seed 1 --force
+  distgnn partition --dataset data/big-graph/ --parts 64 --out runs/big-64 --memory-budget 12GB
 
 The directory holds meta.json and part-<p>/<array>.npy files; inspect it with `distgnn info DIR`.
 """
