@@ -50,9 +50,9 @@ same directories; a later sweep (another model or network) partitions nothing.
 # `distgnn train`'s options that change what is exchanged, generated from its config (distgnn/config.py):
 # the model, and the parallel fields the predictors read (chunks: accepted and checked as by train).
 MODEL_FIELDS = ("name", "layers", "hidden", "heads")
-PREDICT_FIELDS = ("strategy", "stages", "chunks", "stage_layers", "comm_dtype", "halo_staleness")
+PREDICT_FIELDS = ("strategy", "stages", "chunks", "stage_layers", "comm_dtype", "halo_staleness", "precision")
 # A sweep's rows choose their own strategy and stages (its --strategy list, hybrid's --stages S).
-SWEEP_FIELDS = ("chunks", "comm_dtype", "halo_staleness")
+SWEEP_FIELDS = ("chunks", "comm_dtype", "halo_staleness", "precision")
 
 
 def _network_arg(p: argparse.ArgumentParser) -> None:

@@ -42,12 +42,13 @@ def stage_ranges(spec: ModelSpec, info: PartitionInfo, stages: int, stage_layers
 
 def predict_pipeline(
     info: PartitionInfo, exchanges: list[LayerExchange], spec: ModelSpec, *, stages: int,
-    stage_layers: tuple | None = None, strategy: str = "pipeline",
+    stage_layers: tuple | None = None, strategy: str = "pipeline", wire_bytes: int = FP32,
 ) -> Volume:  # fmt: skip
-    """The exact per-epoch volume of pipeline (1 part) or hybrid (G parts) training on ``info``."""
+    """The exact per-epoch volume of pipeline (1 part) or hybrid (G parts) training on ``info``; halo rows
+    and stage messages travel at ``wire_bytes`` per element (the compute dtype's: ``--precision``)."""
     g = info.num_parts
     world = stages * g
-    halo = predict_graph(info, exchanges, wire_bytes=FP32)
+    halo = predict_graph(info, exchanges, wire_bytes=wire_bytes)
     flows: list[Flow] = []
     eval_flows: list[Flow] = []
     ranges = stage_ranges(spec, info, stages, stage_layers)
@@ -63,9 +64,9 @@ def predict_pipeline(
             rows = np.zeros((world, world), dtype=np.int64)
             rows[np.arange(s * g, (s + 1) * g), np.arange((s + 1) * g, (s + 2) * g)] = info.n_owned
             key = -(s + 1)  # boundaries are not layers: negative keys, -1 after stage 0
-            flows.append(Flow(key, "fwd", rows, FP32 * out_width, out_width))
-            flows.append(Flow(key, "bwd", rows.T.copy(), FP32 * out_width, out_width))
-            eval_flows.append(Flow(key, "fwd", rows, FP32 * out_width, out_width))
+            flows.append(Flow(key, "fwd", rows, wire_bytes * out_width, out_width))
+            flows.append(Flow(key, "bwd", rows.T.copy(), wire_bytes * out_width, out_width))
+            eval_flows.append(Flow(key, "fwd", rows, wire_bytes * out_width, out_width))
     memory = []
     for start, stop, _ in ranges:
         layers = [ex for ex in exchanges if start <= ex.key < stop]
@@ -77,7 +78,7 @@ def predict_pipeline(
     return Volume(
         strategy=strategy,
         world_size=world,
-        options={"wire_bytes": FP32, "stages": stages, "ranges": [r[:2] for r in ranges]},
+        options={"wire_bytes": wire_bytes, "stages": stages, "ranges": [r[:2] for r in ranges]},
         flows=flows,
         eval_flows=eval_flows,
         memory=memory,

@@ -3,10 +3,10 @@
 A predictor takes the partition (:class:`PartitionInfo`: meta, sizes, per-peer routing, its directory
 for anything else it must read), what the model exchanges per layer (:class:`LayerExchange` list, from
 the model itself) and the run's :class:`~distgnn.config.ParallelConfig` (``distgnn train``'s parallel
-options: the graph predictor reads comm_dtype and halo_staleness, the pipeline and hybrid ones stages
-and stage_layers), and returns a :class:`Volume` (its flows per layer and direction, evaluation flows,
-per-rank memory). A new strategy adds one function here plus a test that its prediction equals a real
-run's measured bytes (see tests/profile/test_predict_equals_measured.py).
+options: the graph predictor reads comm_dtype, precision and halo_staleness, the pipeline and hybrid
+ones stages and stage_layers), and returns a :class:`Volume` (its flows per layer and direction,
+evaluation flows, per-rank memory). A new strategy adds one function here plus a test that its
+prediction equals a real run's measured bytes (see tests/profile/test_predict_equals_measured.py).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 from distgnn.config import STRATEGIES, ParallelConfig
 from distgnn.errors import DistGNNError
+from distgnn.parallel.precision import COMPUTE_DTYPES
 from distgnn.profile.exchanges import LayerExchange, ModelSpec
 from distgnn.profile.graph_volume import predict_graph
 from distgnn.profile.partition_info import PartitionInfo
@@ -29,8 +30,9 @@ Predictor = Callable[[PartitionInfo, list[LayerExchange], ParallelConfig, ModelS
 def _graph(
     info: PartitionInfo, exchanges: list[LayerExchange], opts: ParallelConfig, spec: ModelSpec
 ) -> Volume:
-    wire_bytes = opts.torch_comm_dtype.itemsize
-    return predict_graph(info, exchanges, wire_bytes=wire_bytes, staleness=opts.halo_staleness)
+    # Halo rows travel as --comm-dtype where it casts (16-bit), else in the compute dtype (--precision).
+    wire = opts.torch_comm_dtype if opts.comm_dtype != "fp32" else COMPUTE_DTYPES[opts.precision]
+    return predict_graph(info, exchanges, wire_bytes=wire.itemsize, staleness=opts.halo_staleness)
 
 
 def check_options(strategy: str, values: Mapping[str, Any]) -> None:
@@ -65,7 +67,13 @@ def _staged(strategy: str) -> Predictor:
                 f"--strategy pipeline needs a 1-part partition directory, {info.path} has {info.num_parts}"
             )
         return predict_pipeline(
-            info, exchanges, spec, stages=opts.stages, stage_layers=opts.stage_layers, strategy=strategy
+            info,
+            exchanges,
+            spec,
+            stages=opts.stages,
+            stage_layers=opts.stage_layers,
+            strategy=strategy,
+            wire_bytes=COMPUTE_DTYPES[opts.precision].itemsize,
         )
 
     return predict

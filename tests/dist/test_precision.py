@@ -30,9 +30,11 @@ from helpers import run_ranks
 from train_workers import train_once
 
 from distgnn.comm.layout import ProcessLayout
-from distgnn.config import TrainConfig
+from distgnn.config import ParallelConfig, TrainConfig
 from distgnn.data.synthetic import synthetic_graph
 from distgnn.partitioning import partition_graph
+from distgnn.profile.exchanges import ModelSpec
+from distgnn.profile.predict import predict_volume
 
 IN_DIM, CLASSES, EPOCHS = 24, 4, 5
 BASE = dict(epochs=EPOCHS, dropout=0.5, lr=0.01, weight_decay=5e-4, seed=3, kernel="cpu", eval_every=EPOCHS)
@@ -136,12 +138,17 @@ def test_two_ranks_bf16_equal_one_process_bf16(parts, single):
         assert rel <= (EXACT_RTOL if exact else DIST_LOSS_RTOL), _name(cfg) + f" {cfg['precision']}"
     print("\n".join(f"{k}: {v:.2e}" for k, v in worst.items()))
     # Not ignored: bf16's bytes are exactly half of fp32's, every epoch, on every rank (graph halo rows,
-    # stage-to-stage messages, the hybrid's halo rows).
+    # stage-to-stage messages, the hybrid's halo rows), and `distgnn profile predict` says so beforehand.
     for i in range(0, len(runs), 2):
         for r in results:
             b32 = [h["comm_bytes"] for h in r[i]["history"]]
             b16 = [h["comm_bytes"] for h in r[i + 1]["history"]]
             assert b32[0] > 0 and [2 * b for b in b16] == b32, _name(runs[i][1])
+        for j in (i, i + 1):
+            part_dir, cfg = runs[j]
+            spec = ModelSpec(cfg["model"], cfg.get("layers", 2), cfg["hidden"], cfg.get("heads", 8))
+            opts = ParallelConfig(**{k: cfg[k] for k in ("strategy", "stages", "precision") if k in cfg})
+            assert predict_volume(part_dir, spec, opts).total() == results[0][j]["history"][0]["comm_bytes"]
 
 
 def test_every_precision_has_a_compute_dtype():

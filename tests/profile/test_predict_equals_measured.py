@@ -1,5 +1,6 @@
 """Prediction == measurement, to the byte: graph-parallel training on 2 and 4 ranks, exact and stale
-halos, fp32 and bf16 wire, models whose first layer does and does not send gradients back.
+halos, fp32 and bf16 wire, fp32 and bf16-mixed compute, models whose first layer does and does not send
+gradients back.
 
 The prediction reads only the partition directory; the measurement is the ``--profile-out`` file of a
 real gloo run, compared per rank, per epoch, per layer, per direction and per peer.
@@ -32,6 +33,8 @@ CONFIGS = [
     BASE | dict(model="gcn", hidden=32, layers=3, comm_dtype="bf16"),
     BASE | dict(model="sage", hidden=8, halo_staleness=1),
     BASE | dict(model="gat", hidden=4, heads=2),
+    BASE | dict(model="gcn", hidden=8, precision="bf16-mixed"),  # bf16 rows travel as they are
+    BASE | dict(model="sage", hidden=8, precision="bf16-mixed", comm_dtype="fp16"),  # the wire casts
 ]
 
 
@@ -57,7 +60,9 @@ def predicted(part_dir: str, cfg: dict):
     spec = ModelSpec(cfg["model"], cfg.get("layers", 2), cfg["hidden"], cfg.get("heads", 8))
     info = PartitionInfo.from_dir(part_dir)
     opts = ParallelConfig(
-        comm_dtype=cfg.get("comm_dtype", "fp32"), halo_staleness=cfg.get("halo_staleness", 0)
+        comm_dtype=cfg.get("comm_dtype", "fp32"),
+        halo_staleness=cfg.get("halo_staleness", 0),
+        precision=cfg.get("precision", "fp32"),
     )
     return predictor("graph")(info, layer_exchanges(spec, info.feat_dim, info.num_classes), opts, spec)
 
