@@ -52,31 +52,37 @@ def bounded_parts(
     memory_bytes: int,
     scratch: Path,
     threads: int | None = None,
+    symmetric: bool = False,
     progress: bool = False,
 ) -> np.ndarray:
     """The part of every node (int64 [N]), holding about ``memory_bytes`` besides KaMinPar's compressed
-    graph; ``scratch`` (an existing directory) takes the symmetric CSR and the ParHIP file meanwhile."""
+    graph; ``scratch`` (an existing directory) takes the symmetric CSR and the ParHIP file meanwhile.
+    ``symmetric``: the graph's CSR already is that structure (symmetric, without self-loops or repeats:
+    every loader's default normalisation), so it is written out as it is, with no second build."""
     if method != "kaminpar" or num_parts == 1:
         return assign_parts(graph, num_parts, method=method, seed=seed)  # type: ignore[arg-type]
     kaminpar = import_kaminpar()
     sym = scratch / "symmetric-csr"
     parhip = scratch / "graph.parhip"
     try:
-        build_csr_on_disk(
-            edge_chunks(graph),
-            graph.num_nodes,
-            sym,
-            memory_bytes=memory_bytes,
-            symmetrize=True,
-            num_edges=graph.num_edges,
-            progress=progress,
-        )
-        xadj, adjncy = load_csr_files(sym)
+        if symmetric:
+            xadj, adjncy = graph.indptr, graph.indices
+        else:
+            build_csr_on_disk(
+                edge_chunks(graph),
+                graph.num_nodes,
+                sym,
+                memory_bytes=memory_bytes,
+                symmetrize=True,
+                num_edges=graph.num_edges,
+                progress=progress,
+            )
+            xadj, adjncy = load_csr_files(sym)
         if adjncy.shape[0] == 0:
             return assign_parts(graph, num_parts, method="contiguous")
         write_parhip(str(parhip), xadj, adjncy)
         del xadj, adjncy
-        shutil.rmtree(sym)
+        shutil.rmtree(sym, ignore_errors=True)
         kgraph = kaminpar.load_graph(str(parhip), kaminpar.GraphFileFormat.PARHIP, compress=True)
         os.unlink(parhip)
         return kaminpar_solve(kgraph, num_parts, seed=seed, threads=threads, preset="terapart")

@@ -40,6 +40,7 @@ def partition_graph(
     progress: bool = True,
     memory: MemoryPlan | None = None,
     scratch: str | os.PathLike | None = None,
+    symmetric: bool = False,
 ) -> dict[str, Any]:
     """Partition ``graph`` into ``num_parts`` and write the partition directory ``out_dir``.
 
@@ -48,6 +49,8 @@ def partition_graph(
     ``memory`` plan (``budget.plan_memory``) the assignment runs out of core (``bounded.bounded_parts``,
     its files in ``scratch``, default a temporary directory beside ``out_dir``) and ``memory.method``
     replaces ``method``; the graph's CSR may then be memory-mapped (``distgnn.data.csr_on_disk``).
+    ``symmetric`` says the CSR is symmetric without self-loops or repeats (the loaders' normalisation), so
+    the out-of-core partitioner reads it as its structure instead of building a symmetric copy.
     """
     graph.validate()
     check_request(graph.num_nodes, num_parts, method, objective, seed)
@@ -75,6 +78,7 @@ def partition_graph(
                 seed=seed,
                 memory_bytes=memory.csr_budget,
                 scratch=work,
+                symmetric=symmetric,
                 progress=progress,
             )
     else:

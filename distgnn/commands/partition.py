@@ -144,6 +144,7 @@ def partition(args: argparse.Namespace, plan: MemoryPlan, progress: bool) -> int
             progress=progress,
             memory=plan,
             scratch=scratch,
+            symmetric=True,  # load_graph symmetrises, drops self-loops and merges repeats
         )
         del graph  # its memory-mapped CSR lives in scratch
     total_s = time.perf_counter() - t0

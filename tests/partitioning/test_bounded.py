@@ -24,7 +24,9 @@ from distgnn.data.csr_on_disk import CsrOnDisk
 from distgnn.data.npy_writer import NpyAppender
 from distgnn.errors import DistGNNError
 from distgnn.partitioning import partition_graph
+from distgnn.partitioning.bounded import bounded_parts
 from distgnn.partitioning.budget import MemoryPlan, parse_size
+from distgnn.partitioning.edges import symmetric_csr
 
 TINY = 1 << 20  # 1 MiB: the 800k keys of the graph below (6.4 MB) take at least 7 bucket passes
 MB = 10**6
@@ -313,3 +315,16 @@ def test_a_full_disk_during_the_build_is_one_line_and_leaves_nothing(tmp_path, s
     assert stderr.startswith(f"distgnn partition: error: no space left on the device of {tmp_path}")
     assert "out of core it needs about" in stderr and len(stderr.splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_loaded_graph_is_its_own_symmetric_structure(tmp_path, sources):
+    # Why the command's out-of-core path writes KaMinPar's input straight from the loaded CSR
+    # (symmetric=True): the loaders' normalisation already gives what symmetric_csr builds.
+    pytest.importorskip("kaminpar")
+    graph = load_graph(str(sources["npz"]), progress=False, csr=CsrOnDisk(tmp_path / "csr", TINY))
+    xadj, adjncy = symmetric_csr(graph)
+    np.testing.assert_array_equal(xadj, graph.indptr)
+    np.testing.assert_array_equal(adjncy, graph.indices)
+    kw = {"method": "kaminpar", "seed": 5, "memory_bytes": TINY, "scratch": tmp_path, "threads": 1}
+    reused = bounded_parts(graph, 4, symmetric=True, **kw)
+    np.testing.assert_array_equal(reused, bounded_parts(graph, 4, symmetric=False, **kw))
