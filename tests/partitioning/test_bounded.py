@@ -256,6 +256,8 @@ def broken_dir(root: Path, sources: dict[str, Path], fault: str) -> Path:
         np.save(bad / "edge_dst.npy", np.load(bad / "edge_dst.npy")[:-1])
     elif fault == "y rows are not the nodes":
         np.save(bad / "y.npy", np.load(bad / "y.npy")[:-1])
+    elif fault == "x rows are not the nodes":
+        np.save(bad / "x.npy", np.load(bad / "x.npy")[:-1])
     elif fault == "truncated x.npy":
         data = (bad / "x.npy").read_bytes()
         (bad / "x.npy").write_bytes(data[: len(data) // 2])
@@ -268,6 +270,7 @@ def broken_dir(root: Path, sources: dict[str, Path], fault: str) -> Path:
         ("id out of range", "edge_src.npy: edge chunk 0, edge 123: node ID 20000 is outside the node range"),
         ("src and dst lengths differ", "edge arrays must be 1-D and equally long"),
         ("y rows are not the nodes", "y.npy: y has 19999 rows but the graph has 20000 nodes"),
+        ("x rows are not the nodes", "x.npy: x has 19999 rows but y and the masks have 20000"),
         ("truncated x.npy", "x.npy: truncated"),
     ],
 )
@@ -328,3 +331,20 @@ def test_a_loaded_graph_is_its_own_symmetric_structure(tmp_path, sources):
     kw = {"method": "kaminpar", "seed": 5, "memory_bytes": TINY, "scratch": tmp_path, "threads": 1}
     reused = bounded_parts(graph, 4, symmetric=True, **kw)
     np.testing.assert_array_equal(reused, bounded_parts(graph, 4, symmetric=False, **kw))
+
+
+def test_training_on_either_directory_gives_the_same_losses(tmp_path, sources, one_thread):
+    import distgnn
+
+    spec = str(sources["npz"])
+    kw = {"method": "random", "seed": 2, "progress": False}
+    partition_graph(load_graph(spec, progress=False), 1, tmp_path / "memory", **kw)
+    graph = load_graph(spec, progress=False, csr=CsrOnDisk(tmp_path / "csr", TINY))
+    partition_graph(graph, 1, tmp_path / "bounded", memory=plan("random"), scratch=tmp_path, **kw)
+    losses = []
+    for name in ("memory", "bounded"):
+        cfg = distgnn.TrainConfig.from_flat(
+            partitions=str(tmp_path / name), epochs=3, hidden=16, seed=1, progress=False
+        )
+        losses.append([r["loss"] for r in distgnn.fit(cfg).history])
+    assert losses[0] == losses[1] and len(set(losses[0])) == 3
