@@ -52,28 +52,30 @@ def format_size(n: float) -> str:
     return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
 
 
-def available_memory() -> int:
-    """MemAvailable from /proc/meminfo (Linux), else the physical memory."""
+def _proc_kib(path: str, key: str) -> int | None:
+    """The ``key:`` field of a /proc file, in bytes (Linux reports kB), or None off Linux."""
     try:
-        with open("/proc/meminfo") as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith("MemAvailable:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return None
+
+
+def available_memory() -> int:
+    """MemAvailable from /proc/meminfo (Linux), else the physical memory."""
+    found = _proc_kib("/proc/meminfo", "MemAvailable")
+    return found if found is not None else os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def peak_rss() -> int:
     """This process's peak resident set (VmHWM: getrusage's maxrss also counts the RSS of the process
     that started it before its exec, a pytest worker or a shell's Python)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    found = _proc_kib("/proc/self/status", "VmHWM")
+    if found is not None:
+        return found
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux

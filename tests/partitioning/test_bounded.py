@@ -28,6 +28,8 @@ from distgnn.partitioning.bounded import bounded_parts
 from distgnn.partitioning.budget import MemoryPlan, parse_size
 from distgnn.partitioning.edges import symmetric_csr
 
+# 90 MB: under the in-memory estimate for the graph below (96 MB), over the out-of-core one (83 MB).
+OUT_OF_CORE = ("partition", "--no-progress", "--parts", "4", "--method", "random", "--memory-budget", "90MB")
 TINY = 1 << 20  # 1 MiB: the 800k keys of the graph below (6.4 MB) take at least 7 bucket passes
 MB = 10**6
 
@@ -226,20 +228,8 @@ def test_what_a_killed_run_left_beside_the_output_is_removed_by_the_next(tmp_pat
     for d in (*left, running):
         d.mkdir()
         (d / "indices.npy").write_bytes(b"partial")
-    code, _, err = run(
-        capsys,
-        "partition",
-        "--dataset",
-        str(sources["npz"]),
-        "--parts",
-        "4",
-        "--method",
-        "random",
-        "--memory-budget",
-        "90MB",
-        "--out",
-        str(tmp_path / "parts"),
-    )
+    out = str(tmp_path / "parts")
+    code, _, err = run(capsys, *OUT_OF_CORE, "--dataset", str(sources["npz"]), "--out", out)
     assert code == 0, err
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["parts", running.name])
 
@@ -276,18 +266,7 @@ def broken_dir(root: Path, sources: dict[str, Path], fault: str) -> Path:
 )
 def test_bad_input_out_of_core_is_one_line_and_leaves_nothing(tmp_path, sources, capsys, fault, said):
     bad = broken_dir(tmp_path, sources, fault)
-    argv = [
-        "partition",
-        "--no-progress",
-        "--dataset",
-        str(bad),
-        "--parts",
-        "4",
-        "--method",
-        "random",
-        "--out",
-    ]
-    code, stdout, stderr = run(capsys, *argv, str(tmp_path / "parts"), "--memory-budget", "90MB")
+    code, stdout, stderr = run(capsys, *OUT_OF_CORE, "--dataset", str(bad), "--out", str(tmp_path / "parts"))
     assert code == 2 and stdout == ""
     assert len(stderr.splitlines()) == 1 and said in stderr, stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad"]  # no output, no scratch
@@ -302,18 +281,8 @@ def test_a_full_disk_during_the_build_is_one_line_and_leaves_nothing(tmp_path, s
             raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
 
     monkeypatch.setattr(NpyAppender, "append", append)
-    argv = [
-        "partition",
-        "--no-progress",
-        "--dataset",
-        str(sources["dir"]),
-        "--parts",
-        "4",
-        "--method",
-        "random",
-        "--out",
-    ]
-    code, stdout, stderr = run(capsys, *argv, str(tmp_path / "parts"), "--memory-budget", "90MB")
+    out = str(tmp_path / "parts")
+    code, stdout, stderr = run(capsys, *OUT_OF_CORE, "--dataset", str(sources["dir"]), "--out", out)
     assert code == 2 and stdout == ""
     assert stderr.startswith(f"distgnn partition: error: no space left on the device of {tmp_path}")
     assert "out of core it needs about" in stderr and len(stderr.splitlines()) == 1
