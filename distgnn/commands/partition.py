@@ -163,8 +163,10 @@ def memory_plan(args: argparse.Namespace) -> MemoryPlan:
         shape = source_shape(args.dataset)
     except DistGNNError:
         shape = None  # the loader says what is wrong with it
-    mapped = is_graph_dir(Path(args.dataset))
-    plan = plan_memory(shape, args.method, args.parts, budget, mapped_input=mapped)
+    source = Path(args.dataset)
+    # A graph directory is memory-mapped and a text edge list read in chunks: neither is held whole.
+    streamed = is_graph_dir(source) or (source.is_file() and source.suffix != ".npz")
+    plan = plan_memory(shape, args.method, args.parts, budget, streamed_input=streamed)
     if plan.bounded and args.objective == "vol":
         raise DistGNNError(
             f"--objective vol needs METIS in memory (about {format_size(plan.in_memory_need)}, over the "

@@ -87,6 +87,20 @@ def assemble_graph(
         raise DistGNNError("graph is empty: it has no nodes")
     indptr, indices = csr(src, dst, num_nodes, symmetrize)
     del src, dst
+    return graph_from_csr(indptr, indices, x=x, y=y, masks=masks, name=name, num_classes=num_classes)
+
+
+def graph_from_csr(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    *,
+    x: np.ndarray,
+    y: np.ndarray,
+    masks: tuple[np.ndarray, np.ndarray, np.ndarray],
+    name: str,
+    num_classes: int | None = None,
+) -> Graph:
+    """The validated Graph of a normalised CSR and its node arrays (``num_classes`` as in assemble_graph)."""
     if num_classes is None:
         num_classes = int(y.max()) + 1 if y.size else 0
     train, val, test = (np.asarray(m, dtype=bool) for m in masks)

@@ -178,13 +178,19 @@ class CsrOnDisk:
         self, src: np.ndarray, dst: np.ndarray, num_nodes: int, symmetrize: bool
     ) -> tuple[np.ndarray, np.ndarray]:
         chunks = array_chunks(np.asarray(src), np.asarray(dst))
+        return self.stream(chunks, num_nodes, symmetrize, int(np.asarray(src).shape[0]))
+
+    def stream(
+        self, chunks: EdgeChunks, num_nodes: int, symmetrize: bool, num_edges: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The same from edges that are never in memory together (a text edge list read in chunks)."""
         build_csr_on_disk(
             chunks,
             num_nodes,
             self.path,
             memory_bytes=self.memory_bytes,
             symmetrize=symmetrize,
-            num_edges=int(src.shape[0]),
+            num_edges=num_edges,
             progress=self.progress,
         )
         return load_csr_files(self.path)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from distgnn import jsonio
-from distgnn.data.edgelist import iter_pairs, nth_data_line
+from distgnn.data.edgelist import check_ids, iter_pairs
 from distgnn.data.graph_dir import FORMAT_NAME, FORMAT_VERSION, MARKER, open_npy
 from distgnn.data.mapped import release
 from distgnn.errors import DistGNNError
@@ -98,25 +98,9 @@ class _TextChunks:
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         row = 0
         for pairs in iter_pairs(self.path, _EXPECTED, chunk_bytes=self.chunk_bytes, progress=self.progress):
-            _check_rows(self.path, pairs, row, self.num_nodes)
+            check_ids(self.path, pairs, self.num_nodes, first_row=row)
             row += pairs.shape[0]
             yield pairs[:, 0], pairs[:, 1]
-
-
-def _check_rows(path: Path, pairs: np.ndarray, first_row: int, num_nodes: int | None) -> None:
-    """Negative IDs, and IDs >= ``num_nodes``, are one line naming the file's line."""
-    if not pairs.size:
-        return
-    low, high = int(pairs.min()), int(pairs.max())
-    if low >= 0 and (num_nodes is None or high < num_nodes):
-        return
-    bad = (pairs < 0) if num_nodes is None else (pairs < 0) | (pairs >= num_nodes)
-    row = int(np.flatnonzero(bad.any(axis=1))[0])
-    value = int(pairs[row][bad[row]][0])
-    line, _ = nth_data_line(path, first_row + row)
-    if value < 0:
-        raise DistGNNError(f"{path.name}:{line}: negative node ID {value}")
-    raise DistGNNError(f"{path.name}:{line}: node ID {value} is outside the node range [0, {num_nodes})")
 
 
 def edgelist_node_count(
@@ -126,7 +110,7 @@ def edgelist_node_count(
     path = Path(path)
     top, rows = -1, 0
     for pairs in iter_pairs(path, _EXPECTED, chunk_bytes=chunk_bytes, progress=progress):
-        _check_rows(path, pairs, rows, None)
+        check_ids(path, pairs, None, first_row=rows)
         if pairs.size:
             top = max(top, int(pairs.max()))
         rows += pairs.shape[0]

@@ -18,14 +18,26 @@ import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from distgnn.data.assemble import CsrBuild, as_features, as_labels, assemble_graph, check_rows, in_memory_csr
+from distgnn.data.assemble import (
+    CsrBuild,
+    as_features,
+    as_labels,
+    assemble_graph,
+    check_rows,
+    graph_from_csr,
+    in_memory_csr,
+)
 from distgnn.data.graph import Graph
 from distgnn.data.progress import Stages, bytes_bar
 from distgnn.data.splits import random_split
 from distgnn.errors import DistGNNError
+
+if TYPE_CHECKING:
+    from distgnn.data.edge_chunks import EdgeStream
 
 CHUNK_BYTES = 32 << 20
 _INT64 = (-(2**63), 2**63 - 1)
@@ -128,24 +140,31 @@ def nth_data_line(path: Path, row: int) -> tuple[int, str]:
     raise IndexError(f"{path.name} has no data row {row}")
 
 
-def check_ids(path: Path, ids: np.ndarray, num_nodes: int | None, origin: str) -> None:
-    """Reject negative IDs, and IDs >= ``num_nodes`` when the node count comes from ``origin``; the error
-    names the offending line. ``ids`` is [rows, k] of node-ID columns in file order."""
+def check_ids(
+    path: Path, ids: np.ndarray, num_nodes: int | None, origin: str = "", *, first_row: int = 0
+) -> None:
+    """Reject negative IDs, and IDs >= ``num_nodes`` (the row count of ``origin`` when it is named); the
+    error names the offending line. ``ids`` is [rows, k] of node-ID columns in file order, its first row
+    the file's data row ``first_row`` (a chunk of the file)."""
     if ids.size == 0:
+        return
+    if int(ids.min()) >= 0 and (num_nodes is None or int(ids.max()) < num_nodes):
         return
     bad_rows = (ids < 0).any(axis=1)
     if num_nodes is not None:
         bad_rows |= (ids >= num_nodes).any(axis=1)
-    if not bad_rows.any():
-        return
     row = int(np.flatnonzero(bad_rows)[0])
-    line, _ = nth_data_line(path, row)
+    line, _ = nth_data_line(path, first_row + row)
     values = ids[row]
     neg = values[values < 0]
     if neg.size:
         raise DistGNNError(f"{path.name}:{line}: negative node ID {int(neg[0])}")
     value = int(values[values >= num_nodes][0])  # type: ignore[operator]
-    raise DistGNNError(f"{path.name}:{line}: node ID {value} is out of range: {origin} has {num_nodes} rows")
+    if origin:
+        raise DistGNNError(
+            f"{path.name}:{line}: node ID {value} is out of range: {origin} has {num_nodes} rows"
+        )
+    raise DistGNNError(f"{path.name}:{line}: node ID {value} is outside the node range [0, {num_nodes})")
 
 
 def check_labels(path: Path, labels: np.ndarray) -> None:
@@ -174,6 +193,13 @@ def load_npy(path: Path) -> np.ndarray:
         raise DistGNNError(f"{path.name}: not a readable .npy array ({err})") from None
 
 
+def _edge_stream(path: Path, num_nodes: int | None, progress: bool) -> EdgeStream:
+    """The edge list in chunks (``edge_chunks.edgelist_edges``); without ``num_nodes`` it counts them."""
+    from distgnn.data.edge_chunks import edgelist_edges
+
+    return edgelist_edges(path, num_nodes=num_nodes, progress=progress)
+
+
 def load_edgelist(
     path: str | os.PathLike[str],
     *,
@@ -190,11 +216,15 @@ def load_edgelist(
     path = _existing(path)
     feat_path = _existing(features) if features is not None else None
     label_path = _existing(labels) if labels is not None else None
-    pairs = parse_pairs(path, "two integer node IDs", progress=progress)
+    from distgnn.data.csr_on_disk import CsrOnDisk  # imports edge_chunks, which imports this module
+
+    streamed = isinstance(csr, CsrOnDisk)  # out of core: the edges are read in chunks, twice at most
+    pairs = None if streamed else parse_pairs(path, "two integer node IDs", progress=progress)
 
     with Stages(f"loading {path.name}", 2, progress) as stage:
         stage("reading features and labels")
         n: int | None = None
+        counted = None  # the edge list's own count of its nodes and edges (out of core, no node files)
         origin = ""
         x = y = label_pairs = None
         if feat_path is not None:
@@ -209,10 +239,16 @@ def load_edgelist(
             label_pairs = parse_pairs(label_path, "a node ID and an integer label")
             check_ids(label_path, label_pairs[:, :1], n, origin)
             check_labels(label_path, label_pairs[:, 1])
-        check_ids(path, pairs, n, origin)
+        if pairs is not None:
+            check_ids(path, pairs, n, origin)
         if n is None:
-            ids = [pairs] if label_pairs is None else [pairs, label_pairs[:, 0]]
+            ids = [] if label_pairs is None else [label_pairs[:, 0]]
             tops = [int(a.max()) + 1 for a in ids if a.size]
+            if pairs is not None:
+                tops += [int(pairs.max()) + 1] if pairs.size else []
+            else:
+                counted = _edge_stream(path, None, progress)
+                tops.append(counted.num_nodes)
             n = max(tops) if tops else 0
         if label_pairs is not None:
             y = np.full(n, -1, dtype=np.int64)
@@ -224,6 +260,11 @@ def load_edgelist(
         masks = random_split(y, split, seed)
 
         stage("normalising")
+        if streamed:
+            same = counted is not None and counted.num_nodes == n
+            stream = counted if same else _edge_stream(path, n, progress)
+            indptr, indices = csr.stream(stream.chunks, n, symmetrize, stream.num_edges)  # type: ignore[attr-defined]
+            return graph_from_csr(indptr, indices, x=x, y=y, masks=masks, name=path.stem)
         try:
             return assemble_graph(
                 pairs[:, 0],

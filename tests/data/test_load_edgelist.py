@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from distgnn.data import edgelist, load_edgelist, normalize_edges
+from distgnn.data.csr_on_disk import CsrOnDisk
 from distgnn.errors import DistGNNError
 
 
@@ -150,3 +151,47 @@ def test_missing_files(tmp_path):
     edges = _file(tmp_path, "0 1\n")
     message = _error(edges, features=tmp_path / "f.npy")
     assert message == f"no such file or directory: {tmp_path / 'f.npy'}"
+
+
+def _never_whole(monkeypatch):
+    """Out of core, the edge list is read in chunks: reading it whole fails the test."""
+
+    def whole(path, expected, **kw):
+        if expected == "two integer node IDs":
+            raise AssertionError(f"{path.name} read whole")
+        return real(path, expected, **kw)
+
+    real = edgelist.parse_pairs
+    monkeypatch.setattr(edgelist, "parse_pairs", whole)
+
+
+@pytest.mark.parametrize("node_files", ["none", "features", "text labels"])
+def test_out_of_core_reads_the_edges_in_chunks_and_gives_the_same_graph(tmp_path, monkeypatch, node_files):
+    rng = np.random.default_rng(1)
+    pairs = rng.integers(0, 3000, (40_000, 2))
+    path = _file(tmp_path, "\n".join(f"{a} {b}" for a, b in pairs.tolist()))
+    kw = {}
+    if node_files == "features":
+        np.save(tmp_path / "feats.npy", rng.random((3100, 4), dtype=np.float32))  # isolated nodes at the end
+        kw["features"] = tmp_path / "feats.npy"
+    elif node_files == "text labels":
+        _file(tmp_path, "".join(f"{v} {v % 3}\n" for v in range(0, 3200, 7)), "labels.txt")  # past the top ID
+        kw["labels"] = tmp_path / "labels.txt"
+    whole = load_edgelist(path, **kw)
+    monkeypatch.setattr(edgelist, "CHUNK_BYTES", 4096)  # 50 chunks
+    _never_whole(monkeypatch)
+    streamed = load_edgelist(path, csr=CsrOnDisk(tmp_path / "csr", 1 << 20), **kw)
+    assert type(streamed.indices).__name__ == "memmap"
+    for key in ("indptr", "indices", "x", "y", "train_mask", "val_mask", "test_mask"):
+        np.testing.assert_array_equal(getattr(streamed, key), getattr(whole, key), err_msg=key)
+
+
+def test_out_of_core_bad_ids_are_named_by_line(tmp_path, monkeypatch):
+    _never_whole(monkeypatch)
+    csr = CsrOnDisk(tmp_path / "csr", 1 << 20)
+    assert _error(_file(tmp_path, "0 1\n\n2 -4\n"), csr=csr) == "edges.txt:3: negative node ID -4"
+    np.save(tmp_path / "feats.npy", np.ones((5, 2), dtype=np.float32))
+    path = _file(tmp_path, "0 1\n# c\n1 7\n")
+    message = _error(path, features=tmp_path / "feats.npy", csr=csr)
+    assert message == "edges.txt:3: node ID 7 is outside the node range [0, 5)"
+    assert not (tmp_path / "csr").exists()

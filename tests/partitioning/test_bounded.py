@@ -317,3 +317,16 @@ def test_training_on_either_directory_gives_the_same_losses(tmp_path, sources, o
         )
         losses.append([r["loss"] for r in distgnn.fit(cfg).history])
     assert losses[0] == losses[1] and len(set(losses[0])) == 3
+
+
+def test_a_text_edge_list_out_of_core_under_its_budget_writes_the_in_memory_parts(tmp_path):
+    pairs = np.random.default_rng(3).integers(0, 40_000, (400_000, 2))
+    edges = tmp_path / "edges.txt"
+    np.savetxt(edges, pairs, fmt="%d")
+    args = ("--dataset", str(edges), "--parts", "4", "--method", "random", "--out")
+    partition_process(*args, str(tmp_path / "memory"))
+    # 85 MB: under the in-memory estimate (93 MB), over the out-of-core one (78 MB); both estimated from
+    # the file's size, assuming 10 listed edges per node.
+    proc = partition_process(*args, str(tmp_path / "bounded"), "--memory-budget", "85MB")
+    assert peak_mb(proc.stdout, "85 MB") <= 85
+    same_files(tmp_path / "memory", tmp_path / "bounded")
