@@ -12,6 +12,7 @@ Without a split, a seeded random 60/20/20 split of the labelled nodes is drawn.
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import re
@@ -45,10 +46,11 @@ _SEP = re.compile(r"[\s,]+")
 
 
 def _chunks(path: Path, chunk_bytes: int) -> Iterator[tuple[int, bytes]]:
-    """(first line number, bytes) pieces of the file, each ending at a line break."""
+    """(first line number, bytes) pieces of the file (decompressed, for ``.gz``), each ending at a line
+    break."""
     line = 1
     tail = b""
-    with open(path, "rb") as f:
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
         while True:
             block = f.read(chunk_bytes)
             if not block:
@@ -104,7 +106,8 @@ def iter_pairs(
 ) -> Iterator[np.ndarray]:
     """The ``a b`` integer pairs of a text file as int64 [rows, 2] arrays, one per ``chunk_bytes`` piece of
     the file (default ``CHUNK_BYTES``), in file order; a bad line raises naming it."""
-    with bytes_bar(f"reading {path.name}", path.stat().st_size, progress) as bar:
+    size = None if path.suffix == ".gz" else path.stat().st_size  # a .gz's pieces are decompressed bytes
+    with bytes_bar(f"reading {path.name}", size, progress) as bar:
         for first_line, piece in _chunks(path, chunk_bytes or CHUNK_BYTES):
             text = piece.decode("utf-8", errors="replace")
             arr = _fast_parse(text)

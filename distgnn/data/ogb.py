@@ -17,7 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from distgnn.data.assemble import CsrBuild, as_features, as_labels, assemble_graph, check_rows, in_memory_csr
+from distgnn.data.assemble import (
+    CsrBuild,
+    as_features,
+    as_labels,
+    assemble_graph,
+    check_rows,
+    graph_from_csr,
+    in_memory_csr,
+)
 from distgnn.data.graph import Graph
 from distgnn.data.progress import Stages
 from distgnn.errors import DistGNNError
@@ -76,12 +84,15 @@ def load_ogb(
         raise DistGNNError(f"no such file or directory: {path}")
     root, split = find_root(path)
     raw = root / "raw"
+    from distgnn.data.csr_on_disk import CsrOnDisk  # imports edge_chunks, which imports edgelist
+
+    streamed = isinstance(csr, CsrOnDisk)  # out of core: edge.csv.gz is read in chunks, after the rest
     with Stages(f"loading {root.name}", 4, progress) as stage:
         stage("reading edges")
-        edges = read_csv_gz(raw / "edge.csv.gz", np.int64)
-        if edges.size and edges.shape[1] != 2:
+        edges = None if streamed else read_csv_gz(raw / "edge.csv.gz", np.int64)
+        if edges is not None and edges.size and edges.shape[1] != 2:
             raise DistGNNError(f"edge.csv.gz: expected 2 columns (src,dst), got {edges.shape[1]}")
-        edges = edges.reshape(-1, 2)
+        edges = None if edges is None else edges.reshape(-1, 2)
 
         stage("reading features and labels")
         labels = read_csv_gz(raw / "node-label.csv.gz", np.float64)
@@ -98,7 +109,7 @@ def load_ogb(
         x = read_csv_gz(feat_path, np.float32) if feat_path.exists() else np.ones((n, 1), dtype=np.float32)
         x = as_features("node-feat.csv.gz: features", x)
         check_rows("node-feat.csv.gz", x, n)
-        if edges.size and (edges.min() < 0 or edges.max() >= n):
+        if edges is not None and edges.size and (edges.min() < 0 or edges.max() >= n):
             bad = int(edges.min()) if edges.min() < 0 else int(edges.max())
             raise DistGNNError(f"edge.csv.gz: node ID {bad} is out of range [0, {n})")
 
@@ -106,6 +117,12 @@ def load_ogb(
         masks = tuple(_split_mask(split / f"{part}.csv.gz", n) for part in ("train", "valid", "test"))
 
         stage("normalising")
+        if streamed:
+            from distgnn.data.edge_chunks import edgelist_edges
+
+            stream = edgelist_edges(raw / "edge.csv.gz", num_nodes=n, progress=progress)
+            indptr, indices = csr.stream(stream.chunks, n, symmetrize)  # type: ignore[attr-defined]
+            return graph_from_csr(indptr, indices, x=x, y=y, masks=masks, name=root.name)
         try:
             return assemble_graph(
                 edges[:, 0],

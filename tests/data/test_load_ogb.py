@@ -89,3 +89,27 @@ def test_nan_features(tmp_path):
     root = _fake_ogb(tmp_path)
     _gz(root / "raw" / "node-feat.csv.gz", ["1,2", "nan,0", "1,1", "0,0", "2,2"])
     assert _error(root) == "node-feat.csv.gz: features contain NaN or Inf"
+
+
+def test_out_of_core_reads_edge_csv_gz_in_chunks_and_gives_the_same_graph(tmp_path, monkeypatch):
+    from distgnn.data import edgelist, ogb
+    from distgnn.data.csr_on_disk import CsrOnDisk
+
+    root = _fake_ogb(tmp_path)
+    rng = np.random.default_rng(0)
+    _gz(root / "raw" / "edge.csv.gz", [f"{a},{b}" for a, b in rng.integers(0, 5, (3000, 2)).tolist()])
+    whole = load_ogb(root)
+    real = ogb.read_csv_gz
+
+    def read_csv_gz(path, dtype):
+        assert path.name != "edge.csv.gz", "edge.csv.gz read whole"
+        return real(path, dtype)
+
+    monkeypatch.setattr(ogb, "read_csv_gz", read_csv_gz)
+    monkeypatch.setattr(edgelist, "CHUNK_BYTES", 1024)  # about 20 pieces of the decompressed text
+    streamed = load_ogb(root, csr=CsrOnDisk(tmp_path / "csr", 1 << 20))
+    for key in ("indptr", "indices", "x", "y", "train_mask", "val_mask", "test_mask"):
+        np.testing.assert_array_equal(getattr(streamed, key), getattr(whole, key), err_msg=key)
+    _gz(root / "raw" / "edge.csv.gz", ["0,1", "1,2", "2,7"])
+    with pytest.raises(DistGNNError, match=r"edge\.csv\.gz:3: node ID 7 is outside the node range \[0, 5\)"):
+        load_ogb(root, csr=CsrOnDisk(tmp_path / "csr2", 1 << 20))
