@@ -111,27 +111,25 @@ def in_memory_need(shape: SourceShape, method: str) -> int:
     return INTERPRETER_BYTES + IN_MEMORY_BYTES_PER_EDGE[method] * edges + nodes + features
 
 
-def bounded_need(shape: SourceShape, num_parts: int, method: str, *, streamed_input: bool) -> tuple[int, int]:
+def bounded_need(shape: SourceShape, num_parts: int, method: str) -> tuple[int, int]:
     """(peak estimate, what the loader holds while the CSR is built: the raw edges and features, unless the
-    source is read in pieces, as a graph directory's mapped arrays and a text edge list are). After
+    source is read in pieces: ``SourceShape.streamed``). After
     loading, the features go to disk (``bounded.features_on_disk``)."""
     edges = 2 * shape.num_edges
-    held = 0 if streamed_input else 16 * shape.num_edges + 4 * shape.num_nodes * shape.feat_dim
+    held = 0 if shape.streamed else 16 * shape.num_edges + 4 * shape.num_nodes * shape.feat_dim
     part = PART_BYTES_PER_EDGE * int(PART_IMBALANCE * edges / num_parts)
     kaminpar = KAMINPAR_BYTES_PER_EDGE * edges if method in ("metis", "kaminpar") else 0
     after = BOUNDED_BYTES_PER_NODE * shape.num_nodes + max(kaminpar, part)  # the features are on disk
     return INTERPRETER_BYTES + max(held + MIN_CSR_BUDGET, after), held
 
 
-def plan_memory(
-    shape: SourceShape | None, method: str, num_parts: int, budget: int, *, streamed_input: bool = False
-) -> MemoryPlan:
+def plan_memory(shape: SourceShape | None, method: str, num_parts: int, budget: int) -> MemoryPlan:
     """The path for ``shape`` under ``budget``; a budget the bounded path cannot meet is one line. With no
     shape (its headers unreadable: the loader then says what is wrong) the path is in memory."""
     if shape is None:
         return MemoryPlan(budget, False, method, "in memory (the size is unknown before loading)", 0, 0, 0)
     whole = in_memory_need(shape, method)
-    least, held = bounded_need(shape, num_parts, method, streamed_input=streamed_input)
+    least, held = bounded_need(shape, num_parts, method)
     graph = f"{shape.num_nodes:,} nodes, {shape.num_edges:,} input edges" + (
         "" if shape.exact else " (estimated)"
     )

@@ -154,7 +154,6 @@ def partition(args: argparse.Namespace, plan: MemoryPlan, progress: bool) -> int
 
 def memory_plan(args: argparse.Namespace) -> MemoryPlan:
     """The budget (given, or the default share of the available memory) and the path that fits it."""
-    from distgnn.data.graph_dir import is_graph_dir
     from distgnn.data.shape import source_shape
     from distgnn.partitioning.methods import import_kaminpar
 
@@ -163,10 +162,7 @@ def memory_plan(args: argparse.Namespace) -> MemoryPlan:
         shape = source_shape(args.dataset)
     except DistGNNError:
         shape = None  # the loader says what is wrong with it
-    source = Path(args.dataset)
-    # A graph directory is memory-mapped and a text edge list read in chunks: neither is held whole.
-    streamed = is_graph_dir(source) or (source.is_file() and source.suffix != ".npz")
-    plan = plan_memory(shape, args.method, args.parts, budget, streamed_input=streamed)
+    plan = plan_memory(shape, args.method, args.parts, budget)
     if plan.bounded and args.objective == "vol":
         raise DistGNNError(
             f"--objective vol needs METIS in memory (about {format_size(plan.in_memory_need)}, over the "

@@ -34,6 +34,7 @@ class SourceShape:
     num_edges: int
     feat_dim: int
     exact: bool = True
+    streamed: bool = False  # read in pieces (never whole): a graph directory, an edge list, stream=true
 
 
 def source_shape(spec: str) -> SourceShape:
@@ -48,15 +49,14 @@ def source_shape(spec: str) -> SourceShape:
 def _shape(spec: str) -> SourceShape:
     if spec == "synthetic" or spec.startswith("synthetic:"):
         kw = parse_synthetic(spec)
-        return SourceShape(
-            kw.get("num_nodes", 20_000), kw.get("num_edges", 200_000), kw.get("num_features", 64)
-        )
+        nodes, edges = kw.get("num_nodes", 20_000), kw.get("num_edges", 200_000)
+        return SourceShape(nodes, edges, kw.get("num_features", 64), streamed=kw.get("stream", False))
     path = Path(spec)
     if not path.exists():
         raise DistGNNError(f"no such file or directory: {spec}")
     if is_graph_dir(path):
         src, x = open_npy(path / "edge_src.npy"), open_npy(path / "x.npy")
-        return SourceShape(x.shape[0], src.shape[0], _features(x.shape))
+        return SourceShape(x.shape[0], src.shape[0], _features(x.shape), streamed=True)
     if path.is_dir():
         return _ogb_shape(path)
     if path.suffix == ".npz":
@@ -110,4 +110,4 @@ def _edgelist_shape(path: Path) -> SourceShape:
         head = f.read(SAMPLE_BYTES)
     lines = max(head.count(b"\n"), 1)
     edges = size * lines // max(len(head), 1) + 1
-    return SourceShape(max(1, edges // EDGES_PER_NODE), edges, 1, exact=False)
+    return SourceShape(max(1, edges // EDGES_PER_NODE), edges, 1, exact=False, streamed=True)

@@ -7,6 +7,7 @@ marker), any other directory as an OGB dataset, any other file as a text edge li
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,7 @@ SYNTHETIC_KEYS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "val": ("num_val", _count, "a count or a fraction"),
     "test": ("num_test", _count, "a count or a fraction"),
     "seed": ("seed", _int, "an integer"),
+    "stream": ("stream", _bool, "true or false"),
 }
 
 
@@ -84,13 +86,36 @@ def parse_synthetic(spec: str) -> dict[str, Any]:
     return kwargs
 
 
+def _streamed_synthetic(kwargs: dict[str, Any], progress: bool, csr: CsrBuild) -> Graph:
+    """``synthetic:...,stream=true``: the model written a chunk at a time (``write_synthetic_dir``) to a
+    graph directory beside the out-of-core CSR (or in a temporary directory), then loaded from it."""
+    from distgnn.data.csr_on_disk import CsrOnDisk
+    from distgnn.data.synthetic_dir import write_synthetic_dir
+
+    if "shuffle" in kwargs:
+        raise DistGNNError(
+            "synthetic: stream=true keeps communities as contiguous IDs; shuffle is not supported"
+        )
+    with tempfile.TemporaryDirectory(
+        prefix="synthetic-", dir=csr.path.parent if isinstance(csr, CsrOnDisk) else None
+    ) as tmp:
+        write_synthetic_dir(Path(tmp) / "synthetic", **kwargs, progress=progress)
+        return load_graph_dir(
+            Path(tmp) / "synthetic", progress=progress, csr=csr
+        )  # mapped: survives the rmdir
+
+
 def load_graph(spec: str, *, progress: bool = True, csr: CsrBuild = in_memory_csr) -> Graph:
     """Load the graph a spec names (see the module docstring); every failure is one DistGNNError line.
 
     ``csr`` builds the normalised CSR of every file source (``CsrOnDisk``: on disk, under a memory
-    budget); the synthetic generator builds its own in memory."""
+    budget); the synthetic generator builds its own in memory, unless ``stream=true`` asks for the same
+    model written a chunk at a time (``distgnn.data.synthetic_dir``: a different graph for the same seed)."""
     if spec == "synthetic" or spec.startswith("synthetic:"):
-        return synthetic_graph(**parse_synthetic(spec), progress=progress)
+        kwargs = parse_synthetic(spec)
+        if kwargs.pop("stream", False):
+            return _streamed_synthetic(kwargs, progress, csr)
+        return synthetic_graph(**kwargs, progress=progress)
     path = Path(spec)
     if not path.exists():
         raise DistGNNError(f"no such file or directory: {spec}")

@@ -36,3 +36,19 @@ def test_a_failed_write_leaves_nothing(tmp_path):
     with pytest.raises(DistGNNError, match="already exists"):
         write_synthetic_dir(tmp_path / "g", num_nodes=100, num_edges=400)
     assert [p.name for p in tmp_path.iterdir()] == ["g"]
+
+
+def test_the_synthetic_spec_streams_with_stream_true(tmp_path):
+    from distgnn.data import load_graph
+
+    spec = "synthetic:nodes=2000,edges=20000,features=4,classes=4,seed=3"
+    graph = load_graph(spec + ",stream=true", progress=False)
+    write_synthetic_dir(
+        tmp_path / "g", num_nodes=2000, num_edges=20000, num_features=4, num_classes=4, seed=3
+    )
+    expect = load_graph(str(tmp_path / "g"), progress=False)
+    for key in ("indptr", "indices", "x", "y", "train_mask", "val_mask", "test_mask"):
+        np.testing.assert_array_equal(getattr(graph, key), getattr(expect, key))
+    assert not np.array_equal(load_graph(spec, progress=False).indptr, graph.indptr)  # another generator
+    with pytest.raises(DistGNNError, match="shuffle is not supported"):
+        load_graph(spec + ",stream=true,shuffle=false", progress=False)

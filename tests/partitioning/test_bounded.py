@@ -330,3 +330,14 @@ def test_a_text_edge_list_out_of_core_under_its_budget_writes_the_in_memory_part
     proc = partition_process(*args, str(tmp_path / "bounded"), "--memory-budget", "85MB")
     assert peak_mb(proc.stdout, "85 MB") <= 85
     same_files(tmp_path / "memory", tmp_path / "bounded")
+
+
+def test_a_streamed_synthetic_graph_out_of_core_writes_the_in_memory_parts(tmp_path):
+    spec = "synthetic:nodes=20000,edges=400000,features=16,stream=true"
+    args = ("--dataset", spec, "--parts", "4", "--method", "random", "--out")
+    partition_process(*args, str(tmp_path / "memory"))
+    # Written to a graph directory a chunk at a time, then read mapped: 78 MB out of core, 96 in memory.
+    proc = partition_process(*args, str(tmp_path / "bounded"), "--memory-budget", "85MB")
+    assert peak_mb(proc.stdout, "85 MB") <= 85
+    same_files(tmp_path / "memory", tmp_path / "bounded")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
