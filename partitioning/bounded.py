@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -80,9 +81,12 @@ def bounded_parts(
             xadj, adjncy = load_csr_files(sym)
         if adjncy.shape[0] == 0:
             return assign_parts(graph, num_parts, method="contiguous")
-        write_parhip(str(parhip), xadj, adjncy)
+        write_parhip(str(parhip), xadj, adjncy, progress=progress)
+        m = int(adjncy.shape[0])
         del xadj, adjncy
         shutil.rmtree(sym, ignore_errors=True)
+        if progress:  # one call into the library, which reports no progress of its own
+            print(f"KaMinPar: compressing and partitioning {m:,} edges...", file=sys.stderr, flush=True)
         kgraph = kaminpar.load_graph(str(parhip), kaminpar.GraphFileFormat.PARHIP, compress=True)
         os.unlink(parhip)
         return kaminpar_solve(kgraph, num_parts, seed=seed, threads=threads, preset="terapart")

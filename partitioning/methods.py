@@ -17,6 +17,7 @@ import numpy as np
 
 from distgnn.data.graph import Graph
 from distgnn.data.mapped import pieces
+from distgnn.data.progress import count_bar
 from distgnn.errors import DistGNNError
 
 from . import metis_lib
@@ -189,7 +190,7 @@ def kaminpar_solve(
     return np.asarray(solver.compute_partition(kgraph, num_parts, KAMINPAR_EPS), dtype=np.int64)
 
 
-def write_parhip(path: str, xadj: np.ndarray, adjncy: np.ndarray) -> None:
+def write_parhip(path: str, xadj: np.ndarray, adjncy: np.ndarray, *, progress: bool = False) -> None:
     """Write the ParHIP binary graph format: header, byte offsets (uint64), neighbour IDs.
 
     Header = (version, n, m) as uint64. Version bits set mean "absent / 32-bit": bit0 no edge weights,
@@ -200,9 +201,11 @@ def write_parhip(path: str, xadj: np.ndarray, adjncy: np.ndarray) -> None:
     width = 4 if narrow else 8
     version = 1 | 2 | (8 if narrow else 0)
     base = 3 * 8 + (n + 1) * 8
-    with open(path, "wb") as f:
+    with open(path, "wb") as f, count_bar("writing KaMinPar's input", n + 1 + m, "entry", progress) as bar:
         np.array([version, n, m], dtype="<u8").tofile(f)
         for piece in pieces(xadj, CHUNK_EDGES):
             (piece * width + base).astype("<u8").tofile(f)
+            bar.update(piece.shape[0])
         for piece in pieces(adjncy, CHUNK_EDGES):
             piece.astype("<u4" if narrow else "<u8").tofile(f)
+            bar.update(piece.shape[0])
