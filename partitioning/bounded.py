@@ -39,7 +39,7 @@ def features_on_disk(graph: Graph, scratch: Path) -> Graph:
         return graph
     path = scratch / "x.npy"
     np.save(path, graph.x, allow_pickle=False)
-    x = np.load(path, mmap_mode="r")
+    x = np.load(path, mmap_mode="r", allow_pickle=False)
     path.unlink()
     return dataclasses.replace(graph, x=x)
 
