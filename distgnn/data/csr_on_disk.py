@@ -38,7 +38,7 @@ general external merge sort, and keeps the dependency list as it is.
 Use it from Python (no command wires it yet)::
 
     from distgnn.data.csr_on_disk import build_csr_on_disk, load_csr_files
-    from distgnn.data.edge_chunks import graph_dir_edges
+    from distgnn.data.edge_chunks import graph_dir_edges  # edgelist.edgelist_edges for a text file
 
     s = graph_dir_edges("graph/")  # or edgelist_edges("edges.txt"), or array_chunks(src, dst)
     build_csr_on_disk(s.chunks, s.num_nodes, "graph-csr/", memory_bytes=2 << 30, num_edges=s.num_edges)

@@ -7,7 +7,7 @@ reads the source again.
 - ``array_chunks``: slices of a ``(src, dst)`` pair already in memory or memory-mapped (no copies).
 - ``graph_dir_edges``: a graph directory's ``edge_src.npy`` / ``edge_dst.npy``, memory-mapped; the node
   count is the row count of ``x.npy``, as when the directory is loaded.
-- ``edgelist_edges``: a text edge list (the format of ``distgnn.data.edgelist``), parsed ``chunk_bytes``
+- ``distgnn.data.edgelist.edgelist_edges``: a text edge list, parsed ``chunk_bytes``
   of text at a time. The format needs no ID remapping (IDs are the integers written), but its node count
   is the largest ID plus one unless given; then the file is parsed twice, once to count. An ID outside
   ``[0, num_nodes)`` is one line naming the file's line.
@@ -26,13 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from distgnn import jsonio
-from distgnn.data.edgelist import check_ids, iter_pairs
 from distgnn.data.graph_dir import FORMAT_NAME, FORMAT_VERSION, MARKER, open_npy
 from distgnn.data.mapped import release
 from distgnn.errors import DistGNNError
 
 CHUNK_EDGES = 1 << 22
-_EXPECTED = "two integer node IDs"
 
 
 @dataclass(frozen=True)
@@ -87,51 +85,3 @@ def graph_dir_edges(path: str | os.PathLike[str], chunk_edges: int = CHUNK_EDGES
     except DistGNNError as err:
         raise DistGNNError(f"{files['edge_src']}, {files['edge_dst']}: {err}") from None
     return EdgeStream(chunks, int(x.shape[0]), int(src.shape[0]))
-
-
-class _TextChunks:
-    """Re-iterable ``(src, dst)`` chunks of a text edge list, each ID checked against the node count."""
-
-    def __init__(self, path: Path, num_nodes: int, chunk_bytes: int | None, progress: bool) -> None:
-        self.path, self.num_nodes, self.chunk_bytes, self.progress = path, num_nodes, chunk_bytes, progress
-
-    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        row = 0
-        for pairs in iter_pairs(self.path, _EXPECTED, chunk_bytes=self.chunk_bytes, progress=self.progress):
-            check_ids(self.path, pairs, self.num_nodes, first_row=row)
-            row += pairs.shape[0]
-            yield pairs[:, 0], pairs[:, 1]
-
-
-def edgelist_node_count(
-    path: str | os.PathLike[str], *, chunk_bytes: int | None = None, progress: bool = False
-) -> tuple[int, int]:
-    """``(num_nodes, num_edges)`` of a text edge list: the largest ID plus one, and its line count."""
-    path = Path(path)
-    top, rows = -1, 0
-    for pairs in iter_pairs(path, _EXPECTED, chunk_bytes=chunk_bytes, progress=progress):
-        check_ids(path, pairs, None, first_row=rows)
-        if pairs.size:
-            top = max(top, int(pairs.max()))
-        rows += pairs.shape[0]
-    return top + 1, rows
-
-
-def edgelist_edges(
-    path: str | os.PathLike[str],
-    *,
-    num_nodes: int | None = None,
-    chunk_bytes: int | None = None,
-    progress: bool = False,
-) -> EdgeStream:
-    """A text edge list in chunks of ``chunk_bytes`` of text (default ``edgelist.CHUNK_BYTES``, 32 MiB;
-    see the module docstring)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DistGNNError(f"no such file: {path}")
-    if chunk_bytes is not None and chunk_bytes < 1:
-        raise DistGNNError(f"chunk_bytes must be >= 1, got {chunk_bytes}")
-    num_edges = None
-    if num_nodes is None:
-        num_nodes, num_edges = edgelist_node_count(path, chunk_bytes=chunk_bytes, progress=progress)
-    return EdgeStream(_TextChunks(path, num_nodes, chunk_bytes, progress), num_nodes, num_edges)

@@ -19,7 +19,6 @@ import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -32,13 +31,12 @@ from distgnn.data.assemble import (
     graph_from_csr,
     in_memory_csr,
 )
+from distgnn.data.csr_on_disk import CsrOnDisk
+from distgnn.data.edge_chunks import EdgeStream
 from distgnn.data.graph import Graph
 from distgnn.data.progress import Stages, bytes_bar
 from distgnn.data.splits import random_split
 from distgnn.errors import DistGNNError
-
-if TYPE_CHECKING:
-    from distgnn.data.edge_chunks import EdgeStream
 
 CHUNK_BYTES = 32 << 20
 _INT64 = (-(2**63), 2**63 - 1)
@@ -196,11 +194,57 @@ def load_npy(path: Path) -> np.ndarray:
         raise DistGNNError(f"{path.name}: not a readable .npy array ({err})") from None
 
 
-def _edge_stream(path: Path, num_nodes: int | None, progress: bool) -> EdgeStream:
-    """The edge list in chunks (``edge_chunks.edgelist_edges``); without ``num_nodes`` it counts them."""
-    from distgnn.data.edge_chunks import edgelist_edges
+EDGES = "two integer node IDs"  # what an edge-list line holds (parse errors say so)
 
-    return edgelist_edges(path, num_nodes=num_nodes, progress=progress)
+
+class _TextChunks:
+    """Re-iterable ``(src, dst)`` chunks of a text edge list, each ID checked against the node count."""
+
+    def __init__(self, path: Path, num_nodes: int, chunk_bytes: int | None, progress: bool) -> None:
+        self.path, self.num_nodes, self.chunk_bytes, self.progress = path, num_nodes, chunk_bytes, progress
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        row = 0
+        for pairs in iter_pairs(self.path, EDGES, chunk_bytes=self.chunk_bytes, progress=self.progress):
+            check_ids(self.path, pairs, self.num_nodes, first_row=row)
+            row += pairs.shape[0]
+            yield pairs[:, 0], pairs[:, 1]
+
+
+def edgelist_node_count(
+    path: str | os.PathLike[str], *, chunk_bytes: int | None = None, progress: bool = False
+) -> tuple[int, int]:
+    """``(num_nodes, num_edges)`` of a text edge list: the largest ID plus one, and its line count."""
+    path = Path(path)
+    top, rows = -1, 0
+    for pairs in iter_pairs(path, EDGES, chunk_bytes=chunk_bytes, progress=progress):
+        check_ids(path, pairs, None, first_row=rows)
+        if pairs.size:
+            top = max(top, int(pairs.max()))
+        rows += pairs.shape[0]
+    return top + 1, rows
+
+
+def edgelist_edges(
+    path: str | os.PathLike[str],
+    *,
+    num_nodes: int | None = None,
+    chunk_bytes: int | None = None,
+    progress: bool = False,
+) -> EdgeStream:
+    """A text edge list (``.gz`` read as it decompresses) in chunks of ``chunk_bytes`` of text (default
+    ``CHUNK_BYTES``), for the out-of-core CSR build: IDs need no remapping, and without ``num_nodes`` the
+    file is parsed once more first, to count them. An ID outside ``[0, num_nodes)`` is one line naming the
+    file's line. A chunk holds about 5 x ``chunk_bytes`` while parsed plus 16 bytes per edge."""
+    path = Path(path)
+    if not path.is_file():
+        raise DistGNNError(f"no such file: {path}")
+    if chunk_bytes is not None and chunk_bytes < 1:
+        raise DistGNNError(f"chunk_bytes must be >= 1, got {chunk_bytes}")
+    num_edges = None
+    if num_nodes is None:
+        num_nodes, num_edges = edgelist_node_count(path, chunk_bytes=chunk_bytes, progress=progress)
+    return EdgeStream(_TextChunks(path, num_nodes, chunk_bytes, progress), num_nodes, num_edges)
 
 
 def load_edgelist(
@@ -219,10 +263,8 @@ def load_edgelist(
     path = _existing(path)
     feat_path = _existing(features) if features is not None else None
     label_path = _existing(labels) if labels is not None else None
-    from distgnn.data.csr_on_disk import CsrOnDisk  # imports edge_chunks, which imports this module
-
     streamed = isinstance(csr, CsrOnDisk)  # out of core: the edges are read in chunks, twice at most
-    pairs = None if streamed else parse_pairs(path, "two integer node IDs", progress=progress)
+    pairs = None if streamed else parse_pairs(path, EDGES, progress=progress)
 
     with Stages(f"loading {path.name}", 2, progress) as stage:
         stage("reading features and labels")
@@ -250,7 +292,7 @@ def load_edgelist(
             if pairs is not None:
                 tops += [int(pairs.max()) + 1] if pairs.size else []
             else:
-                counted = _edge_stream(path, None, progress)
+                counted = edgelist_edges(path, progress=progress)
                 tops.append(counted.num_nodes)
             n = max(tops) if tops else 0
         if label_pairs is not None:
@@ -265,7 +307,7 @@ def load_edgelist(
         stage("normalising")
         if streamed:
             same = counted is not None and counted.num_nodes == n
-            stream = counted if same else _edge_stream(path, n, progress)
+            stream = counted if same else edgelist_edges(path, num_nodes=n, progress=progress)
             indptr, indices = csr.stream(stream.chunks, n, symmetrize, stream.num_edges)  # type: ignore[attr-defined]
             return graph_from_csr(indptr, indices, x=x, y=y, masks=masks, name=path.stem)
         try:

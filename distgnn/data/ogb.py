@@ -26,6 +26,8 @@ from distgnn.data.assemble import (
     graph_from_csr,
     in_memory_csr,
 )
+from distgnn.data.csr_on_disk import CsrOnDisk
+from distgnn.data.edgelist import edgelist_edges
 from distgnn.data.graph import Graph
 from distgnn.data.progress import Stages
 from distgnn.errors import DistGNNError
@@ -84,8 +86,6 @@ def load_ogb(
         raise DistGNNError(f"no such file or directory: {path}")
     root, split = find_root(path)
     raw = root / "raw"
-    from distgnn.data.csr_on_disk import CsrOnDisk  # imports edge_chunks, which imports edgelist
-
     streamed = isinstance(csr, CsrOnDisk)  # out of core: edge.csv.gz is read in chunks, after the rest
     with Stages(f"loading {root.name}", 4, progress) as stage:
         stage("reading edges")
@@ -118,8 +118,6 @@ def load_ogb(
 
         stage("normalising")
         if streamed:
-            from distgnn.data.edge_chunks import edgelist_edges
-
             stream = edgelist_edges(raw / "edge.csv.gz", num_nodes=n, progress=progress)
             indptr, indices = csr.stream(stream.chunks, n, symmetrize)  # type: ignore[attr-defined]
             return graph_from_csr(indptr, indices, x=x, y=y, masks=masks, name=root.name)

@@ -8,7 +8,8 @@ import pytest
 
 from distgnn.data import load_edgelist, load_graph_dir, save_graph_dir
 from distgnn.data.csr_on_disk import MIN_MEMORY, build_csr_on_disk, load_csr_files
-from distgnn.data.edge_chunks import array_chunks, edgelist_edges, edgelist_node_count, graph_dir_edges
+from distgnn.data.edge_chunks import array_chunks, graph_dir_edges
+from distgnn.data.edgelist import edgelist_edges, edgelist_node_count
 from distgnn.errors import DistGNNError
 
 TEXT = """# a SNAP-style header
