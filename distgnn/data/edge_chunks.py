@@ -7,13 +7,8 @@ reads the source again.
 - ``array_chunks``: slices of a ``(src, dst)`` pair already in memory or memory-mapped (no copies).
 - ``graph_dir_edges``: a graph directory's ``edge_src.npy`` / ``edge_dst.npy``, memory-mapped; the node
   count is the row count of ``x.npy``, as when the directory is loaded.
-- ``distgnn.data.edgelist.edgelist_edges``: a text edge list, parsed ``chunk_bytes``
-  of text at a time. The format needs no ID remapping (IDs are the integers written), but its node count
-  is the largest ID plus one unless given; then the file is parsed twice, once to count. An ID outside
-  ``[0, num_nodes)`` is one line naming the file's line.
-
-Memory a text chunk holds while parsed: about 5 x ``chunk_bytes`` (the raw bytes, the decoded text, its
-comma-free copy) plus 16 bytes per edge of the chunk.
+- ``distgnn.data.edgelist.edgelist_edges``: a text edge list (or OGB's ``edge.csv.gz``), parsed a chunk
+  of text at a time.
 """
 
 from __future__ import annotations
