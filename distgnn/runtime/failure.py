@@ -25,7 +25,7 @@ from collections.abc import Iterator
 import torch
 import torch.distributed as dist
 
-from distgnn.errors import AgreedError, DistGNNError, PeerFailedError, first_line
+from distgnn.errors import AgreedError, DistGNNError, PeerFailedError, TrainingInterrupted, first_line
 
 FAILED_KEY = "distgnn/failed"
 LOOKUP_S = 2.0  # how long a peer waits for the failing rank's note before reporting a silent failure
@@ -81,7 +81,7 @@ def reported(rank: int, world_size: int, store: dist.Store | None = None) -> Ite
         return
     try:
         yield
-    except AgreedError:
+    except (AgreedError, TrainingInterrupted):  # the same on every rank; a stop is not a failure to publish
         raise
     except DistGNNError as err:
         publish(store, rank, str(err))
