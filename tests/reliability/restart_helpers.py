@@ -136,3 +136,20 @@ def check_resumed(
     got = metrics(tmp_path / "m.jsonl")  # one line per epoch: the killed attempt's extra epochs were cut
     assert [r["epoch"] for r in got] == list(range(1, EPOCHS + 1))
     assert [r["loss"] for r in got] == [r["loss"] for r in records]
+
+
+def epochs_before_the_signal(tmp_path: Path) -> int:
+    """How many epochs a job signalled in epoch 3 finished (its metrics file: 1, 2, 3, ... with none lost)."""
+    done = [r["epoch"] for r in metrics(tmp_path / "m.jsonl")]
+    assert done == list(range(1, len(done) + 1)) and 3 <= len(done) < EPOCHS  # signalled in epoch 3
+    return len(done)
+
+
+def check_resume_is_exact(args: list[str], tmp_path: Path, shared_tmp: Path) -> None:
+    """``--resume`` from the graph job's checkpoint on 2 processes ends bit-exact with the uninterrupted
+    run, with the same loss every epoch."""
+    resumed = run(distgnn(*args, "--nproc", "2", "--resume"), env())
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    params, records = reference("graph", shared_tmp)
+    assert_bitwise_equal(final_tensors(tmp_path / "ckpt", 2), params)
+    assert [r["loss"] for r in metrics(tmp_path / "m.jsonl")] == [r["loss"] for r in records]

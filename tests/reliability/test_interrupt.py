@@ -22,9 +22,7 @@ def stopped_at(tmp_path, proc, code: int) -> tuple[int, str]:
     assert "Traceback" not in proc.stderr and "Error" not in proc.stderr, proc.stderr[-3000:]
     lines = [ln for ln in proc.stderr.splitlines() if "interrupted" in ln]
     assert len(lines) == 1, proc.stderr[-3000:]  # rank 0 only
-    done = [r["epoch"] for r in h.metrics(tmp_path / "m.jsonl")]
-    assert done == list(range(1, len(done) + 1)) and 3 <= len(done) < h.EPOCHS  # signalled in epoch 3
-    return len(done), lines[0]
+    return h.epochs_before_the_signal(tmp_path), lines[0]
 
 
 def run_as_a_group(cmd: list[str], environ: dict[str, str], ckpt_dir, err_file):
@@ -59,11 +57,7 @@ def test_sigterm_with_checkpoint_on_exit_then_resume_is_exact(tmp_path, shared_t
     assert line == f"distgnn train: interrupted at epoch {n}; last checkpoint: {path}"
     # the finished epoch was saved, as a complete set, before the launcher exited (when Slurm ends the job)
     assert saved == (n, 2)
-    resumed = h.run(h.distgnn(*args, "--nproc", "2", "--resume"), h.env())
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    params, records = h.reference("graph", shared_tmp)
-    h.assert_bitwise_equal(h.final_tensors(tmp_path / "ckpt", 2), params)
-    assert [r["loss"] for r in h.metrics(tmp_path / "m.jsonl")] == [r["loss"] for r in records]
+    h.check_resume_is_exact(args, tmp_path, shared_tmp)
 
 
 @pytest.mark.timeout(300)

@@ -42,9 +42,7 @@ def stopped_at(tmp_path, proc, code: int) -> tuple[int, str]:
     assert "Traceback" not in said and "Error" not in said, proc.stderr[-3000:]
     lines = [ln for ln in proc.stderr.splitlines() if "interrupted" in ln]
     assert len(lines) == 1 and lines == [ln for ln in driver_lines(proc.stderr) if "interrupted" in ln]
-    done = [r["epoch"] for r in h.metrics(tmp_path / "m.jsonl")]
-    assert done == list(range(1, len(done) + 1)) and 3 <= len(done) < h.EPOCHS  # signalled in epoch 3
-    return len(done), lines[0]
+    return h.epochs_before_the_signal(tmp_path), lines[0]
 
 
 @pytest.mark.timeout(1200)
@@ -59,11 +57,7 @@ def test_sigterm_to_the_driver_checkpoints_every_rank_then_resume_is_exact(tmp_p
     path = ckpt.epoch_dir(tmp_path / "ckpt", n)
     assert line == f"distgnn train: interrupted at epoch {n}; last checkpoint: {path}"
     assert ckpt.latest(tmp_path / "ckpt") == (n, 2)
-    resumed = h.run(h.distgnn(*args, "--nproc", "2", "--resume"), h.env())
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    params, records = h.reference("graph", shared_tmp)
-    h.assert_bitwise_equal(h.final_tensors(tmp_path / "ckpt", 2), params)
-    assert [r["loss"] for r in h.metrics(tmp_path / "m.jsonl")] == [r["loss"] for r in records]
+    h.check_resume_is_exact(args, tmp_path, shared_tmp)
 
 
 @pytest.mark.timeout(1200)
