@@ -97,6 +97,11 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+def partition_npz(capsys, sources, tmp_path, *argv: str) -> tuple[int, str, str]:
+    """``distgnn partition`` of the test graph's .npz into ``tmp_path/parts``, in this process."""
+    return run(capsys, "partition", "--dataset", str(sources["npz"]), "--out", str(tmp_path / "parts"), *argv)
+
+
 def partition_process(*argv: str) -> subprocess.CompletedProcess:
     """``distgnn partition`` in its own process, so the peak RSS it prints is that command's alone."""
     cmd = [sys.executable, "-m", "distgnn", "partition", "--no-progress", *argv]
@@ -136,19 +141,7 @@ def test_a_metis_request_out_of_core_runs_kaminpar_under_the_budget_and_says_why
 
 
 def test_a_budget_nothing_can_meet_is_one_line_before_any_work(tmp_path, sources, capsys):
-    out = tmp_path / "parts"
-    code, stdout, stderr = run(
-        capsys,
-        "partition",
-        "--dataset",
-        str(sources["npz"]),
-        "--parts",
-        "4",
-        "--out",
-        str(out),
-        "--memory-budget",
-        "50MB",
-    )
+    code, stdout, stderr = partition_npz(capsys, sources, tmp_path, "--parts", "4", "--memory-budget", "50MB")
     assert code == 2 and stdout == ""
     assert stderr == (
         "distgnn partition: error: a memory budget of 50 MB is too small for 20,000 nodes, 400,000 input "
@@ -160,18 +153,7 @@ def test_a_budget_nothing_can_meet_is_one_line_before_any_work(tmp_path, sources
 
 def test_the_default_budget_is_half_the_available_memory_and_said(tmp_path, sources, capsys, monkeypatch):
     monkeypatch.setattr(partition_command, "available_memory", lambda: 8 * 10**9)
-    code, _, stderr = run(
-        capsys,
-        "partition",
-        "--dataset",
-        str(sources["npz"]),
-        "--parts",
-        "2",
-        "--method",
-        "random",
-        "--out",
-        str(tmp_path / "p"),
-    )
+    code, _, stderr = partition_npz(capsys, sources, tmp_path, "--parts", "2", "--method", "random")
     assert code == 0
     assert stderr.splitlines()[0] == (
         "memory budget 4.00 GB (50% of the available memory; --memory-budget sets it): fits in memory: "
@@ -180,20 +162,8 @@ def test_the_default_budget_is_half_the_available_memory_and_said(tmp_path, sour
 
 
 def test_volume_objective_out_of_core_is_refused(tmp_path, sources, capsys):
-    code, _, stderr = run(
-        capsys,
-        "partition",
-        "--dataset",
-        str(sources["npz"]),
-        "--parts",
-        "2",
-        "--objective",
-        "vol",
-        "--memory-budget",
-        "100MB",
-        "--out",
-        str(tmp_path / "p"),
-    )
+    argv = ("--parts", "2", "--objective", "vol", "--memory-budget", "100MB")
+    code, _, stderr = partition_npz(capsys, sources, tmp_path, *argv)
     assert code == 2
     assert stderr == (
         "distgnn partition: error: --objective vol needs METIS in memory (about 119 MB, over the 100 MB "
