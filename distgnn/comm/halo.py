@@ -25,6 +25,7 @@ from torch import Tensor
 from distgnn.comm.clock import HostClock, Mark, clock_for
 from distgnn.comm.counters import CommCounters
 from distgnn.errors import DistGNNError
+from distgnn.kernels import pool
 
 if TYPE_CHECKING:
     from distgnn.comm.layout import ProcessLayout
@@ -174,7 +175,7 @@ class HaloExchange:
         result_dtype = rows.dtype
         wire = self.wire_dtype or rows.dtype
         payload = rows.to(wire).contiguous()
-        out = torch.empty((sum(out_counts), width), dtype=wire, device=rows.device)
+        out = pool.empty((sum(out_counts), width), payload)
         clock = self.counters.clock
         if self.layout.world_size == 1:
             return PendingExchange(None, out, result_dtype, self.counters, clock.mark())
@@ -193,7 +194,9 @@ class HaloExchange:
     def launch_forward(self, h: Tensor, *, key: Hashable, direction: str = "fwd") -> PendingExchange:
         """Launch the owned-rows -> halo-rows transfer of ``h`` [owned, ...] (no autograd)."""
         self._check_rows(h)
-        rows = flat_rows(h.detach()).index_select(0, self.plan.send_idx)
+        flat = flat_rows(h.detach())
+        idx = self.plan.send_idx
+        rows = torch.index_select(flat, 0, idx, out=pool.empty((idx.shape[0], flat.shape[1]), flat))
         return self.launch(rows, self.plan.recv_counts, self.plan.send_counts, key=key, direction=direction)
 
     def launch_backward(self, grad_halo: Tensor, *, key: Hashable) -> PendingExchange:
@@ -203,7 +206,7 @@ class HaloExchange:
 
     def accumulate(self, received: Tensor, shape: Sequence[int], dtype: torch.dtype) -> Tensor:
         """Scatter-add gradients received for the sent rows into a zero owned-row gradient of ``shape``."""
-        grad = torch.zeros((self.plan.n_owned, received.shape[1]), dtype=dtype, device=received.device)
+        grad = pool.empty((self.plan.n_owned, received.shape[1]), received.new_empty(0, dtype=dtype)).zero_()
         grad.index_add_(0, self.plan.send_idx, received.to(dtype))
         return grad.reshape(tuple(shape))
 
@@ -262,7 +265,8 @@ class _HaloRows(torch.autograd.Function):
         ctx.ex, ctx.key, ctx.on_grad = handle._ex, handle._key, handle._on_grad
         ctx.h_shape, ctx.h_dtype = h.shape, h.dtype
         # A fresh tensor, so autograd never attaches to a buffer someone else keeps.
-        return handle.received().clone()
+        received = handle.received()
+        return pool.empty(received.shape, received).copy_(received)
 
     @staticmethod
     def backward(ctx, grad_rows: Tensor):

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from distgnn.kernels import dropout as _dropout
+from distgnn.kernels import pool
 from distgnn.models.masks import MaskKey
 
 
@@ -135,7 +136,28 @@ def dropout(
 
 def matmul(x: Input, w: Tensor) -> Tensor:
     """``x @ w``."""
-    return _SparseMatmul.apply(w, x) if isinstance(x, SparseRows) else x @ w
+    if isinstance(x, SparseRows):
+        return _SparseMatmul.apply(w, x)
+    if x.dim() == 2 and x.device.type == "cpu" and not torch.is_autocast_enabled("cpu"):
+        return _PooledMatmul.apply(x, w)
+    return x @ w
+
+
+class _PooledMatmul(torch.autograd.Function):
+    """``x @ w`` with the row-sized results (the product, ``x``'s gradient) in the kernels' buffer pool:
+    the same products autograd's ``mm`` computes, without faulting fresh memory in every epoch."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, w: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x, w)
+        return pool.mm(x, w)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        x, w = ctx.saved_tensors
+        g_x = pool.mm(grad, w.t()) if ctx.needs_input_grad[0] else None
+        g_w = x.t() @ grad if ctx.needs_input_grad[1] else None
+        return g_x, g_w
 
 
 def linear(x: Input, lin: nn.Linear) -> Tensor:

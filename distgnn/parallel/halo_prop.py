@@ -41,6 +41,7 @@ from distgnn.comm.stale import StaleHalo
 from distgnn.comm.volume import analytic_bytes
 from distgnn.errors import DistGNNError
 from distgnn.kernels import CSR, gspmm, resolve
+from distgnn.models.inputs import matmul
 from distgnn.models.masks import MaskKey, MaskSeeds, attention_site, check_edge_key_range, edge_mask_keys
 from distgnn.models.propagation import Norm
 from distgnn.parallel.attention import attend_edges
@@ -157,7 +158,7 @@ class HaloPropagation:
             src, dst = self._scales(h, norm)
             return self.schedule.aggregate_linear(h, weight, key=key, src=src, dst=dst, loops=norm == "gcn")
         agg = self.aggregate(h, key=key, norm=norm)
-        return agg @ weight.to(agg.dtype)
+        return matmul(agg, weight.to(agg.dtype))  # its row-sized results pooled (models/inputs.py)
 
     def attend(
         self,

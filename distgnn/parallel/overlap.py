@@ -19,8 +19,6 @@ the streams): the transfer runs on NCCL's stream while that kernel runs on the c
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import sys
 from collections.abc import Callable, Hashable
 
@@ -29,29 +27,17 @@ from torch import Tensor
 
 from distgnn.comm.counters import CommCounters
 from distgnn.comm.halo import HaloExchange, PendingExchange
-from distgnn.kernels import CSR, gspmm
+from distgnn.kernels import CSR, gspmm, pool
 from distgnn.parallel.local_graph import LocalGraph
 
 BLOCK_ROWS = 16384  # rows per inner block: fine enough to poll often, coarse enough to cost nothing
-_HUGE = 2 << 20
-_MADV_HUGEPAGE = 14
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True) if sys.platform == "linux" else None
 
 
 def empty_output(like: Tensor, rows: int) -> Tensor:
-    """An uninitialised [rows, ...] output; on Linux its large interior is advised onto huge pages.
-
-    The blocks are written into one fresh buffer; with 4 KiB pages its first-touch page faults cost
-    more than the copy itself (the single-call kernel avoids them the same way for its own outputs).
-    """
-    out = like.new_empty((rows, *like.shape[1:]))
-    nbytes = out.numel() * out.element_size()
-    if _libc is not None and out.device.type == "cpu" and nbytes >= 2 * _HUGE:
-        lo = (out.data_ptr() + _HUGE - 1) // _HUGE * _HUGE
-        hi = (out.data_ptr() + nbytes) // _HUGE * _HUGE
-        if hi > lo:
-            _libc.madvise(ctypes.c_void_p(lo), ctypes.c_size_t(hi - lo), _MADV_HUGEPAGE)
-    return out
+    """An uninitialised [rows, ...] output, from the kernels' buffer pool when large (kernels/pool.py):
+    the blocks are written into one buffer, whose first-touch page faults would cost more than the
+    copy itself."""
+    return pool.empty((rows, *like.shape[1:]), like)
 
 
 def scale_for(scale: Tensor | None, x: Tensor) -> Tensor | None:
@@ -256,7 +242,7 @@ class _OverlappedAggregateLinear(torch.autograd.Function):
         ctx.scales = (src, dst)
         agg = sched.forward(h, key=key, direction="fwd", src=src, dst=dst, loops=loops)
         ctx.save_for_backward(agg, weight)
-        return agg @ weight.to(agg.dtype)  # bf16 rows (--precision bf16-mixed): the product in bf16 too
+        return pool.mm(agg, weight.to(agg.dtype))  # bf16 rows (--precision bf16-mixed): in bf16 too
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
@@ -270,7 +256,7 @@ class _OverlappedAggregateLinear(torch.autograd.Function):
             src, dst = ctx.scales
             sched: OverlapSchedule = ctx.sched
             g_h = sched.backward(
-                grad @ w.t(), key=ctx.key, src=src, dst=dst, loops=ctx.loops, dtype=ctx.dtype,
+                pool.mm(grad, w.t()), key=ctx.key, src=src, dst=dst, loops=ctx.loops, dtype=ctx.dtype,
                 meanwhile=weight_grad,
             )  # fmt: skip
         elif weight_grad is not None:

@@ -594,6 +594,20 @@ std::vector<std::string> supported_isas() {
   return names;
 }
 
+// `like` gives the dtype (and device: CPU) of the result.
+torch::Tensor pooled_empty(std::vector<int64_t> shape, const torch::Tensor& like) {
+  TORCH_CHECK(like.device().is_cpu(), "pooled_empty: CPU tensors only");
+  return new_output(shape, like.options());
+}
+
+std::vector<int64_t> pool_stats() {
+  auto& pool = distgnn::output_pool();
+  std::lock_guard<std::mutex> lock(pool.mutex);
+  return {static_cast<int64_t>(pool.idle_bytes), static_cast<int64_t>(pool.live_bytes),
+          static_cast<int64_t>(pool.live_peak), static_cast<int64_t>(pool.limit),
+          static_cast<int64_t>(pool.fresh), static_cast<int64_t>(pool.released)};
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "distgnn CPU aggregation kernels";
   m.def("spmm", &spmm, "fused CSR sum/mean aggregation");
@@ -610,4 +624,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("positive_scale", &positive_scale, "out > 0 ? grad * scale : 0 (relu + dropout backward)");
   m.def("dropout_bits", &dropout_bits, "dropout and its keep mask as int64 bits, one word per 64 elements");
   m.def("masked_scale", &masked_scale, "bit i of the mask ? grad * scale : 0 (plain dropout backward)");
+  m.def("pooled_empty", &pooled_empty, "an uninitialised CPU tensor, large ones from the output pool (output.h)");
+  m.def("pool_trim", [] { return static_cast<int64_t>(distgnn::output_pool().trim()); },
+        "once per epoch: free idle buffers the epoch did not reuse, limit idle memory to its live peak");
+  m.def("pool_stats", &pool_stats, "the output pool's idle, live, live-peak, idle-limit, fresh and released bytes");
 }

@@ -1,0 +1,62 @@
+"""Large CPU buffers that are reused across epochs instead of being faulted in again.
+
+glibc serves allocations above 32 MiB with their own mappings and unmaps them when freed, so every epoch
+of a large graph faults in and zeroes its GB-sized activations again (about 30% of a 2M-node epoch was
+system time). The C++ extension keeps a pool of such buffers (``csrc/output.h``): a pooled tensor is an
+ordinary tensor whose memory goes back to the pool, not to the system, once nothing references it, so
+using one is always safe. Its kernels allocate their outputs there; :func:`empty` gives the same to the
+rest of the training step (exchange buffers, products). :func:`trim`, once per epoch, frees what the epoch
+did not reuse and lets the pool keep as much idle memory as the epoch had live at once.
+
+Where the extension is not loaded (another kernel implementation, or a GPU), these fall back to
+``torch.empty`` and do nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+import torch
+from torch import Tensor
+
+
+def _extension() -> ModuleType | None:
+    """The C++ extension if this process loaded it (never imports kernels/cpu.py, which loads Dynamo)."""
+    cpu = sys.modules.get("distgnn.kernels.cpu")
+    return cpu.load_extension() if cpu is not None and cpu.loaded() else None
+
+
+def empty(shape: Sequence[int], like: Tensor) -> Tensor:
+    """An uninitialised tensor of ``shape`` with ``like``'s dtype and device (large CPU ones pooled)."""
+    shape = tuple(int(s) for s in shape)
+    ext = _extension() if like.device.type == "cpu" else None
+    if ext is None:
+        return torch.empty(shape, dtype=like.dtype, device=like.device)
+    return ext.pooled_empty(list(shape), like)
+
+
+def mm(a: Tensor, b: Tensor) -> Tensor:
+    """``a @ b`` for a [rows, k] ``a`` (no autograd), written into a pooled buffer: a product of every row
+    is as large as an activation. Under autocast, or off the CPU, plainly ``a @ b`` (autocast picks the
+    dtype)."""
+    if a.dim() != 2 or b.dim() != 2 or a.device.type != "cpu" or torch.is_autocast_enabled("cpu"):
+        return a @ b
+    return torch.mm(a, b, out=empty((a.shape[0], b.shape[1]), a))
+
+
+def trim() -> int:
+    """Once per epoch: free idle buffers the epoch did not take again; the bytes freed (0 without pool)."""
+    ext = _extension()
+    return 0 if ext is None else int(ext.pool_trim())
+
+
+STATS = ("idle", "live", "live_peak", "limit", "fresh", "released")
+
+
+def stats() -> dict[str, int]:
+    """Bytes: idle in the pool, live (handed out), the live peak since the last trim, the idle limit, and
+    since the last trim newly allocated (not found idle) and given back to the system (over the limit)."""
+    ext = _extension()
+    return dict(zip(STATS, ext.pool_stats() if ext is not None else [0] * len(STATS), strict=True))
