@@ -12,6 +12,7 @@ training (up to float summation order).
 from __future__ import annotations
 
 import math
+import resource
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -30,7 +31,7 @@ from distgnn.comm.collectives import all_reduce
 from distgnn.comm.layout import set_timeout
 from distgnn.config import TrainConfig
 from distgnn.errors import AgreedError, DistGNNError, TrainingInterrupted
-from distgnn.kernels import isa
+from distgnn.kernels import isa, pool
 from distgnn.metrics import (
     EVAL_WIDTH,
     MetricsWriter,
@@ -96,8 +97,12 @@ class TrainResult:
 # (averaged over ranks), then the evaluated flag, (correct, total) for train/val/test and last the
 # non-finite code (distgnn.train.Trainer.nonfinite_code; on the device, no host read per step).
 # "stop_votes": ranks that got SIGINT/SIGTERM (distgnn.runtime.interrupt); every rank sees the same sum.
-SUMMED = ("loss", "comm_bytes", "history_bytes", "stale_reads", "neighbour_reads", "stop_votes")
-AVERAGED = ("epoch_s", "comm_s", "exposed_comm_s", "bubble_s", "grad_sync_s", "eval_s")
+# "minor_faults" / "sys_s": pages this process faulted in and kernel CPU time it used during the step
+# (getrusage), where a step that reuses its memory faults almost nothing.
+SUMMED = (
+    "loss", "comm_bytes", "history_bytes", "stale_reads", "neighbour_reads", "stop_votes", "minor_faults"
+)  # fmt: skip
+AVERAGED = ("epoch_s", "comm_s", "exposed_comm_s", "bubble_s", "grad_sync_s", "eval_s", "sys_s")
 WAITS = ("exposed_comm_s", "bubble_s", "grad_sync_s")  # an epoch's time not spent computing
 # Host syncs (reads of device values: item / tolist / bool / cpu / nonzero) of a training step and of an
 # evaluation, once the first step has built its caches: none. The batched reduction of the metrics reads
@@ -198,6 +203,7 @@ class Trainer:
         tensor: nothing here waits for the device (see :meth:`reduce_epochs`).
         """
         clock = self.clock
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         t0 = clock.mark()
         self.optimizer.zero_grad(set_to_none=False)
         stats = self.strategy.train_step(self.model, epoch)
@@ -212,7 +218,14 @@ class Trainer:
         epoch_s, grad_sync_s = Seconds(clock), Seconds(clock)
         epoch_s.add(t0, clock.mark())
         grad_sync_s.add(t_sync, t_synced)
-        return vars(stats) | {"epoch_s": epoch_s, "grad_sync_s": grad_sync_s, "nonfinite": bad}
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        return vars(stats) | {
+            "epoch_s": epoch_s,
+            "grad_sync_s": grad_sync_s,
+            "nonfinite": bad,
+            "minor_faults": float(after.ru_minflt - usage.ru_minflt),
+            "sys_s": after.ru_stime - usage.ru_stime,
+        }
 
     def nonfinite_code(self, loss: float | Tensor) -> Tensor:
         """This rank's unreduced check, a float64 device scalar (no host read): 1 loss, 2 gradient, 3 both."""
@@ -257,6 +270,7 @@ class Trainer:
         else:
             device = torch.cat([counts.new_zeros(1), counts, bad])
         host = [loss] + [step.get(k, 0.0) for k in SUMMED[1:] + AVERAGED] + [float(evaluated)]
+        pool.trim()  # the next epoch reuses this one's large buffers (kernels/pool.py)
         return EpochRow(host=host, device=device)
 
     def reduce_epochs(self, first_epoch: int, rows: list[EpochRow]) -> list[dict]:
@@ -310,6 +324,8 @@ class Trainer:
                     "grad_sync_s": avg["grad_sync_s"],
                     "eval_s": avg["eval_s"],
                     "nonfinite_ranks": len(bad_ranks.get(i, {})),
+                    "minor_faults": int(round(summed["minor_faults"])),
+                    "sys_s": avg["sys_s"],
                 }
             )
         return records

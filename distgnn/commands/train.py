@@ -35,8 +35,8 @@ examples:
 
 The number of processes must be stages x the number of parts (graph: the parts; pipeline: the stages,
 on a 1-part directory). Metrics: one JSON object per epoch (epoch, loss, train/val/test accuracy, epoch_s,
-compute_s, comm_s, exposed_comm_s, comm_bytes, bubble_s, history_bytes, stale_read_frac) written by rank 0
-to --metrics-out.
+compute_s, comm_s, exposed_comm_s, comm_bytes, bubble_s, history_bytes, stale_read_frac, minor_faults,
+sys_s, ...; see docs/training.md) written by rank 0 to --metrics-out.
 """
 
 
