@@ -5,8 +5,11 @@ of a large graph faults in and zeroes its GB-sized activations again (about 30% 
 system time). The C++ extension keeps a pool of such buffers (``csrc/output.h``): a pooled tensor is an
 ordinary tensor whose memory goes back to the pool, not to the system, once nothing references it, so
 using one is always safe. Its kernels allocate their outputs there; :func:`empty` gives the same to the
-rest of the training step (exchange buffers, products). :func:`trim`, once per epoch, frees what the epoch
-did not reuse and lets the pool keep as much idle memory as the epoch had live at once.
+rest of the training step (exchange buffers, products). A request takes the smallest idle buffer that
+wastes at most a quarter of it. :func:`trim`, once per epoch, frees what the epoch did not reuse and
+raises the idle limit (1 GiB at first) to the epoch's live peak plus what it had to give back, so that
+the next epoch keeps it: steady epochs then allocate nothing large. Where memory is short the limit
+stays within the process's share of the available memory and the pool shrinks instead.
 
 Where the extension is not loaded (another kernel implementation, or a GPU), these fall back to
 ``torch.empty`` and do nothing.
@@ -14,6 +17,7 @@ Where the extension is not loaded (another kernel implementation, or a GPU), the
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -39,17 +43,36 @@ def empty(shape: Sequence[int], like: Tensor) -> Tensor:
 
 def mm(a: Tensor, b: Tensor) -> Tensor:
     """``a @ b`` for a [rows, k] ``a`` (no autograd), written into a pooled buffer: a product of every row
-    is as large as an activation. Under autocast, or off the CPU, plainly ``a @ b`` (autocast picks the
-    dtype)."""
-    if a.dim() != 2 or b.dim() != 2 or a.device.type != "cpu" or torch.is_autocast_enabled("cpu"):
+    is as large as an activation. Plainly ``a @ b`` off the CPU, and under autocast unless both are
+    already in autocast's dtype (then autocast would compute the same product in the same dtype)."""
+    if a.dim() != 2 or b.dim() != 2 or a.device.type != "cpu" or a.dtype != b.dtype:
+        return a @ b
+    if torch.is_autocast_enabled("cpu") and a.dtype != torch.get_autocast_dtype("cpu"):
         return a @ b
     return torch.mm(a, b, out=empty((a.shape[0], b.shape[1]), a))
 
 
+def spare_memory() -> int:
+    """This process's share of the memory the machine has to spare: half of MemAvailable, split between
+    the job's processes on this machine (``LOCAL_WORLD_SIZE``, set by every launcher)."""
+    available = None
+    try:
+        with open("/proc/meminfo") as f:
+            available = next(
+                (int(line.split()[1]) << 10 for line in f if line.startswith("MemAvailable:")), None
+            )
+    except OSError:
+        pass
+    if available is None:  # not Linux: free physical pages
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    return available // (2 * max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+
+
 def trim() -> int:
-    """Once per epoch: free idle buffers the epoch did not take again; the bytes freed (0 without pool)."""
+    """Once per epoch: free idle buffers the epoch did not take again, and let the pool keep what the
+    epoch gave back, within :func:`spare_memory`; the bytes freed (0 without the pool)."""
     ext = _extension()
-    return 0 if ext is None else int(ext.pool_trim())
+    return 0 if ext is None else int(ext.pool_trim(spare_memory()))
 
 
 STATS = ("idle", "live", "live_peak", "limit", "fresh", "released")

@@ -138,25 +138,30 @@ def matmul(x: Input, w: Tensor) -> Tensor:
     """``x @ w``."""
     if isinstance(x, SparseRows):
         return _SparseMatmul.apply(w, x)
-    if x.dim() == 2 and x.device.type == "cpu" and not torch.is_autocast_enabled("cpu"):
-        return _PooledMatmul.apply(x, w)
+    if x.dim() == 2 and x.device.type == "cpu" and w.dim() == 2:
+        autocast = torch.is_autocast_enabled("cpu")
+        if x.dtype == (torch.get_autocast_dtype("cpu") if autocast else w.dtype):
+            return _PooledMatmul.apply(x, w)
     return x @ w
 
 
 class _PooledMatmul(torch.autograd.Function):
     """``x @ w`` with the row-sized results (the product, ``x``'s gradient) in the kernels' buffer pool:
-    the same products autograd's ``mm`` computes, without faulting fresh memory in every epoch."""
+    the products autograd's ``mm`` computes (under autocast: with ``w`` cast to ``x``'s dtype and its
+    gradient cast back, as autocast does), without faulting fresh memory in every epoch."""
 
     @staticmethod
     def forward(ctx, x: Tensor, w: Tensor) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(x, w)
-        return pool.mm(x, w)
+        wx = w.to(x.dtype)
+        ctx.save_for_backward(x, wx)
+        ctx.w_dtype = w.dtype
+        return pool.mm(x, wx)
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
-        x, w = ctx.saved_tensors
-        g_x = pool.mm(grad, w.t()) if ctx.needs_input_grad[0] else None
-        g_w = x.t() @ grad if ctx.needs_input_grad[1] else None
+        x, wx = ctx.saved_tensors
+        g_x = pool.mm(grad, wx.t()) if ctx.needs_input_grad[0] else None
+        g_w = (x.t() @ grad).to(ctx.w_dtype) if ctx.needs_input_grad[1] else None
         return g_x, g_w
 
 

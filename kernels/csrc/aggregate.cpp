@@ -625,7 +625,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("dropout_bits", &dropout_bits, "dropout and its keep mask as int64 bits, one word per 64 elements");
   m.def("masked_scale", &masked_scale, "bit i of the mask ? grad * scale : 0 (plain dropout backward)");
   m.def("pooled_empty", &pooled_empty, "an uninitialised CPU tensor, large ones from the output pool (output.h)");
-  m.def("pool_trim", [] { return static_cast<int64_t>(distgnn::output_pool().trim()); },
-        "once per epoch: free idle buffers the epoch did not reuse, limit idle memory to its live peak");
+  m.def("pool_trim", [](int64_t spare) { return static_cast<int64_t>(distgnn::output_pool().trim(spare)); },
+        "once per epoch: free idle buffers the epoch did not reuse; the idle limit follows what epochs "
+        "need, within what the pool holds plus `spare` bytes");
   m.def("pool_stats", &pool_stats, "the output pool's idle, live, live-peak, idle-limit, fresh and released bytes");
 }

@@ -27,10 +27,12 @@ namespace distgnn {
 // the rows of the owned nodes, of the halo and of the sent rows, a little different in size, share
 // buffers instead of each keeping its own).
 //
-// The idle limit starts at kPoolIdleBytes. trim(), once per epoch: frees what waited through a whole
+// The idle limit starts at kPoolIdleBytes. trim(spare), once per epoch: frees what waited through a whole
 // epoch without being taken again (sizes the epoch no longer asks for), and raises the limit to the most
 // pooled memory that epoch had live at once plus what it had to give back over the limit, so that the
-// next epoch keeps it. Steady epochs then reuse every large buffer.
+// next epoch keeps it: steady epochs then reuse every large buffer. The limit never exceeds what the pool
+// holds plus `spare` (the caller's share of the machine's available memory): where memory is short, the
+// pool stops growing and the process faults its buffers in again instead.
 constexpr size_t kPoolMinBytes = size_t(4) << 20;   // smaller outputs: plain torch::empty
 constexpr size_t kPoolIdleBytes = size_t(1) << 30;  // idle memory the pool may keep before any trim()
 constexpr size_t kHuge = size_t(2) << 20;
@@ -44,6 +46,7 @@ struct OutputPool {
   std::multimap<size_t, Idle> idle;  // capacity (bytes) -> buffer, ordered for the best fit
   size_t idle_bytes = 0;
   size_t limit = kPoolIdleBytes;
+  size_t wanted = kPoolIdleBytes;  // what steady epochs need idle: the largest live peak + give-back seen
   size_t live_bytes = 0;  // pooled buffers handed out and not yet given back
   size_t live_peak = 0;   // the most of them at once since the last trim()
   size_t fresh = 0;       // bytes newly allocated (no idle buffer fitted) since the last trim()
@@ -85,11 +88,13 @@ struct OutputPool {
   }
 
   // See above; returns the bytes given back to the system.
-  size_t trim() {
+  size_t trim(size_t spare) {
     std::vector<void*> drop;
     size_t freed = 0;
     {
       std::lock_guard<std::mutex> lock(mutex);
+      wanted = std::max({wanted, live_peak, live_peak + released});
+      limit = std::min(wanted, idle_bytes + spare);
       for (auto it = idle.begin(); it != idle.end();) {
         if (it->second.stamp < generation) {
           drop.push_back(it->second.ptr);
@@ -100,7 +105,6 @@ struct OutputPool {
         }
       }
       idle_bytes -= freed;
-      limit = std::max({limit, live_peak, live_peak + released});
       live_peak = live_bytes;
       fresh = released = 0;
       ++generation;
