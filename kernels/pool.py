@@ -52,6 +52,56 @@ def mm(a: Tensor, b: Tensor) -> Tensor:
     return torch.mm(a, b, out=empty((a.shape[0], b.shape[1]), a))
 
 
+def add_bias(x: Tensor, bias: Tensor) -> Tensor:
+    """``x + bias`` (bias along the last dimension) into a pooled buffer, with autograd: a model's last
+    layer adds its bias to a row of every node."""
+    if not _pooled(x, bias):
+        return x + bias
+    return _AddBias.apply(x, bias)
+
+
+def select_rows(x: Tensor, idx: Tensor) -> Tensor:
+    """``x.index_select(0, idx)`` with autograd, whose backward scatters into a pooled zeroed buffer
+    (autograd's own allocates a fresh one the size of ``x``: the loss's gradient over every row)."""
+    if not _pooled(x, x):
+        return x.index_select(0, idx)
+    return _SelectRows.apply(x, idx)
+
+
+def _pooled(x: Tensor, other: Tensor) -> bool:
+    """Whether a pooled path computes what torch would: CPU, one dtype, no autocast to change it."""
+    return (
+        x.device.type == "cpu"
+        and x.dtype == other.dtype
+        and not torch.is_autocast_enabled("cpu")
+        and _extension() is not None
+    )
+
+
+class _AddBias(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, bias: Tensor) -> Tensor:  # type: ignore[override]
+        return torch.add(x, bias, out=empty(x.shape, x))
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        g_bias = grad.sum(dim=tuple(range(grad.dim() - 1))) if ctx.needs_input_grad[1] else None
+        return grad, g_bias
+
+
+class _SelectRows(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, idx: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(idx)
+        ctx.shape = x.shape
+        return x.index_select(0, idx)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        (idx,) = ctx.saved_tensors
+        return empty(ctx.shape, grad).zero_().index_add_(0, idx, grad), None
+
+
 def spare_memory() -> int:
     """This process's share of the memory the machine has to spare: half of MemAvailable, split between
     the job's processes on this machine (``LOCAL_WORLD_SIZE``, set by every launcher)."""

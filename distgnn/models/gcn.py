@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from distgnn.kernels import pool
 from distgnn.models.inputs import Input, dense, matmul
 from distgnn.models.propagation import Norm, Propagation
 from distgnn.models.stack import LayerStack, StackConv
@@ -41,7 +42,7 @@ class GCNConv(StackConv):
             out = prop.aggregate(matmul(h, self.weight), key=key, norm=self.aggregation_norm)
         else:
             out = prop.aggregate_linear(dense(h), self.weight, key=key, norm=self.aggregation_norm)
-        return out if self.bias is None or not add_bias else out + self.bias
+        return out if self.bias is None or not add_bias else pool.add_bias(out, self.bias)
 
 
 class GCN(LayerStack):

@@ -21,6 +21,7 @@ from distgnn.comm.clock import Seconds
 from distgnn.comm.collectives import all_reduce, sum_grads
 from distgnn.comm.mesh import Mesh2D
 from distgnn.errors import DistGNNError
+from distgnn.kernels import pool
 from distgnn.metrics import evaluation_counts
 from distgnn.models.layered import LayeredModel
 from distgnn.parallel import precision
@@ -122,7 +123,7 @@ class Strategy(ABC):
         idx, y = self._loss_rows(rows)
         # Indexing keeps the graph connected: a rank without training rows still runs its backward. The
         # softmax and the sum run in float32 whatever the compute dtype (.float() is free for float32).
-        logits = logits.index_select(0, idx).float()
+        logits = pool.select_rows(logits, idx).float()
         return F.cross_entropy(logits, y, reduction="sum") / self.global_counts[0]
 
     def _loss_rows(self, rows: Tensor | slice) -> tuple[Tensor, Tensor]:

@@ -93,7 +93,7 @@ struct OutputPool {
     size_t freed = 0;
     {
       std::lock_guard<std::mutex> lock(mutex);
-      wanted = std::max({wanted, live_peak, live_peak + released});
+      wanted = std::max(wanted, live_peak + released);
       limit = std::min(wanted, idle_bytes + spare);
       for (auto it = idle.begin(); it != idle.end();) {
         if (it->second.stamp < generation) {

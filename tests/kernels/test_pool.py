@@ -122,3 +122,20 @@ def test_mm_writes_the_same_product_into_a_pooled_buffer():
     assert pool.stats()["live"] == 12 * MB
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert pool.mm(a, b).dtype == torch.bfloat16  # under autocast: plainly a @ b, autocast's dtype
+
+
+def test_add_bias_and_select_rows_match_torchs_autograd_bit_for_bit():
+    torch.manual_seed(1)
+    x = torch.randn(40_000, 40, requires_grad=True)  # 6.1 MiB rows: pooled
+    bias = torch.randn(40, requires_grad=True)
+    idx = torch.randint(0, 40_000, (5000,))
+    grads = []
+    for add, select in ((pool.add_bias, pool.select_rows), (torch.add, torch.index_select)):
+        x.grad = bias.grad = None
+        out = add(x, bias)
+        rows = select(out, idx) if select is pool.select_rows else select(out, 0, idx)
+        (rows.square().sum() + out.sum()).backward()
+        grads.append((out.detach(), rows.detach(), x.grad, bias.grad))
+    assert pool.stats()["live"] >= 6 * MB  # grads[0]'s row-sized tensors are pooled
+    for ours, torchs in zip(*grads, strict=True):
+        assert torch.equal(ours, torchs)
