@@ -4,12 +4,14 @@ glibc serves allocations above 32 MiB with their own mappings and unmaps them wh
 of a large graph faults in and zeroes its GB-sized activations again (about 30% of a 2M-node epoch was
 system time). The C++ extension keeps a pool of such buffers (``csrc/output.h``): a pooled tensor is an
 ordinary tensor whose memory goes back to the pool, not to the system, once nothing references it, so
-using one is always safe. Its kernels allocate their outputs there; :func:`empty` gives the same to the
-rest of the training step (exchange buffers, products). A request takes the smallest idle buffer that
+using one is always safe. Its kernels allocate their outputs there; :func:`empty`, :func:`mm`,
+:func:`add_bias` and :func:`select_rows` give the same to the rest of the training step (exchange
+buffers, products, the last layer's bias, the loss's gradient). A request takes the smallest idle buffer that
 wastes at most a quarter of it. :func:`trim`, once per epoch, frees what the epoch did not reuse and
 raises the idle limit (1 GiB at first) to the epoch's live peak plus what it had to give back, so that
-the next epoch keeps it: steady epochs then allocate nothing large. Where memory is short the limit
-stays within the process's share of the available memory and the pool shrinks instead.
+the next epoch keeps it: steady epochs then allocate nothing large. The limit never grows past what the
+pool holds plus this process's share of the available memory: where memory is short, buffers are
+faulted in again instead.
 
 Where the extension is not loaded (another kernel implementation, or a GPU), these fall back to
 ``torch.empty`` and do nothing.
