@@ -17,7 +17,6 @@ import sys
 import pytest
 
 from distgnn.data.synthetic import synthetic_graph
-from distgnn.kernels import cpu
 from distgnn.partitioning import partition_graph
 
 PAGES = 100_000 * 128 * 4 // 4096  # one 1-rank activation: 12,500 pages
@@ -26,6 +25,10 @@ STEADY_LIMIT = PAGES // 10  # per rank and steady epoch; one re-faulted activati
 
 @pytest.fixture(scope="module")
 def graph_dirs(tmp_path_factory):
+    # Imported here, not at collection: kernels/cpu.py loads Dynamo, which imports Triton before
+    # tests/kernels/conftest.py sets TRITON_INTERPRET (tests/kernels/test_import_light.py).
+    from distgnn.kernels import cpu
+
     if not cpu.is_available():
         pytest.skip(f"the C++ kernels do not build here: {cpu.build_error()}")
     graph = synthetic_graph(num_nodes=100_000, num_edges=1_000_000, num_features=128, num_classes=8, seed=0)
